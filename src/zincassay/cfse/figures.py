@@ -1,0 +1,146 @@
+"""Per-sample CFSE figures: gating, generation fit (FlowJo-style), generation bars, controls.
+
+PNG files are written without timestamps or software tags, so reruns give identical bytes.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from matplotlib.patches import Ellipse  # noqa: E402
+
+from zincassay.cfse.deconvolve import GenerationFit  # noqa: E402
+from zincassay.cfse.gating import safe_log10  # noqa: E402
+from zincassay.cfse.pipeline import GatedFile  # noqa: E402
+
+__all__ = ["save", "gating_figure", "fit_figure", "generations_figure", "control_figure"]
+
+
+def save(fig: plt.Figure, path: str | Path) -> None:
+    path = Path(path)
+    tmp = path.with_name(path.stem + ".part.png")
+    fig.savefig(tmp, dpi=110, metadata={"Software": None})
+    plt.close(fig)
+    tmp.replace(path)
+
+
+def gating_figure(g: GatedFile, title: str) -> plt.Figure:
+    gates = {x.name: x for x in g.gating.gates}
+    ch = g.gating.channels
+    fig, axes = plt.subplots(1, 3, figsize=(12, 3.8))
+    ax = axes[0]
+    if ch.fsc and ch.ssc:
+        fx = safe_log10(g.events[:, g.data.channel_index(ch.fsc)])
+        sy = safe_log10(g.events[:, g.data.channel_index(ch.ssc)])
+        ax.hist2d(fx, sy, bins=120, cmap="viridis", norm=matplotlib.colors.LogNorm())
+        lg = gates.get("lymphocytes")
+        if lg is not None and lg.params:
+            cov = np.array(lg.params["cov_log10"])
+            vals, vecs = np.linalg.eigh(cov)
+            r = np.sqrt(lg.params["mahalanobis2_max"] * vals)
+            angle = np.degrees(np.arctan2(vecs[1, 1], vecs[0, 1]))
+            ax.add_patch(Ellipse(lg.params["center_log10"], 2 * r[1], 2 * r[0], angle=angle, fill=False, color="red", lw=1.5))
+            ax.set_title(f"lymphocytes: {lg.events_kept}/{lg.events_in}", fontsize=9)
+        ax.set_xlabel(f"log10 {ch.fsc}")
+        ax.set_ylabel(f"log10 {ch.ssc}")
+    else:
+        ax.text(0.5, 0.5, "no scatter channels", ha="center")
+    ax = axes[1]
+    sg = gates.get("singlets")
+    if ch.fsc_a and ch.fsc_h and sg is not None and sg.params:
+        fa = g.events[:, g.data.channel_index(ch.fsc_a)]
+        fh = g.events[:, g.data.channel_index(ch.fsc_h)]
+        ax.hist2d(safe_log10(fh), fa / np.maximum(fh, 1e-9), bins=(120, 120), range=[[np.quantile(safe_log10(fh), 0.001), safe_log10(fh).max()], [0.5, 3]],
+                  cmap="viridis", norm=matplotlib.colors.LogNorm())
+        for k in ("ratio_low", "ratio_high"):
+            ax.axhline(sg.params[k], color="red", lw=1.2)
+        ax.set_xlabel(f"log10 {ch.fsc_h}")
+        ax.set_ylabel(f"{ch.fsc_a} / {ch.fsc_h}")
+        ax.set_title(f"singlets: {sg.events_kept}/{sg.events_in}", fontsize=9)
+    else:
+        ax.text(0.5, 0.5, "singlet gate skipped\n(only one of FSC-A, FSC-H)", ha="center", va="center")
+        ax.set_axis_off()
+    ax = axes[2]
+    lv = gates.get("live")
+    if lv is not None:
+        v = safe_log10(g.events[:, g.data.channel_index(lv.params["channel"])])
+        ax.hist(v, bins=150, color="0.4")
+        ax.axvline(np.log10(max(lv.params["threshold"], 1)), color="red", lw=1.2)
+        ax.set_xlabel(f"log10 {lv.params['channel']}")
+        ax.set_title(f"live: {lv.events_kept}/{lv.events_in}", fontsize=9)
+    else:
+        ax.text(0.5, 0.5, "no viability channel\n(cfse.viability_channel)", ha="center", va="center")
+        ax.set_axis_off()
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def fit_figure(fit: GenerationFit, title: str) -> plt.Figure:
+    """CFSE histogram with each generation's fitted curve coloured and their sum (as FlowJo shows it)."""
+    fig, ax = plt.subplots(figsize=(7, 4))
+    centers = (fit.edges[:-1] + fit.edges[1:]) / 2
+    ax.step(centers, fit.counts, where="mid", color="0.55", lw=1, label="events")
+    cmap = plt.get_cmap("turbo")
+    n_gen = fit.cells.size
+    for g in range(n_gen):
+        if fit.cells[g] < 0.5:
+            continue
+        ax.fill_between(centers, fit.components[g], color=cmap(g / max(n_gen - 1, 1)), alpha=0.45, lw=0)
+        peak = int(np.argmax(fit.components[g]))
+        ax.text(centers[peak], fit.components[g][peak], str(g), ha="center", va="bottom", fontsize=8)
+    bg = fit.components[n_gen:].sum(axis=0)
+    if bg.sum() > 0.5:
+        ax.plot(centers, bg, color="k", ls=":", lw=1, label="background")
+    ax.plot(centers, fit.components.sum(axis=0), color="k", lw=1.2, label="sum of fit")
+    if fit.af_median_log10 is not None:
+        ax.axvline(fit.af_median_log10, color="purple", ls="--", lw=1, label="autofluorescence median")
+    lo = max(0.0, min(fit.generation_mu[-1] - 0.5, fit.af_median_log10 or 5) - 0.3)
+    ax.set_xlim(lo, fit.edges[-1])
+    ax.set_xlabel("log10 CFSE")
+    ax.set_ylabel("events per bin")
+    ax.set_title(f"{title}  (peak ratio {fit.peak_ratio:.2f}, reduced χ² {fit.reduced_chi2:.2f})", fontsize=9)
+    ax.legend(fontsize=7, loc="upper left")
+    fig.tight_layout()
+    return fig
+
+
+def generations_figure(fit: GenerationFit, title: str) -> plt.Figure:
+    """Raw generation fractions next to precursor-corrected fractions."""
+    from zincassay.cfse.indices import precursor_fractions
+
+    fig, ax = plt.subplots(figsize=(6, 3.6))
+    g = np.arange(fit.cells.size)
+    ax.bar(g - 0.2, 100 * fit.fractions, width=0.4, label="cells at harvest (%)", color="tab:blue")
+    ax.bar(g + 0.2, 100 * precursor_fractions(fit.cells), width=0.4, label="precursors (%)", color="tab:orange")
+    ax.set_xticks(g)
+    ax.set_xlabel("generation (divisions)")
+    ax.set_ylabel("%")
+    ax.legend(fontsize=8)
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def control_figure(summary: dict, values: np.ndarray, title: str) -> plt.Figure:
+    fig, ax = plt.subplots(figsize=(6, 3.6))
+    x = safe_log10(values)
+    ax.hist(x, bins=200, color="0.5", density=True)
+    if "parent" in summary:
+        p = summary["parent"]
+        grid = np.linspace(x.min(), x.max(), 400)
+        ax.plot(grid, np.exp(-0.5 * ((grid - p["mu_log10"]) / p["sigma_log10"]) ** 2) / (p["sigma_log10"] * np.sqrt(2 * np.pi)),
+                color="red", lw=1.2, label=f"parent: {p['mu_log10']:.3f} ± {p['sigma_log10']:.3f} (log10)")
+    else:
+        ax.axvline(np.log10(max(summary["autofluorescence"]["median"], 1)), color="purple", ls="--",
+                   label=f"autofluorescence median {summary['autofluorescence']['median']:.0f}")
+    ax.set_xlabel("log10 CFSE")
+    ax.legend(fontsize=8)
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,112 @@
+"""Command-line interface: ``zincassay {validate,simulate,init,...}``.
+
+Expected problems (:class:`zincassay.errors.ZincassayError`) are printed as one message and
+exit with status 1; no Python traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from zincassay import __version__
+from zincassay.errors import ZincassayError
+
+
+def _cmd_validate(args: argparse.Namespace) -> int:
+    from zincassay.config import load_config_file
+    from zincassay.samplesheet import load_inputs
+
+    cfg = load_config_file(args.config)
+    if args.samples:
+        cfg["samples"] = args.samples
+    inputs = load_inputs(cfg, base_dir=args.workdir)
+    sheet = inputs.sheet
+    counts = sheet.groupby(["assay", "role"]).size()
+    print(f"OK: config and sample sheet are valid ({len(sheet)} files: "
+          + ", ".join(f"{n} {a} {r}" for (a, r), n in counts.items()) + ")")
+    return 0
+
+
+def _cmd_simulate(args: argparse.Namespace) -> int:
+    from zincassay.simulate import simulate_dataset
+
+    sheet = simulate_dataset(args.outdir, seed=args.seed, n_donors=args.donors, n_events=args.events,
+                             cfse_format=args.cfse_format, peak_ratio=args.peak_ratio,
+                             imaging=not args.no_imaging, sheet_path=args.sheet)
+    print(f"simulated data in {args.outdir}; sample sheet {sheet}; ground truth in {Path(args.outdir) / 'truth'}")
+    return 0
+
+
+def _cmd_init(args: argparse.Namespace) -> int:
+    from zincassay.init_sheet import draft_sample_sheet
+    from zincassay.simulate import write_table
+
+    raw = Path(args.raw_dir)
+    if not raw.is_dir():
+        raise ZincassayError(f"{raw}: no such folder; give the folder that holds your FCS files and stacks")
+    out = Path(args.output)
+    if out.exists() and not args.force:
+        raise ZincassayError(f"{out} exists; pass --force to overwrite it or -o to write elsewhere")
+    sheet, unfilled = draft_sample_sheet(raw, out)
+    if sheet.empty:
+        raise ZincassayError(f"{raw}: no FCS (.fcs, .lmd) or image (.tif, .nd2, .czi, .lif) files found")
+    write_table(sheet, out)
+    print(f"wrote {out} with {len(sheet)} rows")
+    if unfilled:
+        print("review these cells:")
+        for msg in unfilled:
+            print(f"  - {msg}")
+    print(f"then check it with: zincassay validate --samples {out}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="zincassay", description=__doc__.splitlines()[0])
+    ap.add_argument("--version", action="version", version=f"zincassay {__version__}")
+    sub = ap.add_subparsers(dest="command", required=True)
+
+    v = sub.add_parser("validate", help="check the config and sample sheet, reporting every problem at once")
+    v.add_argument("--config", default="config/config.yaml", help="config file (default: %(default)s)")
+    v.add_argument("--samples", help="sample sheet (overrides the config's 'samples')")
+    v.add_argument("--workdir", default=".", help="folder the config's paths are relative to (default: .)")
+    v.set_defaults(func=_cmd_validate)
+
+    s = sub.add_parser("simulate", help="write a simulated experiment with ground truth")
+    s.add_argument("outdir")
+    s.add_argument("--seed", type=int, default=1)
+    s.add_argument("--donors", type=int, default=2)
+    s.add_argument("--events", type=int, default=10000, help="events per FCS file")
+    s.add_argument("--cfse-format", default="fcs3.1-float", choices=["fcs3.1-float", "fcs3.0-int32", "fcs2.0-log"])
+    s.add_argument("--peak-ratio", type=float, default=2.0)
+    s.add_argument("--no-imaging", action="store_true")
+    s.add_argument("--sheet", help="where to write the sample sheet (default: OUTDIR/samples.tsv)")
+    s.set_defaults(func=_cmd_simulate)
+
+    i = sub.add_parser("init", help="draft a sample sheet from a folder of raw files")
+    i.add_argument("raw_dir")
+    i.add_argument("-o", "--output", default="config/samples.tsv")
+    i.add_argument("--force", action="store_true")
+    i.set_defaults(func=_cmd_init)
+
+    from zincassay.cfse.cli import add_cfse_commands
+
+    add_cfse_commands(sub)
+    return ap
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except ZincassayError as exc:
+        print(f"zincassay {args.command}: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

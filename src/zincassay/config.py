@@ -1,0 +1,126 @@
+"""The config contract: JSON-schema validation with defaults filled in.
+
+The schemas live in ``workflow/schemas/`` (Snakemake Workflow Catalog layout) and are shipped
+inside the wheel as ``zincassay/schemas``. Unknown keys are errors, each reported with the
+closest valid key.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+from zincassay.errors import ValidationError
+
+__all__ = ["schema", "fill_defaults", "config_problems", "resolve_config", "load_config_file", "KD_NM"]
+
+#: Dissociation constants (nM) of the supported probes; see science.md §2 and the README.
+KD_NM = {"FluoZin-3": 15.0, "Zinpyr-1": 0.7}
+
+
+def _schema_dir() -> Path:
+    packaged = resources.files("zincassay") / "schemas"
+    if packaged.is_dir():
+        return Path(str(packaged))
+    return Path(__file__).resolve().parents[2] / "workflow" / "schemas"
+
+
+@cache
+def schema(name: str) -> dict:
+    """Load ``workflow/schemas/<name>.schema.yaml``."""
+    path = _schema_dir() / f"{name}.schema.yaml"
+    with path.open(encoding="utf-8") as fh:
+        return yaml.safe_load(fh)
+
+
+def fill_defaults(instance: Any, sch: dict) -> Any:
+    """Return a copy of ``instance`` with every missing key that has a schema default filled in."""
+    if not isinstance(instance, dict) or sch.get("type") != "object":
+        return instance
+    out = copy.deepcopy(instance)
+    for key, sub in sch.get("properties", {}).items():
+        if key not in out and "default" in sub:
+            out[key] = copy.deepcopy(sub["default"])
+        if key in out:
+            out[key] = fill_defaults(out[key], sub)
+    return out
+
+
+def _where(path: Any) -> str:
+    return ".".join(str(p) for p in path) or "(top level)"
+
+
+def config_problems(cfg: dict) -> list[str]:
+    """Every schema problem in a config, one sentence each naming the key and the fix."""
+    sch = schema("config")
+    validator = jsonschema.Draft202012Validator(sch)
+    problems = []
+    for err in sorted(validator.iter_errors(cfg), key=lambda e: list(map(str, e.absolute_path))):
+        where = _where(err.absolute_path)
+        if err.validator == "additionalProperties":
+            allowed = sorted(err.schema.get("properties", {}))
+            extra = sorted(set(err.instance) - set(allowed))
+            for key in extra:
+                guess = difflib.get_close_matches(key, allowed, n=1)
+                hint = f"did you mean {guess[0]!r}?" if guess else f"allowed keys: {', '.join(allowed)}"
+                full = f"{where}.{key}" if err.absolute_path else key
+                problems.append(f"config key {full!r} is unknown; {hint}")
+        elif err.validator == "enum":
+            problems.append(f"config key {where}: {err.instance!r} is not one of {err.validator_value}")
+        elif err.validator == "type":
+            problems.append(f"config key {where}: {err.instance!r} should be of type {err.validator_value}")
+        else:
+            problems.append(f"config key {where}: {err.message}")
+    if not problems:
+        cond = cfg.get("conditions", {})
+        order = cond.get("order", [])
+        ref = cond.get("reference")
+        if ref is not None and order and ref not in order:
+            problems.append(
+                f"config key conditions.reference: {ref!r} is not in conditions.order {order}; "
+                "add it to the order or pick one of those"
+            )
+        comp = cfg.get("cfse", {}).get("compensate", "auto")
+        if comp not in ("auto", "off") and not Path(comp).is_file():
+            problems.append(
+                f"config key cfse.compensate: {comp!r} is neither auto, off, nor an existing CSV file"
+            )
+    return problems
+
+
+def resolve_config(cfg: dict | None) -> dict:
+    """Validate a config and fill in defaults; raise :class:`ValidationError` listing all problems."""
+    cfg = dict(cfg or {})
+    filled = fill_defaults(cfg, schema("config"))
+    problems = config_problems(filled)
+    if problems:
+        raise ValidationError(problems, "the config")
+    return filled
+
+
+def load_config_file(path: str | Path) -> dict:
+    """Read a YAML config file; a YAML syntax error becomes a :class:`ValidationError`."""
+    path = Path(path)
+    try:
+        with path.open(encoding="utf-8") as fh:
+            data = yaml.safe_load(fh) or {}
+    except FileNotFoundError:
+        raise ValidationError([f"config file {path} does not exist"]) from None
+    except yaml.YAMLError as exc:
+        raise ValidationError([f"{path} is not valid YAML: {exc}"]) from None
+    if not isinstance(data, dict):
+        raise ValidationError([f"{path} must hold a mapping of keys (e.g. 'samples: ...')"])
+    return data
+
+
+def kd_nM(cfg: dict) -> float:
+    """Kd (nM) in force: ``imaging.kd_nM`` when set, else the probe's literature value."""
+    img = cfg["imaging"]
+    return float(img["kd_nM"]) if img.get("kd_nM") else KD_NM[img["probe"]]

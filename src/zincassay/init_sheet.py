@@ -1,0 +1,96 @@
+"""Draft a sample sheet from a folder of raw files (``zincassay init RAW_DIR``).
+
+Assay from the file type; condition, role, donor and batch from file-name tokens; frame
+interval from image metadata. Cells that could not be filled are left blank and listed.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pandas as pd
+
+__all__ = ["FCS_SUFFIXES", "IMAGE_SUFFIXES", "draft_sample_sheet"]
+
+FCS_SUFFIXES = (".fcs", ".lmd")
+IMAGE_SUFFIXES = (".tif", ".tiff", ".nd2", ".czi", ".lif")
+CONDITION_TOKENS = {
+    "def": "deficient", "deficient": "deficient", "zndef": "deficient",
+    "rep": "replete", "replete": "replete", "ctrl": "replete",
+    "sup": "supplemented", "supp": "supplemented", "supplemented": "supplemented",
+}
+ROLE_TOKENS = {"unstim": "unstimulated", "unstimulated": "unstimulated", "us": "unstimulated",
+               "unstained": "unstained", "unst": "unstained", "nostain": "unstained", "blank": "unstained"}
+
+
+def _tokens(name: str) -> list[str]:
+    return [t for t in re.split(r"[^A-Za-z0-9]+", name.lower()) if t]
+
+
+def _frame_interval_s(path: Path) -> str:
+    if path.suffix.lower() not in (".tif", ".tiff"):
+        return ""
+    try:
+        import tifffile
+
+        with tifffile.TiffFile(path) as tif:
+            ij = tif.imagej_metadata or {}
+            if ij.get("finterval"):
+                return f"{float(ij['finterval']):g}"
+            ome = tif.ome_metadata or ""
+            m = re.search(r'TimeIncrement="([0-9.eE+-]+)"', ome)
+            if m:
+                return f"{float(m.group(1)):g}"
+    except Exception:  # unreadable image: left blank and reported by 'validate'
+        return ""
+    return ""
+
+
+def draft_sample_sheet(raw_dir: str | Path, sheet_path: str | Path) -> tuple[pd.DataFrame, list[str]]:
+    """Build a draft sheet for every raw file under ``raw_dir``.
+
+    Returns the sheet (file paths relative to ``sheet_path``'s folder) and a list of the cells
+    left blank, one message each.
+    """
+    raw_dir, sheet_path = Path(raw_dir), Path(sheet_path)
+    files = sorted(p for p in raw_dir.rglob("*") if p.is_file() and p.suffix.lower() in FCS_SUFFIXES + IMAGE_SUFFIXES)
+    rows, unfilled = [], []
+    used: set[str] = set()
+    for f in files:
+        toks = _tokens(f.stem)
+        assay = "cfse" if f.suffix.lower() in FCS_SUFFIXES else "imaging"
+        role = next((ROLE_TOKENS[t] for t in toks if t in ROLE_TOKENS), "sample")
+        condition = next((CONDITION_TOKENS[t] for t in toks if t in CONDITION_TOKENS), "")
+        donor = next((t.upper() for t in toks if re.fullmatch(r"(d|donor)\d+", t)), "")
+        donor = re.sub(r"^DONOR", "D", donor)
+        batch = next((t.upper() for t in toks if re.fullmatch(r"(b|batch)\d+", t)), "")
+        batch = re.sub(r"^BATCH", "B", batch)
+        sid = re.sub(r"[^A-Za-z0-9_-]+", "_", f.stem).strip("_") or "sample"
+        base, k = sid, 2
+        while sid in used:
+            sid, k = f"{base}_{k}", k + 1
+        used.add(sid)
+        interval = _frame_interval_s(f) if assay == "imaging" else ""
+        row = {"sample_id": sid, "assay": assay, "file": str(Path(_rel(f, sheet_path.parent))),
+               "condition": condition if role == "sample" else "", "role": role, "donor": donor,
+               "batch": batch or "B1", "frame_interval_s": interval, "stimulus_s": "", "pyrithione_s": "",
+               "tpen_s": ""}
+        rows.append(row)
+        if role == "sample" and not condition:
+            unfilled.append(f"{sid}: condition (no def/rep/sup token in {f.name!r})")
+        if role == "sample" and not donor:
+            unfilled.append(f"{sid}: donor (no D1/donor1 token in {f.name!r})")
+        if not batch:
+            unfilled.append(f"{sid}: batch set to B1 (no B1/batch1 token in {f.name!r}); check it")
+        if assay == "imaging" and not interval:
+            unfilled.append(f"{sid}: frame_interval_s (not in the file's metadata)")
+        if assay == "imaging":
+            unfilled.append(f"{sid}: stimulus_s, pyrithione_s, tpen_s blank: they will be detected and flagged")
+    return pd.DataFrame(rows), unfilled
+
+
+def _rel(path: Path, start: Path) -> str:
+    import os
+
+    return os.path.relpath(path.resolve(), start.resolve())

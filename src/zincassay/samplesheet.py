@@ -1,0 +1,205 @@
+"""The sample-sheet contract: reading, validation (all problems at once) and control matching.
+
+One row per raw file; columns documented in ``config/README.md`` and
+``workflow/schemas/samples.schema.yaml``. Row numbers in messages are the line numbers of the
+TSV file (the header is line 1).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import jsonschema
+import pandas as pd
+
+from zincassay.config import config_problems, fill_defaults, schema
+from zincassay.errors import ValidationError
+
+__all__ = [
+    "REQUIRED_COLUMNS",
+    "IMAGING_TIME_COLUMNS",
+    "Inputs",
+    "read_sample_sheet",
+    "sheet_problems",
+    "match_controls",
+    "extra_columns",
+    "load_inputs",
+]
+
+REQUIRED_COLUMNS = ("sample_id", "assay", "file", "condition", "role", "donor", "batch")
+IMAGING_TIME_COLUMNS = ("frame_interval_s", "stimulus_s", "pyrithione_s", "tpen_s")
+ROLES = {"cfse": {"sample", "unstimulated", "unstained"}, "imaging": {"sample"}}
+
+
+@dataclass
+class Inputs:
+    """A validated config and sample sheet.
+
+    ``sheet`` has one row per raw file, indexed by ``sample_id``, with ``path`` (absolute) added,
+    and ``unstimulated``/``unstained`` (matched control ids, '' when none) for cfse rows.
+    """
+
+    config: dict
+    sheet: pd.DataFrame
+
+
+def read_sample_sheet(path: str | Path) -> pd.DataFrame:
+    """Read the TSV as strings (blank cells are ''); raise ValidationError when unreadable."""
+    path = Path(path)
+    if not path.is_file():
+        raise ValidationError([f"sample sheet {path} does not exist; set 'samples' in the config "
+                               "or create it with 'zincassay init RAW_DIR'"])
+    try:
+        sheet = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False, comment=None)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise ValidationError([f"sample sheet {path} cannot be read as a TSV: {exc}"]) from None
+    sheet.columns = [str(c).strip() for c in sheet.columns]
+    return sheet.map(lambda v: v.strip() if isinstance(v, str) else v)
+
+
+def extra_columns(sheet: pd.DataFrame) -> list[str]:
+    """Columns the user added beyond the contract, in sheet order."""
+    known = set(REQUIRED_COLUMNS) | set(IMAGING_TIME_COLUMNS) | {"path", "unstimulated", "unstained"}
+    return [c for c in sheet.columns if c not in known]
+
+
+def _resolve_path(value: str, sheet_dir: Path) -> Path:
+    p = Path(value).expanduser()
+    return p if p.is_absolute() else (sheet_dir / p)
+
+
+def match_controls(sheet: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+    """Attach matched controls to cfse samples.
+
+    A control matches a sample of the same batch; a control that names a donor matches only that
+    donor's samples, and wins over a donor-less control of the batch. Returns the sheet with
+    ``unstimulated`` and ``unstained`` columns (control sample_ids or '') and the problems found
+    (a batch without an unstimulated control, or two equally good controls).
+    """
+    sheet = sheet.copy()
+    sheet["unstimulated"] = ""
+    sheet["unstained"] = ""
+    problems: list[str] = []
+    cfse = sheet[sheet["assay"] == "cfse"]
+    for idx, row in cfse[cfse["role"] == "sample"].iterrows():
+        for role in ("unstimulated", "unstained"):
+            pool = cfse[(cfse["role"] == role) & (cfse["batch"] == row["batch"])]
+            same = pool[pool["donor"] == row["donor"]] if row["donor"] else pool.iloc[0:0]
+            anyd = pool[pool["donor"] == ""]
+            chosen = same if len(same) else anyd
+            if len(chosen) > 1:
+                problems.append(
+                    f"row {idx + 2} ({row['sample_id']}): {len(chosen)} {role} controls match "
+                    f"(batch {row['batch']}, donor {row['donor'] or '-'}): "
+                    f"{', '.join(chosen['sample_id'])}; give each control a donor or keep one"
+                )
+            elif len(chosen) == 1:
+                sheet.loc[idx, role] = chosen["sample_id"].iloc[0]
+            elif role == "unstimulated":
+                problems.append(
+                    f"row {idx + 2} ({row['sample_id']}): cfse batch {row['batch']!r} has no "
+                    f"unstimulated control{' for donor ' + row['donor'] if row['donor'] else ''}; "
+                    "add a row with role 'unstimulated' for that batch (it pins the parent peak)"
+                )
+    return sheet, problems
+
+
+def sheet_problems(sheet: pd.DataFrame, config: dict, sheet_dir: Path) -> list[str]:
+    """Every problem in the sheet, one sentence each naming the row and the fix."""
+    problems: list[str] = []
+    missing = [c for c in REQUIRED_COLUMNS if c not in sheet.columns]
+    if missing:
+        return [f"sample sheet lacks column(s) {', '.join(missing)}; required: {', '.join(REQUIRED_COLUMNS)}"]
+    if sheet.empty:
+        return ["sample sheet has no rows"]
+    row_schema = schema("samples")
+    validator = jsonschema.Draft202012Validator(row_schema)
+    order = config["conditions"]["order"]
+    seen: dict[str, int] = {}
+    for idx, row in sheet.iterrows():
+        line = idx + 2
+        sid = row["sample_id"]
+        label = f"row {line} ({sid or 'no sample_id'})"
+        record = {k: v for k, v in row.items() if isinstance(v, str)}
+        for err in validator.iter_errors(record):
+            col = ".".join(map(str, err.absolute_path))
+            if err.validator == "pattern" and col == "sample_id":
+                problems.append(f"{label}: sample_id {sid!r} may hold only letters, digits, _ and -")
+            elif err.validator == "pattern":
+                problems.append(f"{label}: {col} {row[col]!r} is not a number of seconds (leave blank to detect it)")
+            elif err.validator == "enum":
+                problems.append(f"{label}: {col} {row[col]!r} is not one of {', '.join(err.validator_value)}")
+            elif err.validator == "minLength":
+                problems.append(f"{label}: {col} is blank; fill it in")
+            else:
+                problems.append(f"{label}: {err.message}")
+        if sid:
+            if sid in seen:
+                problems.append(f"{label}: sample_id {sid!r} already used on row {seen[sid]}; ids must be unique")
+            else:
+                seen[sid] = line
+        assay, role = row["assay"], row["role"]
+        if assay in ROLES and role in ROLES["cfse"] and role not in ROLES[assay]:
+            problems.append(f"{label}: role {role!r} is not valid for assay {assay}; use {', '.join(sorted(ROLES[assay]))}")
+        if role == "sample" and row["condition"] not in order:
+            problems.append(
+                f"{label}: condition {row['condition']!r} is not in conditions.order {order}; "
+                "fix the spelling or add it to conditions.order in the config"
+            )
+        if role == "sample" and not row["donor"]:
+            problems.append(f"{label}: donor is blank; every sample needs its donor (the statistical unit)")
+        if row["file"]:
+            path = _resolve_path(row["file"], sheet_dir)
+            if not path.exists():
+                problems.append(f"{label}: file {row['file']!r} not found (looked at {path}); paths are relative to the sample sheet's folder")
+            elif not path.is_file() or not os.access(path, os.R_OK):
+                problems.append(f"{label}: file {path} is not a readable file")
+        if assay == "imaging":
+            times = {c: row.get(c, "") for c in IMAGING_TIME_COLUMNS}
+            try:
+                vals = {c: float(v) for c, v in times.items() if v}
+            except ValueError:
+                vals = {}
+            if "frame_interval_s" in vals and vals["frame_interval_s"] <= 0:
+                problems.append(f"{label}: frame_interval_s must be > 0")
+            ev = [(c, vals[c]) for c in ("stimulus_s", "pyrithione_s", "tpen_s") if c in vals]
+            for (c1, v1), (c2, v2) in zip(ev, ev[1:], strict=False):
+                if not v1 < v2:
+                    problems.append(
+                        f"{label}: event times out of order: {c1} = {v1:g} s must come before "
+                        f"{c2} = {v2:g} s (stimulus < pyrithione < tpen)"
+                    )
+    if not problems:
+        _, control_problems = match_controls(sheet)
+        problems.extend(control_problems)
+    return problems
+
+
+def load_inputs(config: dict, base_dir: str | Path = ".") -> Inputs:
+    """Validate config and sample sheet together, reporting all problems at once.
+
+    ``base_dir`` is the working directory against which ``config['samples']`` is resolved.
+    """
+    cfg = fill_defaults(dict(config or {}), schema("config"))
+    problems = config_problems(cfg)
+    sheet = None
+    sheet_path = _resolve_path(str(cfg.get("samples", "config/samples.tsv")), Path(base_dir))
+    if not problems:
+        try:
+            sheet = read_sample_sheet(sheet_path)
+        except ValidationError as exc:
+            problems.extend(exc.problems)
+        else:
+            problems.extend(f"{sheet_path}: {p}" for p in sheet_problems(sheet, cfg, sheet_path.parent))
+    if problems:
+        raise ValidationError(problems, "the config and sample sheet")
+    assert sheet is not None
+    for col in IMAGING_TIME_COLUMNS:
+        if col not in sheet.columns:
+            sheet[col] = ""
+    sheet, _ = match_controls(sheet)
+    sheet["path"] = [str(_resolve_path(f, sheet_path.parent).resolve()) for f in sheet["file"]]
+    sheet = sheet.set_index("sample_id", drop=False)
+    return Inputs(config=cfg, sheet=sheet)
