@@ -34,6 +34,7 @@ from scipy.optimize import minimize, nnls
 
 from zincassay.cfse.gating import safe_log10
 from zincassay.cfse.indices import INDEX_NAMES, division_indices
+from zincassay.errors import ZincassayError
 
 __all__ = ["ParentPeak", "GenerationFit", "fit_parent", "fit_generations", "bootstrap_indices"]
 
@@ -87,16 +88,26 @@ class GenerationFit:
 def fit_parent(values: np.ndarray) -> ParentPeak:
     """Position and width of the main peak of the unstimulated control (log10, robust)."""
     x = safe_log10(values)
+    if x.size == 0:
+        raise ZincassayError("the unstimulated control has no gated events; cannot locate the parent peak")
     med = float(np.median(x))
-    sd = 1.4826 * float(np.median(np.abs(x - med))) or 0.05
+    sd = max(1.4826 * float(np.median(np.abs(x - med))), 0.01)
     for _ in range(10):
         sel = x[np.abs(x - med) < 2.5 * sd]
+        if sel.size < 10:
+            break
         new_med = float(np.median(sel))
         # MAD of a +/- 2.5 SD-truncated normal is 0.6745*0.977 SD
-        new_sd = 1.4826 * float(np.median(np.abs(sel - new_med))) / 0.985
+        new_sd = max(1.4826 * float(np.median(np.abs(sel - new_med))) / 0.985, 0.01)
         if abs(new_med - med) < 1e-5 and abs(new_sd - sd) < 1e-5:
             break
         med, sd = new_med, new_sd
+    top = float(x.max())
+    if np.mean(x >= top - 1e-9) > 0.2:
+        raise ZincassayError(
+            f"{100 * np.mean(x >= top - 1e-9):.0f} % of the unstimulated control's CFSE events sit at the top "
+            "of the scale: the parent peak is off-scale. Re-acquire at a lower voltage/gain."
+        )
     return ParentPeak(med, max(sd, 0.01), int(x.size))
 
 
@@ -149,11 +160,17 @@ class _Model:
         X[self.n_gen + 1 :] = self.background
         return X, mus
 
-    def solve(self, theta: np.ndarray, counts: np.ndarray | None = None) -> tuple[float, np.ndarray, np.ndarray, np.ndarray]:
+    def solve(self, theta: np.ndarray, counts: np.ndarray | None = None, reweight: bool = False
+              ) -> tuple[float, np.ndarray, np.ndarray, np.ndarray]:
+        """Weighted NNLS for fixed (mu0, delta, sigma); ``reweight`` adds one pass with weights
+        from the fitted model (Pearson), which removes the low bias of 1/y weights in sparse bins."""
         y = self.counts if counts is None else counts
         wts = self.weights if counts is None else 1.0 / np.sqrt(np.maximum(counts, 1.0))
         X, mus = self.design(*theta)
         amp, _ = nnls((X * wts[None, :]).T, y * wts, maxiter=50 * X.shape[0])
+        if reweight:
+            wts = 1.0 / np.sqrt(np.maximum(amp @ X, 1.0))
+            amp, _ = nnls((X * wts[None, :]).T, y * wts, maxiter=50 * X.shape[0])
         resid = (y - amp @ X) * wts
         return float(resid @ resid), amp, X, mus
 
@@ -196,7 +213,7 @@ def fit_generations(
 
 
 def _result(model: _Model, theta: np.ndarray, counts: np.ndarray | None = None) -> GenerationFit:
-    chi2, amp, X, mus = model.solve(theta, counts)
+    chi2, amp, X, mus = model.solve(theta, counts, reweight=True)
     n_comp = X.shape[0]
     y = model.counts if counts is None else counts
     used = int(np.sum((y > 0) | (amp @ X > 0.5)))

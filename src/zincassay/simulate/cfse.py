@@ -190,7 +190,8 @@ def _encode(ev: np.ndarray, fmt: str, params: CFSEParams) -> dict:
     if fmt == "fcs2.0-log":
         stored = np.empty_like(ev)
         stored[:, :3] = np.clip(np.rint(ev[:, :3] / 256.0), 0, 1023)  # linear scatter, 1024 channels
-        fl = np.maximum(ev[:, 3:6], 1.0)
+        # a lower PMT voltage (1/10) keeps the parent peak on the 4-decade scale, as users set it
+        fl = np.maximum(ev[:, 3:6] / 10.0, 1.0)
         stored[:, 3:6] = np.clip(np.rint(256.0 * np.log10(fl)), 0, 1023)  # 4 decades over 1024 channels
         stored[:, 6] = np.clip(np.rint(ev[:, 6] * 8), 0, 1023)
         return {"events": stored, "datatype": "I", "version": "2.0", "byteorder": "big",
