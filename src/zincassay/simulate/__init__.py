@@ -120,7 +120,7 @@ def simulate_dataset(
     sheet["file"] = rel
     cols = ["sample_id", "assay", "file", "condition", "role", "donor", "batch",
             "frame_interval_s", "stimulus_s", "pyrithione_s", "tpen_s", "zn_supplement_uM"]
-    sheet = sheet.reindex(columns=cols).fillna("")
+    sheet = sheet.reindex(columns=cols).astype(object).fillna("")
     write_table(sheet.sort_values("sample_id"), sheet_path)
     truth_dir = outdir / "truth"
     write_table(pd.DataFrame(gen_rows).sort_values(["sample_id", "generation"]), truth_dir / "cfse_generations.tsv")
