@@ -44,7 +44,7 @@ def fitted(tmp_path_factory):
                            mean_divisions=v["mean_divisions"])
             path = tmp / f"s{k}_{cond}.fcs"
             truth = write_cfse_sample(path, rng, p, role="sample", fmt=fmt)
-            idx, gens, gates, fit = analyse_sample(load_gated(path, cfg), cfg, unstim, unstained,
+            idx, gens, gates, _fit = analyse_sample(load_gated(path, cfg), cfg, unstim, unstained,
                                                    {"sample_id": f"{fmt}_{ratio}_{cond}"})
             out.append({"case": (fmt, ratio, cond), "truth": truth, "idx": idx.iloc[0], "gens": gens, "gates": gates})
     return out

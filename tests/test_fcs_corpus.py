@@ -76,7 +76,7 @@ def test_documented_quirks():
         assert d1.version != d0.version or d1.keywords != d0.keywords
     if "fcsparser__Sample_Well_A02.fcs" in by_name:  # 4-decade log: values span 1..10^4
         d = read_fcs(by_name["fcsparser__Sample_Well_A02.fcs"])
-        j = [i for i, e in enumerate(d.channels["$PnE"]) if e.startswith("4")][0]
+        j = next(i for i, e in enumerate(d.channels["$PnE"]) if e.startswith("4"))
         assert 0.9 < d.events[:, j].min() and d.events[:, j].max() <= 1e4
 
 

@@ -64,7 +64,7 @@ def test_dye_halves_per_generation():
     rng = np.random.default_rng(0)
     p = CFSEParams(n_events=20000, frac_debris=0, frac_dead=0, frac_doublet=0, af_median=1e-3, noise_sd=0,
                    spill={"FITC->PE": 0.0, "PE->FITC": 0.0}, peak_ratio=1.85)
-    ev, kind, gen = simulate_cfse_events(rng, p)
+    ev, _kind, gen = simulate_cfse_events(rng, p)
     med = [np.median(np.log10(ev[gen == g, 3])) for g in range(4)]
     np.testing.assert_allclose(np.diff(med), -np.log10(1.85), atol=0.01)
 
@@ -76,7 +76,7 @@ def test_conditions_order_division(dataset):
 
 def test_imaging_fmax_plateau_mean_equals_load_fmax():
     p = ImagingParams(n_cells=8, n_overloaded=0, n_detaching=0, drift_px_per_frame=(0, 0), jolt_px=0, bleach_tau_s=1e12)
-    stack, cells, traces, frames = simulate_stack(np.random.default_rng(1), p)
+    stack, cells, _traces, frames = simulate_stack(np.random.default_rng(1), p)
     t = frames["time_s"].to_numpy()
     window = (t > p.pyrithione_s + 30) & (t < p.tpen_s)
     yy, xx = np.mgrid[0 : p.shape[0], 0 : p.shape[1]]

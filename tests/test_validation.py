@@ -41,7 +41,7 @@ def _problems(cfg) -> list[str]:
 
 
 def test_example_is_valid(project):
-    sheet, cfg, write, _ = project
+    _sheet, _cfg, write, _ = project
     inputs = load_inputs(write())
     s = inputs.sheet
     assert s.loc["cfse_D1_def", "unstimulated"] == "cfse_D1_unstim"
@@ -66,14 +66,14 @@ def test_example_is_valid(project):
     ],
 )
 def test_invalid_sheets(project, mutate, expected):
-    sheet, cfg, write, _ = project
+    sheet, _cfg, write, _ = project
     problems = _problems(write(mutate(sheet)))
     assert any(expected in p for p in problems), problems
     assert all(("row " in p) or ("column" in p) for p in problems)
 
 
 def test_all_problems_reported_at_once(project):
-    sheet, cfg, write, _ = project
+    sheet, _cfg, write, _ = project
     sheet.loc[0, "file"] = "/nonexistent.fcs"
     sheet.loc[1, "condition"] = "typo"
     problems = _problems(write(sheet))
@@ -98,7 +98,7 @@ def test_invalid_configs(patch, expected):
 
 
 def test_cli_validate_exit_code_and_no_traceback(project):
-    sheet, cfg, write, tmp = project
+    sheet, _cfg, write, tmp = project
     sheet.loc[0, "condition"] = "typo"
     write(sheet)
     run = subprocess.run([sys.executable, "-m", "zincassay", "validate", "--config", str(tmp / "config.yaml")],
@@ -115,7 +115,7 @@ def test_cli_validate_exit_code_and_no_traceback(project):
 @pytest.mark.skipif(shutil.which("snakemake") is None and not (Path(sys.executable).parent / "snakemake").exists(),
                     reason="snakemake not installed")
 def test_snakemake_refuses_bad_sheet_before_any_job(project):
-    sheet, cfg, write, tmp = project
+    sheet, _cfg, write, tmp = project
     sheet.loc[0, "condition"] = "typo"
     write(sheet)
     snakemake = str(Path(sys.executable).parent / "snakemake")

@@ -19,7 +19,7 @@ import yaml
 
 from zincassay.errors import ValidationError
 
-__all__ = ["schema", "fill_defaults", "config_problems", "resolve_config", "load_config_file", "KD_NM"]
+__all__ = ["KD_NM", "config_problems", "fill_defaults", "load_config_file", "resolve_config", "schema"]
 
 #: Dissociation constants (nM) of the supported probes; see science.md §2 and the README.
 KD_NM = {"FluoZin-3": 15.0, "Zinpyr-1": 0.7}

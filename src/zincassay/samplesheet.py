@@ -7,6 +7,7 @@ TSV file (the header is line 1).
 
 from __future__ import annotations
 
+import itertools
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,14 +19,14 @@ from zincassay.config import config_problems, fill_defaults, schema
 from zincassay.errors import ValidationError
 
 __all__ = [
-    "REQUIRED_COLUMNS",
     "IMAGING_TIME_COLUMNS",
+    "REQUIRED_COLUMNS",
     "Inputs",
-    "read_sample_sheet",
-    "sheet_problems",
-    "match_controls",
     "extra_columns",
     "load_inputs",
+    "match_controls",
+    "read_sample_sheet",
+    "sheet_problems",
 ]
 
 REQUIRED_COLUMNS = ("sample_id", "assay", "file", "condition", "role", "donor", "batch")
@@ -165,7 +166,7 @@ def sheet_problems(sheet: pd.DataFrame, config: dict, sheet_dir: Path) -> list[s
             if "frame_interval_s" in vals and vals["frame_interval_s"] <= 0:
                 problems.append(f"{label}: frame_interval_s must be > 0")
             ev = [(c, vals[c]) for c in ("stimulus_s", "pyrithione_s", "tpen_s") if c in vals]
-            for (c1, v1), (c2, v2) in zip(ev, ev[1:], strict=False):
+            for (c1, v1), (c2, v2) in itertools.pairwise(ev):
                 if not v1 < v2:
                     problems.append(
                         f"{label}: event times out of order: {c1} = {v1:g} s must come before "

@@ -12,15 +12,18 @@ rule cfse_control:
         ),
     log:
         "logs/cfse/{sample}.control.log",
-    params:
-        role=lambda wc: SHEET.loc[wc.sample, "role"],
-        settings=json.dumps(config["cfse"], sort_keys=True),
+    conda:
+        "../envs/zincassay.yaml"
     threads: 1
     resources:
         mem_mb=lambda wc, input: 500 + 20 * max(int(input.size_mb), 1),
         runtime=10,
+    params:
+        zincassay=ZINCASSAY,
+        role=lambda wc: SHEET.loc[wc.sample, "role"],
+        settings=json.dumps(config["cfse"], sort_keys=True),
     shell:
-        "{ZINCASSAY} cfse-control {input.fcs:q} --role {params.role} --sample-id {wildcards.sample}"
+        "{params.zincassay} cfse-control {input.fcs:q} --role {params.role} --sample-id {wildcards.sample}"
         " --settings {params.settings:q} --out {output.summary:q} --figure {output.figure:q} 2> {log:q}"
 
 
@@ -60,17 +63,22 @@ rule cfse_sample:
         ),
     log:
         "logs/cfse/{sample}.log",
-    params:
-        settings=json.dumps(config["cfse"], sort_keys=True),
-        meta=lambda wc: sample_meta(wc.sample),
-        unstained=lambda wc, input: f"--unstained {input.unstained}" if input.unstained else "",
-        outdir=lambda wc: f"results/cfse/{wc.sample}",
+    conda:
+        "../envs/zincassay.yaml"
     threads: 1
     resources:
         mem_mb=lambda wc, input: 800 + 20 * max(int(input.size_mb), 1),
         runtime=20,
+    params:
+        zincassay=ZINCASSAY,
+        settings=json.dumps(config["cfse"], sort_keys=True),
+        meta=lambda wc: sample_meta(wc.sample),
+        unstained=lambda wc, input: (
+            f"--unstained {input.unstained}" if input.unstained else ""
+        ),
+        outdir=lambda wc: f"results/cfse/{wc.sample}",
     shell:
-        "{ZINCASSAY} cfse-sample {input.fcs:q} --settings {params.settings:q} --meta {params.meta:q}"
+        "{params.zincassay} cfse-sample {input.fcs:q} --settings {params.settings:q} --meta {params.meta:q}"
         " --unstimulated {input.unstimulated:q} {params.unstained} --outdir {params.outdir:q} 2> {log:q}"
 
 
@@ -85,11 +93,14 @@ rule cfse_collect:
         "results/cfse/gates.tsv",
     log:
         "logs/cfse/collect.log",
-    params:
-        dirs=expand("results/cfse/{sample}", sample=CFSE_SAMPLES),
+    conda:
+        "../envs/zincassay.yaml"
     threads: 1
     resources:
         mem_mb=1000,
         runtime=10,
+    params:
+        zincassay=ZINCASSAY,
+        dirs=expand("results/cfse/{sample}", sample=CFSE_SAMPLES),
     shell:
-        "{ZINCASSAY} cfse-collect --outdir results/cfse {params.dirs:q} 2> {log:q}"
+        "{params.zincassay} cfse-collect --outdir results/cfse {params.dirs:q} 2> {log:q}"

@@ -43,5 +43,7 @@ def input_mb(wildcards, input):
 def final_outputs():
     out = []
     if CFSE_SAMPLES:
-        out += expand("results/cfse/{name}.tsv", name=["indices", "generations", "gates"])
+        out += expand(
+            "results/cfse/{name}.tsv", name=["indices", "generations", "gates"]
+        )
     return out

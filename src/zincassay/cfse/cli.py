@@ -97,4 +97,4 @@ def add_cfse_commands(sub: argparse._SubParsersAction) -> None:
     k.set_defaults(func=_cmd_collect)
 
 
-__all__ = ["add_cfse_commands", "ZincassayError"]
+__all__ = ["ZincassayError", "add_cfse_commands"]

@@ -36,7 +36,7 @@ from zincassay.cfse.gating import safe_log10
 from zincassay.cfse.indices import INDEX_NAMES, division_indices
 from zincassay.errors import ZincassayError
 
-__all__ = ["ParentPeak", "GenerationFit", "fit_parent", "fit_generations", "bootstrap_indices"]
+__all__ = ["GenerationFit", "ParentPeak", "bootstrap_indices", "fit_generations", "fit_parent"]
 
 BIN_WIDTH = 0.02  # decades
 GRID_STEP = 0.005  # decades, dye grid of the transfer matrix
@@ -255,7 +255,7 @@ def bootstrap_indices(
             return model.solve(np.array([th2[0], th2[1], theta0[2]]), y)[0]
 
         res = minimize(objective, theta0[:2], method="Nelder-Mead", bounds=bounds[:2],
-                       options={"maxfev": 30, "initial_simplex": [theta0[:2], theta0[:2] + [0.01, 0], theta0[:2] + [0, 0.01]]})
+                       options={"maxfev": 30, "initial_simplex": theta0[:2] + np.array([[0.0, 0.0], [0.01, 0.0], [0.0, 0.01]])})
         res.x = np.array([res.x[0], res.x[1], theta0[2]])
         rep = _result(model, res.x, y)
         for k in INDEX_NAMES:

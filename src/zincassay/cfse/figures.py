@@ -10,15 +10,15 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from matplotlib.patches import Ellipse  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.patches import Ellipse
 
-from zincassay.cfse.deconvolve import GenerationFit  # noqa: E402
-from zincassay.cfse.gating import safe_log10  # noqa: E402
-from zincassay.cfse.pipeline import GatedFile  # noqa: E402
+from zincassay.cfse.deconvolve import GenerationFit
+from zincassay.cfse.gating import safe_log10
+from zincassay.cfse.pipeline import GatedFile
 
-__all__ = ["save", "gating_figure", "fit_figure", "generations_figure", "control_figure"]
+__all__ = ["control_figure", "fit_figure", "gating_figure", "generations_figure", "save"]
 
 
 def save(fig: plt.Figure, path: str | Path) -> None:

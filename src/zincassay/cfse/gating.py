@@ -24,7 +24,7 @@ from scipy.stats import chi2
 from zincassay.errors import ZincassayError
 from zincassay.io.fcs import FCSData
 
-__all__ = ["ScatterChannels", "Gate", "GatingResult", "find_scatter_channels", "safe_log10", "gate_events"]
+__all__ = ["Gate", "GatingResult", "ScatterChannels", "find_scatter_channels", "gate_events", "safe_log10"]
 
 
 class GatingError(ZincassayError):

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["INDEX_NAMES", "precursor_fractions", "division_indices"]
+__all__ = ["INDEX_NAMES", "division_indices", "precursor_fractions"]
 
 INDEX_NAMES = (
     "pct_divided",

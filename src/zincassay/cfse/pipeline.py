@@ -22,7 +22,7 @@ from zincassay.cfse.gating import GatingResult, gate_events
 from zincassay.cfse.indices import INDEX_NAMES, precursor_fractions
 from zincassay.io.fcs import CompensationError, FCSData, compensate, read_fcs, read_spill_csv
 
-__all__ = ["GatedFile", "load_gated", "summarise_control", "analyse_sample", "SEVERE_FLAGS"]
+__all__ = ["SEVERE_FLAGS", "GatedFile", "analyse_sample", "load_gated", "summarise_control"]
 
 AF_QUANTILES = 400
 #: QC flags that make a sample fail (others are reported but keep qc_pass true).

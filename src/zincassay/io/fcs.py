@@ -34,15 +34,15 @@ import pandas as pd
 from zincassay.errors import ZincassayError
 
 __all__ = [
+    "CompensationError",
+    "FCSData",
     "FCSError",
     "NotFCSError",
-    "CompensationError",
     "SpillMatrix",
-    "FCSData",
-    "read_fcs",
-    "read_spill_csv",
     "compensate",
     "parse",
+    "read_fcs",
+    "read_spill_csv",
 ]
 
 SPILL_KEYWORDS = ("$SPILLOVER", "SPILL", "SPILLOVER")
@@ -541,7 +541,7 @@ def _locate_data(
     for label, start, stop in candidates:
         length = stop - start + 1
         avail = size - (base + start)
-        if start <= 0 or avail <= 0 and not (tot == 0):
+        if start <= 0 or (avail <= 0 and not (tot == 0)):
             tried.append(f"{label} {start}-{stop} (starts past the end of the file)")
             continue
         n = tot

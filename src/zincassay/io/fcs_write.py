@@ -26,7 +26,7 @@ def _escape(value: str, delim: str) -> str:
 
 
 def _data_bytes(events: np.ndarray, datatype: str, order: str, pnb: Sequence[int]) -> bytes:
-    n, p = events.shape
+    n, _p = events.shape
     if datatype == "F":
         return np.ascontiguousarray(events, dtype=np.dtype(f"{order}f4")).tobytes()
     if datatype == "D":

@@ -110,7 +110,7 @@ def simulate_dataset(
                          "frame_interval_s": p.frame_interval_s, "stimulus_s": p.stimulus_s,
                          "pyrithione_s": p.pyrithione_s, "tpen_s": p.tpen_s,
                          "zn_supplement_uM": v["zn_supplement_uM"]})
-            for name, tab, store in (("cells", truth["cells"], cell_tabs), ("traces", truth["traces"], trace_tabs),
+            for _name, tab, store in (("cells", truth["cells"], cell_tabs), ("traces", truth["traces"], trace_tabs),
                                      ("frames", truth["frames"], frame_tabs)):
                 tab = tab.copy()
                 tab.insert(0, "sample_id", sid)

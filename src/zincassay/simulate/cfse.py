@@ -27,7 +27,7 @@ from zincassay.cfse.indices import division_indices
 from zincassay.io.fcs import SpillMatrix
 from zincassay.io.fcs_write import write_fcs
 
-__all__ = ["CFSEParams", "CFSEFormat", "precursor_distribution", "simulate_cfse_events", "write_cfse_sample"]
+__all__ = ["CFSEFormat", "CFSEParams", "precursor_distribution", "simulate_cfse_events", "write_cfse_sample"]
 
 CHANNELS = ["FSC-A", "FSC-H", "SSC-A", "FITC-A", "PE-A", "APC-A", "Time"]
 STAINS = ["", "", "", "CFSE", "CD4", "LiveDead", ""]

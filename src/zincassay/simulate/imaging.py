@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 import tifffile
 
-__all__ = ["ImagingParams", "zinc_trace", "simulate_stack", "write_imaging_sample"]
+__all__ = ["ImagingParams", "simulate_stack", "write_imaging_sample", "zinc_trace"]
 
 
 @dataclass
