@@ -198,14 +198,14 @@ def fit_generations(
               (parent.sigma_log10, 1.6 * parent.sigma_log10)]
     # coarse grid over the peak ratio and width, then one bounded quasi-Newton refinement
     best_theta, best_val = None, np.inf
-    for delta in np.linspace(d_lo, d_hi, 9):
-        for sig in (1.0, 1.15, 1.35):
+    for delta in np.linspace(d_lo, d_hi, 5):
+        for sig in (1.0, 1.25):
             th = np.array([parent.mu_log10, delta, parent.sigma_log10 * sig])
             val = model.solve(th)[0]
             if val < best_val:
                 best_theta, best_val = th, val
     res = minimize(lambda th: model.solve(th)[0], best_theta, method="L-BFGS-B", bounds=bounds,
-                   options={"eps": 1e-4, "maxiter": 25})
+                   options={"eps": 1e-4, "maxiter": 25, "ftol": 1e-6})
     best = res if res.fun <= best_val else None
     if best is None:
         return _result(model, best_theta)
