@@ -9,8 +9,6 @@ from pathlib import Path
 
 import pandas as pd
 
-from zincassay.errors import ZincassayError
-
 
 def _write_json(obj: dict, path: Path) -> None:
     tmp = path.with_name(path.name + ".part")
@@ -97,4 +95,4 @@ def add_cfse_commands(sub: argparse._SubParsersAction) -> None:
     k.set_defaults(func=_cmd_collect)
 
 
-__all__ = ["ZincassayError", "add_cfse_commands"]
+__all__ = ["add_cfse_commands"]

@@ -20,6 +20,7 @@ from zincassay.cfse.deconvolve import (
 )
 from zincassay.cfse.gating import GatingResult, gate_events
 from zincassay.cfse.indices import INDEX_NAMES, precursor_fractions
+from zincassay.errors import ZincassayError
 from zincassay.io.fcs import CompensationError, FCSData, compensate, read_fcs, read_spill_csv
 
 __all__ = ["SEVERE_FLAGS", "GatedFile", "analyse_sample", "load_gated", "summarise_control"]
@@ -80,8 +81,6 @@ def summarise_control(gated: GatedFile, role: str) -> dict:
         "gates": [g.__dict__ for g in gated.gating.gates],
     }
     if gated.cfse.size < 50:
-        from zincassay.errors import ZincassayError
-
         raise ZincassayError(f"{gated.data.path}: {role} control has only {gated.cfse.size} gated events; at least 50 are needed")
     if role == "unstimulated":
         peak = fit_parent(gated.cfse)
@@ -116,8 +115,6 @@ def analyse_sample(
     flags = list(gated.flags)
     values = gated.cfse
     if values.size < 50:
-        from zincassay.errors import ZincassayError
-
         raise ZincassayError(f"{gated.data.path}: only {values.size} events left after gating; cannot fit generations")
     fit = fit_generations(values, parent, af, max_generations=cfse_cfg["max_generations"], peak_ratio_bounds=bounds)
     ci = bootstrap_indices(values, parent, af, fit, replicates=cfse_cfg["bootstrap_replicates"],

@@ -676,13 +676,9 @@ def _decode_data(
         pnr = float(channels["$PnR"].iloc[j])
         if pnr <= 0:
             raise FCSError(f"{path}: channel {j + 1} is log-amplified ($PnE {f1:g},{f2:g}) but $PnR is {pnr:g}.")
-        scale = f2 if f2 > 0 else 1.0
-        if f2 == 0:
-            pass  # f2 = 0 is written by older instruments and means 1
+        scale = f2 if f2 > 0 else 1.0  # f2 = 0 is written by older instruments and means 1
         col = out[:, j].astype(np.float64)
         out[:, j] = scale * np.power(10.0, f1 * col / pnr)
-    if log_cols and out.dtype == np.float32:
-        pass  # values up to 10**f1 x f2 are represented to 7 significant digits
     for j in gain_cols:
         out[:, j] /= out.dtype.type(gains[j])
     return out
