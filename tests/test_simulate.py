@@ -100,7 +100,7 @@ def test_imaging_stack_metadata_and_truth(dataset):
 
 def test_zinc_trace_protocol():
     p = ImagingParams()
-    t = np.arange(0, 360, 5.0)
+    t = np.arange(p.n_frames) * p.frame_interval_s
     zn = zinc_trace(t, p, baseline=1.0, rise=4.0)
     assert zn[t < p.stimulus_s] == pytest.approx(1.0)
     assert zn[(t > p.pyrithione_s + 40) & (t < p.tpen_s)].min() > 1000 * p.kd_nM  # saturating

@@ -94,6 +94,9 @@ def build_parser() -> argparse.ArgumentParser:
     from zincassay.cfse.cli import add_cfse_commands
 
     add_cfse_commands(sub)
+    from zincassay.imaging.cli import add_imaging_commands
+
+    add_imaging_commands(sub)
     return ap
 
 

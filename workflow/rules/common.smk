@@ -18,6 +18,7 @@ EXTRA_COLUMNS = extra_columns(SHEET)
 CFSE = SHEET[SHEET["assay"] == "cfse"]
 CFSE_SAMPLES = sorted(CFSE.index[CFSE["role"] == "sample"])
 CFSE_CONTROLS = sorted(CFSE.index[CFSE["role"] != "sample"])
+IMAGING_SAMPLES = sorted(SHEET.index[SHEET["assay"] == "imaging"])
 # the zincassay CLI of the Python running Snakemake (no reliance on PATH)
 ZINCASSAY = f'"{sys.executable}" -m zincassay'
 
@@ -36,6 +37,15 @@ def sample_meta(sample):
     return json.dumps({k: str(row[k]) for k in keys + EXTRA_COLUMNS}, sort_keys=True)
 
 
+def imaging_meta(sample):
+    row = SHEET.loc[sample]
+    keys = ["sample_id", "condition", "donor", "batch"]
+    keys += ["frame_interval_s", "stimulus_s", "pyrithione_s", "tpen_s"]
+    return json.dumps(
+        {k: str(row.get(k, "")) for k in keys + EXTRA_COLUMNS}, sort_keys=True
+    )
+
+
 def input_mb(wildcards, input):
     return max(int(input.size_mb), 1)
 
@@ -45,5 +55,10 @@ def final_outputs():
     if CFSE_SAMPLES:
         out += expand(
             "results/cfse/{name}.tsv", name=["indices", "generations", "gates"]
+        )
+    if IMAGING_SAMPLES:
+        out += expand(
+            "results/imaging/{name}",
+            name=["cells.tsv", "summary.tsv", "frames.tsv", "traces.tsv.gz"],
         )
     return out

@@ -31,11 +31,11 @@ class ImagingParams:
     """One simulated field of view. Times in s, intensities in camera counts, zinc in nM."""
 
     shape: tuple[int, int] = (80, 112)
-    n_frames: int = 72
+    n_frames: int = 84
     frame_interval_s: float = 5.0
-    stimulus_s: float = 60.0
-    pyrithione_s: float = 180.0
-    tpen_s: float = 240.0
+    stimulus_s: float = 120.0  # a 2-min baseline: the bleaching rate is estimated from it
+    pyrithione_s: float = 240.0
+    tpen_s: float = 300.0
     n_cells: int = 16
     radius_px: tuple[float, float] = (4.5, 7.0)
     kd_nM: float = 15.0

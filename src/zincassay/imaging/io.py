@@ -1,0 +1,298 @@
+"""Read fluorescence time-lapse stacks as a (T, Y, X) array plus the metadata calibration needs.
+
+TIFF (multi-page, ImageJ hyperstacks, OME-TIFF) is read with tifffile and memory-mapped when the
+pixel data are stored contiguously and uncompressed, so a stack larger than RAM can be analysed.
+A folder of single-frame TIFFs is read as one stack, frames in file-name order. Vendor formats go
+through optional extras that need no Java: ``.nd2`` (``zincassay[nd2]``), ``.czi``
+(``zincassay[czi]``), ``.lif`` (``zincassay[lif]``).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import tifffile
+
+from zincassay.errors import ZincassayError
+
+__all__ = ["ImagingError", "Stack", "read_stack"]
+
+TIFF_SUFFIXES = (".tif", ".tiff", ".ome.tif", ".ome.tiff")
+VENDOR_EXTRAS = {".nd2": ("nd2", "nd2"), ".czi": ("czifile", "czi"), ".lif": ("readlif", "lif")}
+
+
+class ImagingError(ZincassayError):
+    """An expected problem with an image stack; the message names the file and the fix."""
+
+
+@dataclass
+class Stack:
+    """A single-channel time-lapse.
+
+    Attributes
+    ----------
+    data : ndarray, shape (T, Y, X)
+        Raw intensities (camera counts), possibly a read-only memory map; never copied to float.
+    frame_interval_s : float or None
+        Time between frames (s) from the file's metadata (ImageJ ``finterval``, OME
+        ``TimeIncrement``/``DeltaT``), None when the file does not say.
+    pixel_size_um : float or None
+        Pixel edge length (µm) from the metadata.
+    bit_depth : int or None
+        Camera bit depth from the metadata (OME ``SignificantBits``, ImageJ Info
+        ``camera_bit_depth=``, ``BitsPerSample`` for 8-bit); None when unknown.
+    source : str
+        What was read (format, axes, channel) for the provenance columns.
+    """
+
+    data: np.ndarray
+    path: str
+    frame_interval_s: float | None = None
+    pixel_size_um: float | None = None
+    bit_depth: int | None = None
+    source: str = ""
+    channel_names: list[str] = field(default_factory=list)
+
+    @property
+    def n_frames(self) -> int:
+        return int(self.data.shape[0])
+
+
+def _select_channel(arr: np.ndarray, axes: str, channel: int | str | None, names: list[str],
+                    path: Path) -> tuple[np.ndarray, str]:
+    """Reduce ``arr`` with ``axes`` (tifffile letters) to (T, Y, X)."""
+    axes = axes.upper().replace("I", "T").replace("Q", "T")
+    for ax in "CS":  # channel axis, or RGB samples
+        if ax in axes and arr.shape[axes.index(ax)] > 1:
+            n = arr.shape[axes.index(ax)]
+            if channel is None:
+                raise ImagingError(
+                    f"{path}: the stack has {n} channels ({', '.join(names) or 'unnamed'}); "
+                    "set imaging.channel in the config to the index (0-based) or name of the zinc-probe channel")
+            if isinstance(channel, str) and not channel.lstrip("-").isdigit():
+                if channel not in names:
+                    raise ImagingError(f"{path}: no channel named {channel!r} (channels: "
+                                       f"{', '.join(names) or 'unnamed'}); fix imaging.channel")
+                idx = names.index(channel)
+            else:
+                idx = int(channel)
+            if not 0 <= idx < n:
+                raise ImagingError(f"{path}: imaging.channel = {channel} but the stack has {n} channels (0..{n - 1})")
+            arr = np.take(arr, idx, axis=axes.index(ax))
+            axes = axes.replace(ax, "")
+        elif ax in axes:
+            arr = np.take(arr, 0, axis=axes.index(ax))
+            axes = axes.replace(ax, "")
+    for ax in "Z":
+        if ax in axes:
+            if arr.shape[axes.index(ax)] > 1:
+                raise ImagingError(f"{path}: the stack has {arr.shape[axes.index(ax)]} z-planes; zincassay analyses "
+                                   "one plane over time: export a single plane or a projection")
+            arr = np.take(arr, 0, axis=axes.index(ax))
+            axes = axes.replace(ax, "")
+    other = [a for a in axes if a not in "TYX"]
+    for a in other:
+        if arr.shape[axes.index(a)] != 1:
+            raise ImagingError(f"{path}: unexpected axis {a!r} of size {arr.shape[axes.index(a)]} (axes {axes}); "
+                               "save the stack as time x Y x X")
+        arr = np.take(arr, 0, axis=axes.index(a))
+        axes = axes.replace(a, "")
+    if "T" not in axes:
+        if arr.ndim == 2:
+            raise ImagingError(f"{path}: a single frame; the calibration needs a time-lapse (baseline, stimulus, "
+                               "pyrithione + ZnCl2, TPEN)")
+        arr, axes = arr, "T" + axes[-2:]
+    order = [axes.index(a) for a in "TYX"]
+    return np.transpose(arr, order), axes
+
+
+def _ome_metadata(xml: str) -> dict:
+    out: dict = {"channels": []}
+    try:
+        root = ET.fromstring(xml)
+    except ET.ParseError:
+        return out
+    pixels = next((el for el in root.iter() if el.tag.endswith("}Pixels") or el.tag == "Pixels"), None)
+    if pixels is None:
+        return out
+    if pixels.get("TimeIncrement"):
+        out["frame_interval_s"] = float(pixels.get("TimeIncrement")) * {
+            "ms": 1e-3, "min": 60.0, "h": 3600.0}.get(pixels.get("TimeIncrementUnit", "s"), 1.0)
+    if pixels.get("PhysicalSizeX"):
+        out["pixel_size_um"] = float(pixels.get("PhysicalSizeX")) * {
+            "nm": 1e-3, "mm": 1e3}.get(pixels.get("PhysicalSizeXUnit", "µm"), 1.0)
+    if pixels.get("SignificantBits"):
+        out["bit_depth"] = int(pixels.get("SignificantBits"))
+    deltas = sorted({float(p.get("DeltaT")) for p in pixels if p.tag.endswith("Plane") and p.get("DeltaT")
+                     and p.get("TheZ", "0") == "0" and p.get("TheC", "0") == "0"})
+    if "frame_interval_s" not in out and len(deltas) > 1:
+        out["frame_interval_s"] = float(np.median(np.diff(deltas)))
+    out["channels"] = [c.get("Name", "") for c in pixels if c.tag.endswith("Channel")]
+    return out
+
+
+def _read_tiff(path: Path, channel: int | str | None) -> Stack:
+    # tifffile logs its own warnings about damaged files; the ImagingError below says it once
+    logging.getLogger("tifffile").setLevel(logging.CRITICAL)
+    try:
+        tf = tifffile.TiffFile(path)
+    except (tifffile.TiffFileError, ValueError, OSError, IndexError) as exc:
+        raise ImagingError(f"{path}: not a readable TIFF ({exc}); re-export it from the acquisition software") from None
+    with tf:
+        if not tf.series:
+            raise ImagingError(f"{path}: the TIFF holds no image data")
+        series = tf.series[0]
+        axes = series.axes
+        meta: dict = {"channels": []}
+        if tf.is_ome and tf.ome_metadata:
+            meta.update(_ome_metadata(tf.ome_metadata))
+            kind = "OME-TIFF"
+        elif tf.is_imagej:
+            ij = tf.imagej_metadata or {}
+            kind = "ImageJ TIFF"
+            if ij.get("finterval"):
+                meta["frame_interval_s"] = float(ij["finterval"]) * {"ms": 1e-3, "min": 60.0}.get(
+                    str(ij.get("tunit", "s")), 1.0)
+            labels = ij.get("Labels")
+            if isinstance(labels, list):
+                meta["channels"] = [str(x) for x in labels]
+            m = re.search(r"camera_bit_depth\s*=\s*(\d+)", str(ij.get("Info", "")))
+            if m:
+                meta["bit_depth"] = int(m.group(1))
+            page = tf.pages[0]
+            xres = page.tags.get("XResolution")
+            if xres is not None and ij.get("unit") in ("um", "micron", "µm", "\\u00B5m"):
+                num, den = xres.value
+                if num:
+                    meta["pixel_size_um"] = den / num
+        else:
+            kind = "TIFF"
+        if "bit_depth" not in meta and series.dtype == np.uint8:
+            meta["bit_depth"] = 8
+        try:
+            arr = tifffile.memmap(path, mode="r", series=0)
+        except (ValueError, OSError, tifffile.TiffFileError):
+            arr = None
+        if arr is None or arr.shape != series.shape:
+            try:
+                arr = series.asarray()
+            except Exception as exc:
+                if "failed to read" in str(exc) or isinstance(exc, EOFError):
+                    raise ImagingError(f"{path}: the file is truncated ({exc}); copy it again from the "
+                                       "acquisition computer") from None
+                raise ImagingError(f"{path}: pixel data cannot be decoded ({type(exc).__name__}: {exc}); "
+                                   "re-export the stack uncompressed or install 'imagecodecs'") from None
+    data, _ = _select_channel(arr, axes, channel, meta["channels"], path)
+    return Stack(data=data, path=str(path), frame_interval_s=meta.get("frame_interval_s"),
+                 pixel_size_um=meta.get("pixel_size_um"), bit_depth=meta.get("bit_depth"),
+                 source=f"{kind} axes={axes}" + (f" channel={channel}" if channel is not None else ""),
+                 channel_names=meta["channels"])
+
+
+def _read_folder(path: Path, channel: int | str | None) -> Stack:
+    files = sorted(p for p in path.iterdir() if p.suffix.lower() in (".tif", ".tiff"))
+    if not files:
+        raise ImagingError(f"{path}: folder holds no .tif files; point the sample sheet at a stack or a folder of frames")
+    frames = []
+    shape = None
+    for f in files:
+        try:
+            img = tifffile.imread(f)
+        except (tifffile.TiffFileError, ValueError, OSError) as exc:
+            raise ImagingError(f"{f}: not a readable TIFF ({exc})") from None
+        if img.ndim == 3 and img.shape[-1] in (3, 4):
+            img, _ = _select_channel(img[None], "TYXS", channel, [], f)
+            img = img[0]
+        if img.ndim != 2:
+            raise ImagingError(f"{f}: expected one 2-D frame per file in a frame folder, got shape {img.shape}")
+        if shape is not None and img.shape != shape:
+            raise ImagingError(f"{f}: frame size {img.shape} differs from {shape} of {files[0].name}; "
+                               "all frames of a sequence must have the same size")
+        shape = img.shape
+        frames.append(img)
+    if len(frames) < 2:
+        raise ImagingError(f"{path}: a single frame; the calibration needs a time-lapse")
+    data = np.stack(frames)
+    return Stack(data=data, path=str(path), bit_depth=8 if data.dtype == np.uint8 else None,
+                 source=f"folder of {len(files)} TIFF frames")
+
+
+def _read_vendor(path: Path, channel: int | str | None) -> Stack:
+    module, extra = VENDOR_EXTRAS[path.suffix.lower()]
+    try:
+        mod = __import__(module)
+    except ImportError:
+        raise ImagingError(f"{path}: reading {path.suffix} files needs an optional extra; install it with "
+                           f"pip install 'zincassay[{extra}]' (or convert the file to OME-TIFF with Fiji/bfconvert)"
+                           ) from None
+    try:
+        if module == "nd2":
+            with mod.ND2File(path) as f:
+                arr = f.asarray()
+                axes = "".join(f.sizes)
+                vs = f.voxel_size()
+                names = [c.channel.name for c in (f.metadata.channels or [])] if f.metadata else []
+                periods = [p.parameters.periodMs for p in f.experiment if p.type == "TimeLoop"]
+            meta = {"pixel_size_um": float(vs.x) if vs else None,
+                    "frame_interval_s": periods[0] / 1e3 if periods and periods[0] else None}
+        elif module == "czifile":
+            with mod.CziFile(path) as f:
+                arr = f.asarray()
+                axes = f.axes
+            meta, names = {}, []
+        else:
+            img = mod.LifFile(str(path)).get_image(0)
+            frames = [np.asarray(img.get_frame(z=0, t=t, c=int(channel or 0))) for t in range(img.dims.t)]
+            arr, axes, names = np.stack(frames), "TYX", []
+            scale = img.scale  # (x px/µm, y, z, t frames/s)
+            meta = {"pixel_size_um": 1 / scale[0] if scale and scale[0] else None,
+                    "frame_interval_s": 1 / scale[3] if len(scale) > 3 and scale[3] else None}
+            channel = None
+    except ImagingError:
+        raise
+    except Exception as exc:
+        raise ImagingError(f"{path}: cannot be read by {module} ({type(exc).__name__}: {exc})") from None
+    data, _ = _select_channel(np.asarray(arr), axes, channel, names, path)
+    return Stack(data=data, path=str(path), frame_interval_s=meta.get("frame_interval_s"),
+                 pixel_size_um=meta.get("pixel_size_um"), source=f"{path.suffix} via {module} axes={axes}",
+                 channel_names=names)
+
+
+def read_stack(path: str | Path, channel: int | str | None = None) -> Stack:
+    """Read a time-lapse as a (T, Y, X) :class:`Stack`.
+
+    Parameters
+    ----------
+    path : str or Path
+        A TIFF / OME-TIFF / ImageJ stack, a folder of single-frame TIFFs, or ``.nd2``/``.czi``/``.lif``.
+    channel : int or str, optional
+        The zinc-probe channel (0-based index or name) of a multi-channel stack.
+
+    Raises
+    ------
+    ImagingError
+        Unreadable file, single frame, z-stack, ambiguous channel, too small frames, missing extra.
+    """
+    path = Path(path)
+    if path.is_dir():
+        stack = _read_folder(path, channel)
+    elif not path.exists():
+        raise ImagingError(f"{path}: no such file; check the sample sheet's 'file' column")
+    elif path.suffix.lower() in VENDOR_EXTRAS:
+        stack = _read_vendor(path, channel)
+    else:
+        stack = _read_tiff(path, channel)
+    t, h, w = stack.data.shape
+    if t < 2:
+        raise ImagingError(f"{path}: a single frame; the calibration needs a time-lapse")
+    if h < 16 or w < 16:
+        raise ImagingError(f"{path}: frames are {h} x {w} px; too small to segment cells (need at least 16 x 16); "
+                           "check that the axes are time, Y, X")
+    if not (np.issubdtype(stack.data.dtype, np.integer) or np.issubdtype(stack.data.dtype, np.floating)):
+        raise ImagingError(f"{path}: pixel type {stack.data.dtype} is not supported; save as uint8, uint16 or float")
+    return stack
