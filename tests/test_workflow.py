@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -28,8 +29,10 @@ def _run(workdir: Path, *extra: str) -> subprocess.CompletedProcess:
 
 def _tables(workdir: Path) -> dict[str, str]:
     tables = [*sorted((workdir / "results" / "cfse").glob("*.tsv")),
-              *sorted((workdir / "results" / "imaging").glob("*.tsv*"))]
-    return {f"{p.parent.name}/{p.name}": hashlib.sha256(p.read_bytes()).hexdigest() for p in tables}
+              *sorted((workdir / "results" / "imaging").glob("*.tsv*")),
+              *sorted((workdir / "results" / "summary").glob("*.tsv")),
+              *sorted((workdir / "results").rglob("*.png"))]  # figures carry no timestamps
+    return {str(p.relative_to(workdir)): hashlib.sha256(p.read_bytes()).hexdigest() for p in tables}
 
 
 @pytest.fixture(scope="module")
@@ -69,6 +72,19 @@ def test_workflow_runs_and_recovers_truth(project):
     assert (got.groupby("sample_id")["qc_pass"].sum() == summ["n_pass"]).all()
     traces = pd.read_csv(project / "results" / "imaging" / "traces.tsv.gz", sep="\t")
     assert len(traces) == len(got) * summ["n_frames"].iloc[0]
+    # across conditions: every readout x non-reference condition with CI and p; CFSE direction as simulated
+    cond = pd.read_csv(project / "results" / "summary" / "conditions.tsv", sep="\t")
+    comp = cond[cond["condition"] != "replete"]
+    assert len(comp) == 10 * 2 and comp[["ci_low", "ci_high", "p_value", "p_holm"]].notna().all().all()
+    di = cond[cond["readout"] == "division_index"].set_index("condition")["mean"]
+    assert di["supplemented"] > di["replete"] > di["deficient"]
+    qc = pd.read_csv(project / "results" / "summary" / "qc.tsv", sep="\t")
+    assert len(qc[(qc["level"] == "cell") & qc["excluded"]]) == (~got["qc_pass"]).sum()
+    prov = json.loads((project / "results" / "provenance.json").read_text())
+    raw = sorted((project / "data").rglob("*.fcs")) + sorted((project / "data").rglob("*.tif"))
+    assert len(prov["inputs"]) == len(raw)
+    assert {Path(i["path"]).name: i["sha256"] for i in prov["inputs"]} == {
+        p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in raw}
 
 
 def test_rerun_gives_byte_identical_tables(project):
@@ -117,3 +133,59 @@ def test_unreadable_stack_fails_only_its_own_job(project):
         assert len(log) == 1 and path.name in log[0] and "truncated" in log[0]
     finally:
         path.write_bytes(data)
+
+
+def _chromium() -> str | None:
+    import shutil
+
+    return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def test_report_opens_in_headless_chromium(project):
+    """``snakemake --report`` builds; in a real browser the page raises no JavaScript error, every
+    category lists its figures, and a figure of each subcategory renders."""
+    if _chromium() is None:
+        pytest.skip("Debian's chromium is not installed")
+    sync_playwright = pytest.importorskip("playwright.sync_api").sync_playwright
+    assert _run(project).returncode == 0
+    report = project / "results" / "report.html"
+    run = _run(project, "--report", str(report))
+    assert run.returncode == 0, run.stderr[-3000:]
+    registered = len(list((project / "results").rglob("*.png")))
+    errors: list[str] = []
+    rows_seen, rendered = 0, 0
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=_chromium(), args=["--no-sandbox"])
+        page = browser.new_page()
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+
+        def open_category(name: str) -> None:
+            page.goto(report.as_uri())
+            page.get_by_text(name, exact=True).first.click()
+            page.wait_for_timeout(300)
+
+        for category in ("CFSE", "Imaging", "Conditions", "QC", "Provenance"):
+            open_category(category)
+            if page.locator("table").count():
+                groups = [None]
+            else:  # a list of subcategories under the breadcrumb "Results / <category>"
+                lines = [x.strip() for x in page.inner_text("body").splitlines() if x.strip()]
+                groups = lines[lines.index(category) + 1:]
+            for group in groups:
+                if group is not None:
+                    open_category(category)
+                    page.get_by_text(group, exact=True).first.click()
+                    page.wait_for_timeout(300)
+                images = page.locator("tr").filter(has=page.locator("a[iconname=eye][href='#']"))
+                rows_seen += images.count()
+                if images.count():
+                    images.first.locator("a[iconname=eye]").first.click()
+                    page.wait_for_timeout(500)
+                    sizes = page.locator("img").evaluate_all("els => els.map(e => e.naturalWidth)")
+                    assert max(sizes) > 300, (category, group)
+                    rendered += 1
+        browser.close()
+    assert errors == []
+    assert rows_seen == registered  # every figure is listed
+    assert rendered >= 8

@@ -97,6 +97,9 @@ def build_parser() -> argparse.ArgumentParser:
     from zincassay.imaging.cli import add_imaging_commands
 
     add_imaging_commands(sub)
+    from zincassay.conditions.cli import add_conditions_commands
+
+    add_conditions_commands(sub)
     return ap
 
 

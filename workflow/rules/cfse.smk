@@ -40,6 +40,7 @@ rule cfse_sample:
         indices="results/cfse/{sample}/indices.tsv",
         generations="results/cfse/{sample}/generations.tsv",
         gates="results/cfse/{sample}/gates.tsv",
+        histogram_table="results/cfse/{sample}/histogram.tsv",
         histogram=report(
             "results/cfse/{sample}/histogram.png",
             caption="../report/cfse_histogram.rst",

@@ -61,4 +61,5 @@ def final_outputs():
             "results/imaging/{name}",
             name=["cells.tsv", "summary.tsv", "frames.tsv", "traces.tsv.gz"],
         )
+    out += ["results/summary/conditions.tsv", "results/summary/qc.tsv"]
     return out

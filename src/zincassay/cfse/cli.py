@@ -49,6 +49,9 @@ def _cmd_sample(args: argparse.Namespace) -> int:
     save(gating_figure(gated, f"{sid}: gating"), outdir / "gating.png")
     save(fit_figure(fit, sid), outdir / "histogram.png")
     save(generations_figure(fit, f"{sid}: generations"), outdir / "generations.png")
+    write_table(pd.DataFrame({"sample_id": sid, "bin_low_log10": fit.edges[:-1], "bin_high_log10": fit.edges[1:],
+                              "events": fit.counts, "fitted": fit.components.sum(axis=0)}),
+                outdir / "histogram.tsv")
     write_table(gens, outdir / "generations.tsv")
     write_table(gates, outdir / "gates.tsv")
     write_table(indices, outdir / "indices.tsv")  # last: its presence means the sample is complete

@@ -1,0 +1,98 @@
+"""Across-condition figures: donor-paired readouts, [Zn2+] distributions, CFSE overlays."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+
+from zincassay.cfse.figures import save
+from zincassay.conditions.stats import donor_values
+
+__all__ = ["cfse_overlay_figure", "readout_figure", "save", "zinc_distribution_figure"]
+
+LABELS = {"median_baseline_zn_nM": "baseline [Zn2+] (nM, median of cells)",
+          "median_peak_zn_nM": "peak [Zn2+] (nM, median of cells)",
+          "median_delta_zn_nM": "peak - baseline (nM, median of cells)",
+          "fraction_responding": "fraction of cells responding"}
+
+
+def readout_figure(table: pd.DataFrame, readouts: list[str], conditions: list[str], stats: pd.DataFrame,
+                   title: str) -> plt.Figure:
+    """One panel per readout: each donor's value per condition, joined across conditions; the
+    Holm-adjusted p against the reference above each condition."""
+    n = len(readouts)
+    cols = min(n, 3)
+    rows = int(np.ceil(n / cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 3.4 * rows), squeeze=False)
+    t = table.copy()
+    t["donor"] = t["donor"].astype(str)
+    for ax, readout in zip(axes.ravel(), readouts, strict=False):
+        vals = donor_values(t, readout).reindex(columns=conditions)
+        x = np.arange(len(conditions))
+        for donor, row in vals.iterrows():
+            ax.plot(x, row.to_numpy(dtype=float), marker="o", lw=1, label=str(donor))
+        ax.set_xticks(x, conditions, fontsize=8)
+        ax.set_title(LABELS.get(readout, readout), fontsize=9)
+        s = stats[stats["readout"] == readout].set_index("condition")
+        for i, c in enumerate(conditions):
+            if c in s.index and np.isfinite(s.at[c, "p_holm"]):
+                ax.text(i, 1.0, f"p(Holm)={s.at[c, 'p_holm']:.2g}", transform=ax.get_xaxis_transform(),
+                        ha="center", va="bottom", fontsize=7)
+        ax.margins(x=0.15)
+    for ax in axes.ravel()[n:]:
+        ax.set_axis_off()
+    handles, labels = axes.ravel()[0].get_legend_handles_labels()
+    if handles:
+        fig.legend(handles, labels, title="donor", fontsize=7, loc="upper right")
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout(rect=(0, 0, 0.93, 0.95))
+    return fig
+
+
+def zinc_distribution_figure(cells: pd.DataFrame, conditions: list[str]) -> plt.Figure:
+    """Per-cell baseline and peak [Zn2+] (QC-passing cells) per condition, log scale, donors pooled
+    for display only (statistics use donor medians)."""
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.8))
+    ok = cells[cells["qc_pass"].astype(str).str.lower() == "true"]
+    for ax, col, name in ((axes[0], "baseline_zn_nM", "baseline"), (axes[1], "peak_zn_nM", "peak")):
+        data = [ok.loc[(ok["condition"] == c) & (ok[col] > 0), col].to_numpy() for c in conditions]
+        present = [i for i, d in enumerate(data) if len(d)]
+        if present:
+            ax.boxplot([data[i] for i in present], positions=present, widths=0.5, showfliers=False)
+            rng = np.random.default_rng(0)
+            for i in present:
+                ax.scatter(i + rng.uniform(-0.15, 0.15, len(data[i])), data[i], s=6, alpha=0.5, color="#08519c")
+            ax.set_yscale("log")
+        ax.set_xticks(range(len(conditions)), conditions, fontsize=8)
+        ax.set_ylabel(f"{name} [Zn2+] (nM)")
+        ax.set_title(f"{name} free zinc per cell", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def cfse_overlay_figure(hist: pd.DataFrame, samples: pd.DataFrame, conditions: list[str]) -> plt.Figure:
+    """For each donor, the gated CFSE histograms of each condition overlaid (area-normalised)."""
+    donors = sorted(samples["donor"].astype(str).unique())
+    fig, axes = plt.subplots(1, max(len(donors), 1), figsize=(4.5 * max(len(donors), 1), 3.5), squeeze=False)
+    colours = dict(zip(conditions, plt.get_cmap("viridis")(np.linspace(0, 0.9, max(len(conditions), 1))),
+                       strict=False))
+    for ax, donor in zip(axes.ravel(), donors, strict=False):
+        sub = samples[samples["donor"].astype(str) == donor]
+        for _, s in sub.sort_values("condition", key=lambda c: c.map({k: i for i, k in enumerate(conditions)})).iterrows():
+            h = hist[hist["sample_id"] == s["sample_id"]]
+            if h.empty:
+                continue
+            centres = (h["bin_low_log10"] + h["bin_high_log10"]).to_numpy() / 2
+            y = h["events"].to_numpy(dtype=float)
+            ax.plot(centres, y / max(y.sum(), 1), color=colours.get(s["condition"], "k"), lw=1.2,
+                    label=f"{s['condition']} ({s['sample_id']})")
+        ax.set_title(f"donor {donor}", fontsize=9)
+        ax.set_xlabel("log10 CFSE")
+        ax.set_ylabel("fraction of events per bin")
+        ax.legend(fontsize=6)
+    fig.tight_layout()
+    return fig
