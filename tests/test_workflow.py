@@ -189,3 +189,53 @@ def test_report_opens_in_headless_chromium(project):
     assert errors == []
     assert rows_seen == registered  # every figure is listed
     assert rendered >= 8
+
+
+def _jobs_planned(workdir: Path, *extra: str) -> int:
+    """Jobs a run would execute (the 'total' of Snakemake's job stats; 0 when nothing to do)."""
+    import re
+
+    dry = _run(workdir, "-n", *extra)
+    m = re.search(r"^total\s+(\d+)", dry.stdout + dry.stderr, flags=re.MULTILINE)
+    return int(m.group(1)) if m else 0
+
+
+def test_killed_run_resumes_without_recomputing_finished_samples(project):
+    import os
+    import shutil
+    import signal
+    import time
+
+    results = project / "results"
+    shutil.rmtree(results, ignore_errors=True)
+    full = _jobs_planned(project)
+    proc = subprocess.Popen(
+        [str(SNAKEMAKE), "--snakefile", str(REPO / "Snakefile"), "--directory", str(project), "--cores", "1"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    seen: dict[Path, float] = {}  # a sample's last table -> when it appeared
+    deadline = time.time() + 300
+
+    def settled() -> list[Path]:  # Snakemake has had 2 s to record these jobs as finished
+        return sorted(p for p, t in seen.items() if time.time() - t > 2)
+
+    while time.time() < deadline and len(settled()) < 4:
+        for p in [*results.glob("cfse/*/indices.tsv"), *results.glob("imaging/*/summary.tsv")]:
+            seen.setdefault(p, time.time())
+        time.sleep(0.1)
+    finished = settled()
+    os.killpg(proc.pid, signal.SIGKILL)  # the whole job tree, as when a node dies
+    proc.wait()
+    assert len(finished) >= 4
+    # nothing that looks complete is half-written: every table present parses to at least one row
+    for p in results.rglob("*.tsv"):
+        assert len(pd.read_csv(p, sep="\t")) >= 1, p
+    stamps = {p: p.stat().st_mtime_ns for p in finished}
+    unlock = subprocess.run([str(SNAKEMAKE), "--snakefile", str(REPO / "Snakefile"), "--directory", str(project),
+                             "--unlock"], capture_output=True)
+    assert unlock.returncode == 0
+    remaining = _jobs_planned(project, "--rerun-incomplete")
+    assert 0 < remaining <= full - len(finished)
+    run = _run(project, "--rerun-incomplete")
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert {p: p.stat().st_mtime_ns for p in finished} == stamps  # finished samples were not recomputed
+    assert _jobs_planned(project) == 0

@@ -84,26 +84,35 @@ def match_controls(sheet: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
     sheet["unstained"] = ""
     problems: list[str] = []
     cfse = sheet[sheet["assay"] == "cfse"]
-    for idx, row in cfse[cfse["role"] == "sample"].iterrows():
+    # controls by (role, batch, donor): one pass over the sheet, then a lookup per sample
+    controls: dict[tuple[str, str, str], list[str]] = {}
+    for role, batch, donor, sid in cfse.loc[cfse["role"] != "sample", ["role", "batch", "donor", "sample_id"]].itertuples(
+            index=False):
+        controls.setdefault((role, batch, donor), []).append(sid)
+    chosen_ids: dict[str, list] = {"unstimulated": [], "unstained": []}
+    samples = cfse[cfse["role"] == "sample"]
+    for idx, sid, batch, donor in samples[["sample_id", "batch", "donor"]].itertuples():
         for role in ("unstimulated", "unstained"):
-            pool = cfse[(cfse["role"] == role) & (cfse["batch"] == row["batch"])]
-            same = pool[pool["donor"] == row["donor"]] if row["donor"] else pool.iloc[0:0]
-            anyd = pool[pool["donor"] == ""]
-            chosen = same if len(same) else anyd
+            same = controls.get((role, batch, donor), []) if donor else []
+            chosen = same or controls.get((role, batch, ""), [])
             if len(chosen) > 1:
                 problems.append(
-                    f"row {idx + 2} ({row['sample_id']}): {len(chosen)} {role} controls match "
-                    f"(batch {row['batch']}, donor {row['donor'] or '-'}): "
-                    f"{', '.join(chosen['sample_id'])}; give each control a donor or keep one"
+                    f"row {idx + 2} ({sid}): {len(chosen)} {role} controls match "
+                    f"(batch {batch}, donor {donor or '-'}): "
+                    f"{', '.join(chosen)}; give each control a donor or keep one"
                 )
             elif len(chosen) == 1:
-                sheet.loc[idx, role] = chosen["sample_id"].iloc[0]
+                chosen_ids[role].append((idx, chosen[0]))
             elif role == "unstimulated":
                 problems.append(
-                    f"row {idx + 2} ({row['sample_id']}): cfse batch {row['batch']!r} has no "
-                    f"unstimulated control{' for donor ' + row['donor'] if row['donor'] else ''}; "
+                    f"row {idx + 2} ({sid}): cfse batch {batch!r} has no "
+                    f"unstimulated control{' for donor ' + donor if donor else ''}; "
                     "add a row with role 'unstimulated' for that batch (it pins the parent peak)"
                 )
+    for role, pairs in chosen_ids.items():
+        if pairs:
+            idx, ids = zip(*pairs, strict=True)
+            sheet.loc[list(idx), role] = list(ids)
     return sheet, problems
 
 
