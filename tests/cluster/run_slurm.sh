@@ -26,21 +26,26 @@ STATE="$WORK/slurm"
 mkdir -p "$STATE"/{spool,state,log} /run/munge /var/log/munge /var/lib/munge
 chown munge:munge /run/munge /var/log/munge /var/lib/munge
 chmod 0755 /run/munge
-PIDS=()
+PIDS=()  # of the daemons we started, read from their pid files right after starting them
 cleanup() {
   local status=$?
-  for pid in "${PIDS[@]:-}"; do [ -n "$pid" ] && kill "$pid" 2>/dev/null || true; done
-  for pid in "${PIDS[@]:-}"; do [ -n "$pid" ] && wait "$pid" 2>/dev/null || true; done
-  [ -f "$STATE/munged.pid" ] && kill "$(cat "$STATE/munged.pid")" 2>/dev/null || true
-  [ -f "$STATE/slurmctld.pid" ] && kill "$(cat "$STATE/slurmctld.pid")" 2>/dev/null || true
-  [ -f "$STATE/slurmd.pid" ] && kill "$(cat "$STATE/slurmd.pid")" 2>/dev/null || true
+  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+  for _ in $(seq 20); do
+    alive=0
+    for pid in "${PIDS[@]}"; do kill -0 "$pid" 2>/dev/null && alive=1; done
+    [ "$alive" = 0 ] && break
+    sleep 0.5
+  done
+  for pid in "${PIDS[@]}"; do kill -9 "$pid" 2>/dev/null || true; done
   if [ -e "$STATE/slurm.conf.orig" ]; then cp -p "$STATE/slurm.conf.orig" /etc/slurm/slurm.conf;
   else rm -f /etc/slurm/slurm.conf; fi
   if [ "$status" -ne 0 ]; then
     echo "---- slurmctld log"; tail -n 30 "$STATE/log/slurmctld.log" 2>/dev/null || true
     echo "---- slurmd log"; tail -n 30 "$STATE/log/slurmd.log" 2>/dev/null || true
   fi
-  echo "daemons stopped (exit $status)"
+  echo "daemons stopped: ${PIDS[*]} (exit $status)"
+  [ "$status" -eq 0 ] && rm -rf "$WORK"
+  return "$status"
 }
 trap cleanup EXIT
 
@@ -84,9 +89,11 @@ chown munge:munge /etc/munge/munge.key && chmod 0400 /etc/munge/munge.key
 chown -R munge:munge /var/log/munge /var/lib/munge
 su -s /bin/sh munge -c "/usr/sbin/munged --force"
 sleep 1
-cp /run/munge/munged.pid "$STATE/munged.pid"
+PIDS+=("$(cat /run/munge/munged.pid)")
 /usr/sbin/slurmctld -f "$CONF"
 /usr/sbin/slurmd -f "$CONF"
+for _ in $(seq 20); do [ -s "$STATE/slurmctld.pid" ] && [ -s "$STATE/slurmd.pid" ] && break; sleep 0.5; done
+PIDS+=("$(cat "$STATE/slurmctld.pid")" "$(cat "$STATE/slurmd.pid")")
 for _ in $(seq 60); do
   state="$(sinfo -h -N -o '%T' 2>/dev/null | head -1 || true)"
   [ "$state" = "idle" ] && break
@@ -116,4 +123,3 @@ while IFS= read -r f; do
 done < <(cd "$WORK/local" && find results -name '*.tsv' -o -name '*.tsv.gz' | sort)
 [ "$n" -gt 10 ] || { echo "only $n tables compared" >&2; exit 1; }
 echo "SLURM run: $n tables byte-identical to the local run"
-rm -rf "$WORK"

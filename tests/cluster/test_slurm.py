@@ -26,3 +26,8 @@ def test_example_workflow_on_slurm_matches_a_local_run():
     run = subprocess.run(["bash", str(SCRIPT), sys.executable], capture_output=True, text=True, timeout=1500)
     assert run.returncode == 0, (run.stdout[-3000:], run.stderr[-3000:])
     assert "tables byte-identical to the local run" in run.stdout
+    # the daemons were stopped by their PIDs
+    line = next(x for x in run.stdout.splitlines() if x.startswith("daemons stopped:"))
+    pids = [int(p) for p in line.split(":", 1)[1].split("(")[0].split()]
+    assert len(pids) == 3
+    assert not [p for p in pids if Path(f"/proc/{p}").exists()]

@@ -14,7 +14,8 @@ where the background components hold them: nothing is dropped.
 
 Fit: for given ``(mu0, delta, sigma)`` the amplitudes (expected events per component) are the
 non-negative least-squares solution with Pearson weights ``1/max(y, 1)``; the outer problem is a
-bounded quasi-Newton search. ``mu0`` starts at the unstimulated control's parent peak and may move
+bounded quasi-Newton search (L-BFGS-B) with the analytic gradient of the NNLS residual
+(envelope theorem: the amplitudes are optimal at every point). ``mu0`` starts at the unstimulated control's parent peak and may move
 within +/- 0.25 decades (moves beyond ``cfse.max_parent_shift_log10`` are flagged); ``delta =
 log10(peak ratio)`` is bounded by ``cfse.peak_ratio_bounds``; ``sigma`` may widen from the
 control's width up to 1.6x. Generations are fitted from 0 to ``cfse.max_generations`` while the
@@ -147,18 +148,52 @@ class _Model:
         self.n_gen = int(max(1, np.sum(lowest_mu >= floor) - 1))
         self.weights = 1.0 / np.sqrt(np.maximum(self.counts, 1.0))
 
-    def design(self, mu0: float, delta: float, sigma: float) -> tuple[np.ndarray, np.ndarray]:
+    def design(self, mu0: float, delta: float, sigma: float, derivatives: bool = False):
+        """Expected histogram of each component (rows) for the parameters; with ``derivatives``
+        also d(rows)/d(mu0, delta, sigma) as an array (3, n_components, n_bins)."""
         mus = mu0 - delta * np.arange(self.n_gen + 1)
-        X = np.empty((self.n_gen + 1 + self.background.shape[0], self.nb))
+        n_comp = self.n_gen + 1 + self.background.shape[0]
+        X = np.empty((n_comp, self.nb))
+        dX = np.zeros((3, n_comp, self.nb)) if derivatives else None
         half = 5.0 * sigma
         for g, mu in enumerate(mus):  # each Gaussian only touches +/- 5 sigma of the dye grid
             lo = int(np.searchsorted(self.grid, mu - half))
             hi = max(int(np.searchsorted(self.grid, mu + half)), lo + 1)
             z = (self.grid[lo:hi] - mu) / sigma
-            w = np.exp(-0.5 * z * z)
-            X[g] = (w / w.sum()) @ self.T[lo:hi]
+            e = np.exp(-0.5 * z * z)
+            total = e.sum()
+            w = e / total
+            Tw = self.T[lo:hi]
+            if derivatives:
+                # normalised weights w = e / sum(e): dw = (de - w * sum(de)) / sum(e)
+                de_mu = e * z / sigma
+                de_sig = e * z * z / sigma
+                dw_mu = (de_mu - w * de_mu.sum()) / total
+                dw_sig = (de_sig - w * de_sig.sum()) / total
+                rows = np.stack([w, dw_mu, dw_sig]) @ Tw
+                X[g] = rows[0]
+                dX[0, g] = rows[1]
+                dX[1, g] = -g * rows[1]
+                dX[2, g] = rows[2]
+            else:
+                X[g] = w @ Tw
         X[self.n_gen + 1 :] = self.background
+        if derivatives:
+            return X, mus, dX
         return X, mus
+
+    def objective(self, theta: np.ndarray) -> tuple[float, np.ndarray]:
+        """Weighted residual sum of squares after NNLS, and its gradient in (mu0, delta, sigma).
+
+        The amplitudes are re-optimised at every point, so by the envelope theorem the gradient
+        is that of the residual with the amplitudes held fixed: -2 r . (a dX/dtheta) w.
+        """
+        y, wts = self.counts, self.weights
+        X, _, dX = self.design(*theta, derivatives=True)
+        amp, _ = nnls((X * wts[None, :]).T, y * wts, maxiter=50 * X.shape[0])
+        r = (y - amp @ X) * wts
+        grad = -2.0 * np.array([(r * wts) @ (amp @ dX[k]) for k in range(3)])
+        return float(r @ r), grad
 
     def solve(self, theta: np.ndarray, counts: np.ndarray | None = None, reweight: bool = False
               ) -> tuple[float, np.ndarray, np.ndarray, np.ndarray]:
@@ -204,8 +239,8 @@ def fit_generations(
             val = model.solve(th)[0]
             if val < best_val:
                 best_theta, best_val = th, val
-    res = minimize(lambda th: model.solve(th)[0], best_theta, method="L-BFGS-B", bounds=bounds,
-                   options={"eps": 1e-4, "maxiter": 25, "ftol": 1e-6})
+    res = minimize(model.objective, best_theta, jac=True, method="L-BFGS-B", bounds=bounds,
+                   options={"maxiter": 40, "ftol": 1e-7})
     best = res if res.fun <= best_val else None
     if best is None:
         return _result(model, best_theta)
