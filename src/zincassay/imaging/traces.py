@@ -1,8 +1,10 @@
 """Per-cell intensity traces with label-indexed reductions (no Python loop over cells).
 
-For each frame the registered label image is applied by an integer offset of precomputed flat
-pixel indices, and ``np.add.reduceat`` over the label-sorted pixels gives every cell's sum at
-once. Each frame is read once (a memory-mapped stack is never copied whole or cast to float64).
+Each cell is a row of a sparse matrix (cells x pixels) holding the resampling weights of its
+pixels for the frame's registration shift; one sparse product with the flattened frame gathers,
+weights and sums every cell at once. The matrix's column indices change only with the whole-pixel
+offset and its values only with the (quantised) sub-pixel phase. Frames are read one at a time
+(a memory-mapped stack is never copied whole or cast to float64).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy import ndimage as ndi
+from scipy import sparse
 
 __all__ = ["Traces", "extract_traces"]
 
@@ -48,7 +51,6 @@ def _background_pixels(labels: np.ndarray, margin_px: int, max_pixels: int) -> n
 
 TAPS = (-1, 0, 1, 2)
 PHASE_STEPS = 20
-CHUNK = 32
 
 
 def resampling_weights(phi: float) -> np.ndarray:
@@ -115,7 +117,7 @@ def interior(labels: np.ndarray, erode_px: int) -> np.ndarray:
 
 
 def extract_traces(data: np.ndarray, labels: np.ndarray, shifts: np.ndarray, saturation_value: float,
-                   background_margin_px: int = 6, max_background_px: int = 4096) -> Traces:
+                   background_margin_px: int = 6, max_background_px: int = 1025) -> Traces:
     """Mean intensity per labelled cell per frame, at sub-pixel registration.
 
     Parameters
@@ -154,33 +156,33 @@ def extract_traces(data: np.ndarray, labels: np.ndarray, shifts: np.ndarray, sat
     phase = np.minimum(np.rint((shifts - base) * PHASE_STEPS).astype(np.int64), PHASE_STEPS)
     arr = np.asarray(data)  # a plain view of a memory map: cheaper to index
     weight_cache: dict[tuple[int, int], np.ndarray] = {}
-
-    def weights(t: int) -> np.ndarray:
+    # one sparse matrix (cells x pixels) gathers, weights and sums every cell of a frame in one
+    # pass; its structure changes only with the whole-pixel offset, its values with the phase
+    indptr = np.concatenate([starts, [len(py)]]).astype(np.int64)
+    matrix = sparse.csr_matrix((np.ones(len(py), np.float32), np.zeros(len(py), np.int64), indptr),
+                               shape=(n, h * w))
+    sat_matrix = matrix.copy()
+    offset = None
+    for t in range(T):
+        dy, dx = int(base[t, 0]), int(base[t, 1])
+        if (dy, dx) != offset:
+            offset = (dy, dx)
+            cols = np.clip(py + dy, 0, h - 1) * w + np.clip(px + dx, 0, w - 1)
+            matrix.indices = cols
+            sat_matrix.indices = cols
+            bidx = np.clip(bys + dy, 0, h - 1) * w + np.clip(bxs + dx, 0, w - 1)
         pk = (int(phase[t, 0]), int(phase[t, 1]))
         if pk not in weight_cache:
             weight_cache[pk] = member @ _kernel(pk).ravel().astype(np.float32)
-        return weight_cache[pk]
-
-    # runs of up to CHUNK consecutive frames with the same whole-pixel shift, handled at once
-    t0 = 0
-    while t0 < T:
-        t1 = t0 + 1
-        while t1 < T and t1 - t0 < CHUNK and base[t1, 0] == base[t0, 0] and base[t1, 1] == base[t0, 1]:
-            t1 += 1
-        dy, dx = int(base[t0, 0]), int(base[t0, 1])
-        cell_idx = np.clip(py + dy, 0, h - 1) * w + np.clip(px + dx, 0, w - 1)
-        bidx = np.clip(bys + dy, 0, h - 1) * w + np.clip(bxs + dx, 0, w - 1)
-        block = arr[t0:t1].reshape(t1 - t0, h * w)
-        vals = np.take(block, cell_idx, axis=1)
+        matrix.data = weight_cache[pk]
+        frame = arr[t].ravel()
         if n:
-            wts = np.stack([weights(t) for t in range(t0, t1)])
-            mean[t0:t1] = np.add.reduceat(vals * wts, starts, axis=1) / area  # float32 sums: < 1e-6 relative
-            if vals.max() >= saturation_value:
-                saturated[t0:t1] = np.add.reduceat((vals >= saturation_value) & (wts >= 0.5), starts, axis=1,
-                                                   dtype=np.int64)
+            mean[t] = (matrix @ frame) / area
+            if frame.max() >= saturation_value:
+                sat_matrix.data = (weight_cache[pk] >= 0.5).astype(np.float32)
+                saturated[t] = np.rint(sat_matrix @ (frame >= saturation_value).astype(np.float32)).astype(np.int64)
         if len(bidx):
-            bg = np.take(block, bidx, axis=1)
-            mid = bg.shape[1] // 2
-            background[t0:t1] = np.partition(bg, mid, axis=1)[:, mid]  # median (odd count: see _background_pixels)
-        t0 = t1
+            bg = frame[bidx]
+            mid = len(bg) // 2
+            background[t] = np.partition(bg, mid)[mid]  # median (odd count: see _background_pixels)
     return Traces(mean=mean, saturated=saturated, background=background, n_background_px=len(bg_idx))
