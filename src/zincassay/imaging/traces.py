@@ -29,7 +29,7 @@ class Traces:
     saturated : ndarray (T, N) int64
         Pixels at or above the camera maximum per cell and frame.
     background : ndarray (T,) float64
-        Median of the cell-free region per frame (counts).
+        Mean of the cell-free region per frame after a 3-SD clip (counts).
     n_background_px : int
         Pixels in the cell-free sample.
     """
@@ -46,7 +46,7 @@ def _background_pixels(labels: np.ndarray, margin_px: int, max_pixels: int) -> n
     idx = np.flatnonzero(free)
     if len(idx) > max_pixels:
         idx = idx[:: int(np.ceil(len(idx) / max_pixels))]
-    return idx[: len(idx) - 1 + len(idx) % 2]  # an odd count, so the median is one pixel's value
+    return idx
 
 
 TAPS = (-1, 0, 1, 2)
@@ -105,6 +105,17 @@ def _soft_mask_pairs(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.nda
     return py - 1, px - 1, uniq // span, member
 
 
+def _clipped_mean(values: np.ndarray) -> np.ndarray:
+    """Row means of ``values`` (frames x pixels) after one 3-SD clip: robust to a few bright
+    specks, more precise than a median, and cheaper than a partition."""
+    v = values.astype(np.float32)
+    m = v.mean(axis=1, keepdims=True)
+    sd = v.std(axis=1, keepdims=True)
+    keep = np.abs(v - m) <= 3 * sd
+    n = keep.sum(axis=1)
+    return np.where(n > 0, (v * keep).sum(axis=1) / np.maximum(n, 1), m[:, 0]).astype(np.float64)
+
+
 def interior(labels: np.ndarray, erode_px: int) -> np.ndarray:
     """Labels with ``erode_px`` pixels removed from every cell's edge (4-connected erosion)."""
     out = labels.copy()
@@ -117,7 +128,7 @@ def interior(labels: np.ndarray, erode_px: int) -> np.ndarray:
 
 
 def extract_traces(data: np.ndarray, labels: np.ndarray, shifts: np.ndarray, saturation_value: float,
-                   background_margin_px: int = 6, max_background_px: int = 1025) -> Traces:
+                   background_margin_px: int = 6, max_background_px: int = 4096) -> Traces:
     """Mean intensity per labelled cell per frame, at sub-pixel registration.
 
     Parameters
@@ -137,7 +148,7 @@ def extract_traces(data: np.ndarray, labels: np.ndarray, shifts: np.ndarray, sat
     background_margin_px : int
         Cell-free pixels are at least this far from any cell.
     max_background_px : int
-        The background is the median of at most this many evenly spaced cell-free pixels.
+        The background is the 3-SD-clipped mean of at most this many evenly spaced cell-free pixels.
     """
     h, w = labels.shape
     n = int(labels.max())
@@ -162,6 +173,7 @@ def extract_traces(data: np.ndarray, labels: np.ndarray, shifts: np.ndarray, sat
     matrix = sparse.csr_matrix((np.ones(len(py), np.float32), np.zeros(len(py), np.int64), indptr),
                                shape=(n, h * w))
     sat_matrix = matrix.copy()
+    bg_values = np.zeros((T, len(bg_idx)), dtype=arr.dtype)
     offset = None
     for t in range(T):
         dy, dx = int(base[t, 0]), int(base[t, 1])
@@ -182,7 +194,7 @@ def extract_traces(data: np.ndarray, labels: np.ndarray, shifts: np.ndarray, sat
                 sat_matrix.data = (weight_cache[pk] >= 0.5).astype(np.float32)
                 saturated[t] = np.rint(sat_matrix @ (frame >= saturation_value).astype(np.float32)).astype(np.int64)
         if len(bidx):
-            bg = frame[bidx]
-            mid = len(bg) // 2
-            background[t] = np.partition(bg, mid)[mid]  # median (odd count: see _background_pixels)
+            bg_values[t] = frame[bidx]
+    for t0 in range(0, T if len(bg_idx) else 0, 256):  # vectorised over frames, in blocks
+        background[t0:t0 + 256] = _clipped_mean(bg_values[t0:t0 + 256])
     return Traces(mean=mean, saturated=saturated, background=background, n_background_px=len(bg_idx))
