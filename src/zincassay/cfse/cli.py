@@ -59,17 +59,11 @@ def _cmd_sample(args: argparse.Namespace) -> int:
 
 
 def _cmd_collect(args: argparse.Namespace) -> int:
-    from zincassay.simulate import write_table
+    from zincassay.tables import collect_tables
 
-    outdir = Path(args.outdir)
     for name in ("indices", "generations", "gates"):
-        frames = [pd.read_csv(Path(d) / f"{name}.tsv", sep="\t", dtype={"donor": str, "batch": str})
-                  for d in args.sample_dirs]
-        table = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
-        keys = [k for k in ("sample_id", "generation", "step") if k in table.columns]
-        if keys:
-            table = table.sort_values(keys, kind="stable")
-        write_table(table, outdir / f"{name}.tsv")
+        collect_tables(args.sample_dirs, f"{name}.tsv", Path(args.outdir) / f"{name}.tsv",
+                       ("sample_id", "generation", "step"))
     return 0
 
 

@@ -10,12 +10,13 @@ from pathlib import Path
 
 import pandas as pd
 
+from zincassay.tables import read_table
+
 
 def _read(path: str | None) -> pd.DataFrame | None:
     if not path or not Path(path).exists():
         return None
-    return pd.read_csv(path, sep="\t", dtype={"donor": str, "batch": str}, keep_default_na=False,
-                       na_values=["", "nan", "NaN"])
+    return read_table(path)
 
 
 def _cmd_conditions(args: argparse.Namespace) -> int:

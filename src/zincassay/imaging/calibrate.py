@@ -62,6 +62,13 @@ def _jumps(shifts: np.ndarray | None) -> np.ndarray:
     return np.concatenate([[0.0], np.hypot(*np.diff(shifts, axis=0).T)])
 
 
+def _jolt_threshold(jump: np.ndarray) -> float:
+    """A frame-to-frame displacement (px) above ordinary drift: 3x (median + 3 robust SD), >= 0.5 px."""
+    j = jump[1:]
+    typical = np.median(j) + 3 * 1.4826 * np.median(np.abs(j - np.median(j)))
+    return max(0.5, 3 * typical)
+
+
 def _jolt_near(jump: np.ndarray, lo: int, hi: int) -> int | None:
     """The frame with the largest jolt in [lo, hi] if it stands out from ordinary drift."""
     if len(jump) == 0:
@@ -70,8 +77,7 @@ def _jolt_near(jump: np.ndarray, lo: int, hi: int) -> int | None:
     if hi < lo:
         return None
     k = lo + int(np.argmax(jump[lo:hi + 1]))
-    typical = np.median(jump[1:]) + 3 * 1.4826 * np.median(np.abs(jump[1:] - np.median(jump[1:])))
-    return k if jump[k] > max(0.5, 3 * typical) else None
+    return k if jump[k] > _jolt_threshold(jump) else None
 
 
 def detect_events(population: np.ndarray, time_s: np.ndarray, shifts: np.ndarray | None,
@@ -121,7 +127,6 @@ def detect_events(population: np.ndarray, time_s: np.ndarray, shifts: np.ndarray
         k = int(np.argmax(d))
         while k > 0 and d[k - 1] > max(0.1 * d.max(), 3 * noise):
             k -= 1
-        k_pyr = k
         out["pyrithione_s"], src["pyrithione_s"] = addition(k, 2)
         k_pyr = int(np.searchsorted(time_s, out["pyrithione_s"]))
     if known.get("tpen_s") is not None:
@@ -143,8 +148,7 @@ def detect_events(population: np.ndarray, time_s: np.ndarray, shifts: np.ndarray
             raise ValueError("the stimulus time is blank and no addition jolt was found before pyrithione; "
                              "fill in stimulus_s")
         # the first clear jolt, not just the largest one
-        typical = max(0.5, 3 * (np.median(jump[1:]) + 3 * 1.4826 * np.median(np.abs(jump[1:] - np.median(jump[1:])))))
-        first = next(k for k in range(1, k_pyr - 1) if jump[k] > typical)
+        first = next(k for k in range(1, k_pyr - 1) if jump[k] > _jolt_threshold(jump))
         out["stimulus_s"], src["stimulus_s"] = float(time_s[first]), "jolt"
     return Events(stimulus_s=out["stimulus_s"], pyrithione_s=out["pyrithione_s"], tpen_s=out["tpen_s"], source=src)
 

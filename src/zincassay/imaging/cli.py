@@ -8,9 +8,6 @@ import os
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
-
-TABLES = ("cells", "summary", "frames")
 
 
 def _cmd_sample(args: argparse.Namespace) -> int:
@@ -49,19 +46,10 @@ def _cmd_sample(args: argparse.Namespace) -> int:
 
 
 def _cmd_collect(args: argparse.Namespace) -> int:
-    from zincassay.simulate import write_table
+    from zincassay.tables import collect_tables
 
-    outdir = Path(args.outdir)
-    dirs = [Path(d) for d in args.sample_dirs]
-    for name in (*TABLES, "traces"):
-        suffix = ".tsv.gz" if name == "traces" else ".tsv"
-        frames = [pd.read_csv(d / f"{name}{suffix}", sep="\t", dtype={"donor": str, "batch": str}, keep_default_na=False,
-                              na_values=["nan", "NaN", ""]) for d in dirs]
-        table = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
-        keys = [k for k in ("sample_id", "cell_id", "frame") if k in table.columns]
-        if keys:
-            table = table.sort_values(keys, kind="stable")
-        write_table(table, outdir / f"{name}{suffix}")
+    for filename in ("cells.tsv", "summary.tsv", "frames.tsv", "traces.tsv.gz"):
+        collect_tables(args.sample_dirs, filename, Path(args.outdir) / filename, ("sample_id", "cell_id", "frame"))
     return 0
 
 

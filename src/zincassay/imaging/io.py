@@ -102,11 +102,9 @@ def _select_channel(arr: np.ndarray, axes: str, channel: int | str | None, names
                                "save the stack as time x Y x X")
         arr = np.take(arr, 0, axis=axes.index(a))
         axes = axes.replace(a, "")
-    if "T" not in axes:
-        if arr.ndim == 2:
-            raise ImagingError(f"{path}: a single frame; the calibration needs a time-lapse (baseline, stimulus, "
-                               "pyrithione + ZnCl2, TPEN)")
-        arr, axes = arr, "T" + axes[-2:]
+    if "T" not in axes:  # only Y and X are left
+        raise ImagingError(f"{path}: a single frame; the calibration needs a time-lapse (baseline, stimulus, "
+                           "pyrithione + ZnCl2, TPEN)")
     order = [axes.index(a) for a in "TYX"]
     return np.transpose(arr, order), axes
 
@@ -253,8 +251,6 @@ def _read_vendor(path: Path, channel: int | str | None) -> Stack:
             meta = {"pixel_size_um": 1 / scale[0] if scale and scale[0] else None,
                     "frame_interval_s": 1 / scale[3] if len(scale) > 3 and scale[3] else None}
             channel = None
-    except ImagingError:
-        raise
     except Exception as exc:
         raise ImagingError(f"{path}: cannot be read by {module} ({type(exc).__name__}: {exc})") from None
     data, _ = _select_channel(np.asarray(arr), axes, channel, names, path)

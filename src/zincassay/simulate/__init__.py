@@ -17,6 +17,7 @@ import pandas as pd
 from zincassay.cfse.indices import INDEX_NAMES, precursor_fractions
 from zincassay.simulate.cfse import CFSEParams, write_cfse_sample
 from zincassay.simulate.imaging import ImagingParams, write_imaging_sample
+from zincassay.tables import write_table
 
 __all__ = ["CONDITIONS", "simulate_dataset", "write_table"]
 
@@ -30,21 +31,6 @@ CONDITIONS = {
     "supplemented": {"short": "sup", "responder_fraction": 0.85, "mean_divisions": 3.3,
                      "baseline_zn_nM": 2.0, "rise_zn_nM": 8.0, "zn_supplement_uM": 50},
 }
-FLOAT_FORMAT = "%.6g"
-
-
-def write_table(frame: pd.DataFrame, path: str | Path) -> Path:
-    """Write a TSV reproducibly (fixed float format; gzip without timestamp) and atomically."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".part")
-    compression = {"method": "gzip", "mtime": 0} if path.suffix == ".gz" else None
-    frame.to_csv(tmp, sep="\t", index=False, float_format=FLOAT_FORMAT, compression=compression,
-                 lineterminator="\n")
-    os.replace(tmp, path)
-    return path
-
-
 def simulate_dataset(
     outdir: str | Path,
     seed: int = 1,
