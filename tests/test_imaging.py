@@ -102,6 +102,23 @@ def test_trace_extraction_matches_a_per_cell_loop_and_counts_saturation():
     assert tr.saturated[2, 1] >= 1
 
 
+def test_background_follows_the_level_and_ignores_a_speck():
+    rng = np.random.default_rng(1)
+    T, h, w = 8, 96, 96
+    level = np.linspace(100, 300, T)  # e.g. extracellular probe after the ZnCl2 addition
+    stack = rng.poisson(level[:, None, None], size=(T, h, w)).astype(np.uint16)
+    labels = np.zeros((h, w), dtype=np.int32)
+    labels[40:50, 40:50] = 1
+    stack[:, 40:50, 40:50] += 2000
+    stack[3:5, 10:16, 70:76] = 4000  # debris drifting through the cell-free region
+    tr = extract_traces(stack, labels, np.zeros((T, 2)), saturation_value=65535)
+    assert tr.n_background_px > 1000
+    assert np.abs(tr.background - level).max() < 1.5  # sd of a single pixel is 10-17 counts
+    # the speck alone would move a plain mean of the same pixels by several counts
+    free = ~ndi.binary_dilation(labels > 0, iterations=6)
+    assert stack[3][free].mean() - level[3] > 5
+
+
 # ---------------------------------------------------------------- registration
 
 

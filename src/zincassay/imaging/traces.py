@@ -2,9 +2,10 @@
 
 Each cell is a row of a sparse matrix (cells x pixels) holding the resampling weights of its
 pixels for the frame's registration shift; one sparse product with the flattened frame gathers,
-weights and sums every cell at once. The matrix's column indices change only with the whole-pixel
-offset and its values only with the (quantised) sub-pixel phase. Frames are read one at a time
-(a memory-mapped stack is never copied whole or cast to float64).
+weights and sums every cell at once; further rows sum groups of cell-free pixels for the
+background. The matrix's column indices change only with the whole-pixel offset and its values
+only with the (quantised) sub-pixel phase. Frames are read one at a time (a memory-mapped stack
+is never copied whole or cast to float64).
 """
 
 from __future__ import annotations
@@ -29,7 +30,8 @@ class Traces:
     saturated : ndarray (T, N) int64
         Pixels at or above the camera maximum per cell and frame.
     background : ndarray (T,) float64
-        Mean of the cell-free region per frame after a 3-SD clip (counts).
+        Mean of the cell-free region per frame (counts), without groups of pixels whose mean is an
+        outlier (see :func:`_clipped_group_mean`).
     n_background_px : int
         Pixels in the cell-free sample.
     """
@@ -92,28 +94,38 @@ def _soft_mask_pairs(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.nda
     span = (h + 3) * (w + 3)
     ys, xs = np.nonzero(labels)
     cell = labels[ys, xs].astype(np.int64)
-    keys, corner = [], []
-    for i, oy in enumerate(TAPS):
-        for j, ox in enumerate(TAPS):
-            keys.append(cell * span + (ys + oy + 1) * (w + 3) + (xs + ox + 1))
-            corner.append(np.full(len(ys), 4 * i + j))
-    key = np.concatenate(keys)
-    uniq, inverse = np.unique(key, return_inverse=True)
-    member = np.zeros((len(uniq), 16), dtype=np.float32)
-    member[inverse, np.concatenate(corner)] = 1.0
+    # key = (cell, padded pixel) << 4 | tap: one sort gives the pairs in (cell, pixel) order, and
+    # an OR over each run of equal (cell, pixel) gives the 16-bit tap membership of the pair
+    base = np.sort((cell * span + (ys + 1) * (w + 3) + (xs + 1)) << 4)
+    taps = np.array([((oy * (w + 3) + ox) << 4) + 4 * i + j for i, oy in enumerate(TAPS) for j, ox in enumerate(TAPS)])
+    keys = (base[None, :] + taps[:, None]).ravel()
+    keys.sort(kind="stable")  # 16 sorted runs: a merge
+    pair = keys >> 4
+    first = np.flatnonzero(np.concatenate([[True], pair[1:] != pair[:-1]]))
+    bits = np.bitwise_or.reduceat(np.left_shift(1, keys & 15), first) if len(keys) else np.zeros(0, np.int64)
+    member = ((bits[:, None] >> np.arange(16)) & 1).astype(np.float32)
+    uniq = pair[first]
     py, px = np.divmod(uniq % span, w + 3)
     return py - 1, px - 1, uniq // span, member
 
 
-def _clipped_mean(values: np.ndarray) -> np.ndarray:
-    """Row means of ``values`` (frames x pixels) after one 3-SD clip: robust to a few bright
-    specks, more precise than a median, and cheaper than a partition."""
-    v = values.astype(np.float32)
-    m = v.mean(axis=1, keepdims=True)
-    sd = v.std(axis=1, keepdims=True)
-    keep = np.abs(v - m) <= 3 * sd
-    n = keep.sum(axis=1)
-    return np.where(n > 0, (v * keep).sum(axis=1) / np.maximum(n, 1), m[:, 0]).astype(np.float64)
+BACKGROUND_GROUP_PX = 64
+
+
+def _clipped_group_mean(sums: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """Per-frame background from the sums of groups of cell-free pixels.
+
+    ``sums`` is (frames, groups), ``counts`` the pixels per group. Groups whose mean is more than
+    3 robust SD (1.4826 x the median absolute deviation) from the frame's median group are left
+    out, so a speck of debris or a glowing cell edge, which lands in a few groups, does not move the
+    level; the result is the pixel-weighted mean of the other groups (counts).
+    """
+    g = sums / counts
+    med = np.median(g, axis=1, keepdims=True)
+    mad = np.median(np.abs(g - med), axis=1, keepdims=True)
+    keep = np.abs(g - med) <= 3 * 1.4826 * mad
+    kept = (keep * counts).sum(axis=1)
+    return np.where(kept > 0, (sums * keep).sum(axis=1) / np.maximum(kept, 1), med[:, 0])
 
 
 def interior(labels: np.ndarray, erode_px: int) -> np.ndarray:
@@ -148,7 +160,8 @@ def extract_traces(data: np.ndarray, labels: np.ndarray, shifts: np.ndarray, sat
     background_margin_px : int
         Cell-free pixels are at least this far from any cell.
     max_background_px : int
-        The background is the 3-SD-clipped mean of at most this many evenly spaced cell-free pixels.
+        The background is the mean of at most this many evenly spaced cell-free pixels, measured in
+        raster-order groups of 64; groups more than 3 SD from the others are left out.
     """
     h, w = labels.shape
     n = int(labels.max())
@@ -157,44 +170,44 @@ def extract_traces(data: np.ndarray, labels: np.ndarray, shifts: np.ndarray, sat
     area = np.bincount(labels.ravel(), minlength=n + 1)[1:].astype(np.float64)
     bg_idx = _background_pixels(labels, background_margin_px, max_background_px)
     bys, bxs = np.divmod(bg_idx, w)
+    # cell-free pixels in raster-order groups of BACKGROUND_GROUP_PX: extra rows of the same
+    # sparse product, so the background costs no gather of its own
+    bg_starts = np.arange(0, len(bg_idx), BACKGROUND_GROUP_PX)
+    bg_counts = np.diff(np.append(bg_starts, len(bg_idx))).astype(np.float64)
     T = len(data)
     mean = np.full((T, n), np.nan)
     saturated = np.zeros((T, n), dtype=np.int64)
-    background = np.full(T, np.nan)
+    bg_sums = np.zeros((T, len(bg_starts)))
     base = np.floor(shifts).astype(np.int64)
     # fractional shifts quantised to 1/20 px (registration is good to about 0.1 px), so the
     # per-pair weights are computed once per distinct phase, not once per frame
     phase = np.minimum(np.rint((shifts - base) * PHASE_STEPS).astype(np.int64), PHASE_STEPS)
     arr = np.asarray(data)  # a plain view of a memory map: cheaper to index
     weight_cache: dict[tuple[int, int], np.ndarray] = {}
-    # one sparse matrix (cells x pixels) gathers, weights and sums every cell of a frame in one
-    # pass; its structure changes only with the whole-pixel offset, its values with the phase
-    indptr = np.concatenate([starts, [len(py)]]).astype(np.int64)
-    matrix = sparse.csr_matrix((np.ones(len(py), np.float32), np.zeros(len(py), np.int64), indptr),
-                               shape=(n, h * w))
-    sat_matrix = matrix.copy()
-    bg_values = np.zeros((T, len(bg_idx)), dtype=arr.dtype)
+    # one sparse matrix (cells and background groups x pixels) gathers, weights and sums a whole
+    # frame in one pass; its structure changes only with the whole-pixel offset, its values with
+    # the phase
+    indptr = np.concatenate([starts, len(py) + bg_starts, [len(py) + len(bg_idx)]]).astype(np.int64)
+    nnz = len(py) + len(bg_idx)
+    matrix = sparse.csr_matrix((np.ones(nnz, np.float32), np.zeros(nnz, np.int64), indptr),
+                               shape=(n + len(bg_starts), h * w))
     offset = None
-    for t in range(T):
-        dy, dx = int(base[t, 0]), int(base[t, 1])
+    for t, (dy, dx), pk in zip(range(T), base.tolist(), map(tuple, phase.tolist()), strict=True):
         if (dy, dx) != offset:
             offset = (dy, dx)
             cols = np.clip(py + dy, 0, h - 1) * w + np.clip(px + dx, 0, w - 1)
-            matrix.indices = cols
-            sat_matrix.indices = cols
-            bidx = np.clip(bys + dy, 0, h - 1) * w + np.clip(bxs + dx, 0, w - 1)
-        pk = (int(phase[t, 0]), int(phase[t, 1]))
+            matrix.indices = np.concatenate([cols, np.clip(bys + dy, 0, h - 1) * w + np.clip(bxs + dx, 0, w - 1)])
         if pk not in weight_cache:
-            weight_cache[pk] = member @ _kernel(pk).ravel().astype(np.float32)
+            weights = member @ _kernel(pk).ravel().astype(np.float32)
+            weight_cache[pk] = np.concatenate([weights, np.ones(len(bg_idx), np.float32)])
         matrix.data = weight_cache[pk]
         frame = arr[t].ravel()
-        if n:
-            mean[t] = (matrix @ frame) / area
-            if frame.max() >= saturation_value:
-                sat_matrix.data = (weight_cache[pk] >= 0.5).astype(np.float32)
-                saturated[t] = np.rint(sat_matrix @ (frame >= saturation_value).astype(np.float32)).astype(np.int64)
-        if len(bidx):
-            bg_values[t] = frame[bidx]
-    for t0 in range(0, T if len(bg_idx) else 0, 256):  # vectorised over frames, in blocks
-        background[t0:t0 + 256] = _clipped_mean(bg_values[t0:t0 + 256])
+        sums = matrix @ frame
+        mean[t] = sums[:n] / area
+        bg_sums[t] = sums[n:]
+        if n and frame.max() >= saturation_value:
+            in_cell = (weight_cache[pk][:len(py)] >= 0.5).astype(np.float32)
+            hits = sparse.csr_matrix((in_cell, cols, indptr[:n + 1]), shape=(n, h * w)) @ (frame >= saturation_value)
+            saturated[t] = np.rint(hits).astype(np.int64)
+    background = _clipped_group_mean(bg_sums, bg_counts) if len(bg_idx) else np.full(T, np.nan)
     return Traces(mean=mean, saturated=saturated, background=background, n_background_px=len(bg_idx))
