@@ -9,8 +9,10 @@ through optional extras that need no Java: ``.nd2`` (``zincassay[nd2]``), ``.czi
 
 from __future__ import annotations
 
+import importlib
 import logging
 import re
+import warnings
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,7 +25,7 @@ from zincassay.errors import ZincassayError
 __all__ = ["ImagingError", "Stack", "read_stack"]
 
 TIFF_SUFFIXES = (".tif", ".tiff", ".ome.tif", ".ome.tiff")
-VENDOR_EXTRAS = {".nd2": ("nd2", "nd2"), ".czi": ("czifile", "czi"), ".lif": ("readlif", "lif")}
+VENDOR_EXTRAS = {".nd2": ("nd2", "nd2"), ".czi": ("czifile", "czi"), ".lif": ("readlif.reader", "lif")}
 
 
 class ImagingError(ZincassayError):
@@ -220,42 +222,113 @@ def _read_folder(path: Path, channel: int | str | None) -> Stack:
                  source=f"folder of {len(files)} TIFF frames")
 
 
+def _nd2(mod, path: Path) -> tuple[np.ndarray, str, list[str], dict]:
+    with mod.ND2File(path) as f:
+        arr = f.asarray()
+        axes = "".join(f.sizes)
+        vs = f.voxel_size()
+        channels = (f.metadata.channels or []) if f.metadata else []
+        names = [c.channel.name for c in channels]
+        bits = [c.volume.bitsPerComponentSignificant for c in channels if c.volume]
+        periods = [p.parameters.periodMs for p in f.experiment if p.type == "TimeLoop"]
+    meta = {"pixel_size_um": float(vs.x) if vs else None,
+            "frame_interval_s": periods[0] / 1e3 if periods and periods[0] else None,
+            "bit_depth": int(bits[0]) if bits and bits[0] else None}
+    return arr, axes, names, meta
+
+
+def _czi(mod, path: Path) -> tuple[np.ndarray, str, list[str], dict]:
+    """czifile's array has every CZI dimension (e.g. ``BTCZYX0``); the XML metadata gives the
+    channel names, the pixel size (``Scaling/Items/Distance[@Id='X']``, metres) and the bit depth
+    (``ComponentBitCount``); the ``CZTIMS`` attachment holds each frame's time (s)."""
+    with mod.CziFile(path) as f:
+        arr = f.asarray()
+        axes = f.axes
+        xml = f.metadata() or ""
+        stamps = []
+        with warnings.catch_warnings():  # czifile warns when a file has no attachments
+            warnings.simplefilter("ignore")
+            attachments = list(f.attachments()) if f.attachment_directory else []
+        for att in attachments:
+            if str(att.attachment_entry.content_file_type) == "CZTIMS":
+                stamps = list(att.data())
+    meta: dict = {}
+    names: list[str] = []
+    try:
+        root = ET.fromstring(xml)
+    except ET.ParseError:
+        root = None
+    if root is not None:
+        names = [c.get("Name", "") for c in root.iterfind(".//Information/Image/Dimensions/Channels/Channel")]
+        x = root.findtext(".//Scaling/Items/Distance[@Id='X']/Value")
+        if x and float(x) > 0:
+            meta["pixel_size_um"] = float(x) * 1e6
+        bits = root.findtext(".//Information/Image/ComponentBitCount")
+        if bits and int(bits) > 0:
+            meta["bit_depth"] = int(bits)
+    if len(stamps) > 1:
+        meta["frame_interval_s"] = float(np.median(np.diff(stamps)))
+    # CZI letters differ from tifffile's: S is the scene, 0 the RGB sample, I the illumination
+    for a in axes:
+        if a not in "TCZYX0":
+            if arr.shape[axes.index(a)] != 1:
+                raise ImagingError(f"{path}: CZI dimension {a!r} has {arr.shape[axes.index(a)]} entries (scenes, "
+                                   "tiles, ...); zincassay reads one time-lapse per file: split it in ZEN")
+            arr = np.take(arr, 0, axis=axes.index(a))
+            axes = axes.replace(a, "")
+    return arr, axes.replace("0", "S"), names, meta
+
+
+def _lif(mod, path: Path, channel: int | str | None) -> tuple[np.ndarray, str, list[str], dict]:
+    """The first image of a Leica project; frames come one at a time through readlif."""
+    with open(path, "rb") as fh:  # readlif leaves its own handle open when a file is damaged
+        img = mod.LifFile(fh).get_image(0)
+        if img.channels > 1 and channel is None:
+            raise ImagingError(f"{path}: the image has {img.channels} channels; set imaging.channel in the config "
+                               "to the index (0-based) of the zinc-probe channel")
+        if isinstance(channel, str) and not channel.isdigit():
+            raise ImagingError(f"{path}: LIF channels are chosen by index (0..{img.channels - 1}), "
+                               f"not by name ({channel!r}); fix imaging.channel")
+        c = int(channel or 0)
+        if not 0 <= c < img.channels:
+            raise ImagingError(f"{path}: imaging.channel = {channel} but the image has {img.channels} channels "
+                               f"(0..{img.channels - 1})")
+        if img.nz > 1:
+            raise ImagingError(f"{path}: the image has {img.nz} z-planes; zincassay analyses one plane over time: "
+                               "export a single plane or a projection")
+        arr = np.stack([np.asarray(img.get_frame(z=0, t=t, c=c)) for t in range(img.nt)])
+    scale = img.scale  # (x px/µm, y px/µm, z px/µm, t frames/s)
+    meta = {"pixel_size_um": 1 / scale[0] if scale[0] else None,
+            "frame_interval_s": 1 / scale[3] if scale[3] else None,
+            "bit_depth": int(img.bit_depth[c]) if img.bit_depth else None}
+    return arr, "TYX", [], meta
+
+
 def _read_vendor(path: Path, channel: int | str | None) -> Stack:
     module, extra = VENDOR_EXTRAS[path.suffix.lower()]
     try:
-        mod = __import__(module)
+        mod = importlib.import_module(module)
     except ImportError:
         raise ImagingError(f"{path}: reading {path.suffix} files needs an optional extra; install it with "
                            f"pip install 'zincassay[{extra}]' (or convert the file to OME-TIFF with Fiji/bfconvert)"
                            ) from None
     try:
         if module == "nd2":
-            with mod.ND2File(path) as f:
-                arr = f.asarray()
-                axes = "".join(f.sizes)
-                vs = f.voxel_size()
-                names = [c.channel.name for c in (f.metadata.channels or [])] if f.metadata else []
-                periods = [p.parameters.periodMs for p in f.experiment if p.type == "TimeLoop"]
-            meta = {"pixel_size_um": float(vs.x) if vs else None,
-                    "frame_interval_s": periods[0] / 1e3 if periods and periods[0] else None}
+            arr, axes, names, meta = _nd2(mod, path)
         elif module == "czifile":
-            with mod.CziFile(path) as f:
-                arr = f.asarray()
-                axes = f.axes
-            meta, names = {}, []
+            arr, axes, names, meta = _czi(mod, path)
         else:
-            img = mod.LifFile(str(path)).get_image(0)
-            frames = [np.asarray(img.get_frame(z=0, t=t, c=int(channel or 0))) for t in range(img.dims.t)]
-            arr, axes, names = np.stack(frames), "TYX", []
-            scale = img.scale  # (x px/µm, y, z, t frames/s)
-            meta = {"pixel_size_um": 1 / scale[0] if scale and scale[0] else None,
-                    "frame_interval_s": 1 / scale[3] if len(scale) > 3 and scale[3] else None}
-            channel = None
+            arr, axes, names, meta = _lif(mod, path, channel)
+            channel = None  # already chosen
+    except ImagingError:
+        raise
     except Exception as exc:
-        raise ImagingError(f"{path}: cannot be read by {module} ({type(exc).__name__}: {exc})") from None
+        raise ImagingError(f"{path}: cannot be read by {module} ({type(exc).__name__}: {exc}); check that the "
+                           "file copied completely, or export it as OME-TIFF") from None
     data, _ = _select_channel(np.asarray(arr), axes, channel, names, path)
     return Stack(data=data, path=str(path), frame_interval_s=meta.get("frame_interval_s"),
-                 pixel_size_um=meta.get("pixel_size_um"), source=f"{path.suffix} via {module} axes={axes}",
+                 pixel_size_um=meta.get("pixel_size_um"), bit_depth=meta.get("bit_depth"),
+                 source=f"{path.suffix} via {module} axes={axes}" + (f" channel={channel}" if channel is not None else ""),
                  channel_names=names)
 
 
