@@ -73,8 +73,8 @@ def _lif_header(xml: str) -> bytes:
 
 
 def _write_lif(path: Path, data: np.ndarray, pixel_size_um: float, frame_interval_s: float, bits: int) -> None:
-    """A one-image LIF: XML header (UTF-16), then the image's memory block (X fastest, then Y,
-    then channel, then time)."""
+    """A one-image LIF as LAS X writes it (version 2: 8-byte block lengths): XML header (UTF-16),
+    then the memory blocks, the image's with X fastest, then Y, then channel, then time."""
     t, c, h, w = data.shape
     plane = h * w * 2
     dims = (f'<DimensionDescription DimID="1" NumberOfElements="{w}" Origin="0" '
@@ -94,7 +94,7 @@ def _write_lif(path: Path, data: np.ndarray, pixel_size_um: float, frame_interva
     out = _lif_header(xml)
     for block_id, payload in (("MemBlock_0", b""), ("MemBlock_1", data.astype("<u2").tobytes())):
         desc = block_id.encode("utf-16-le")
-        out += (b"\x70\x00\x00\x00" + struct.pack("<I", 0) + b"\x2a" + struct.pack("<I", len(payload))
+        out += (b"\x70\x00\x00\x00" + struct.pack("<I", 0) + b"\x2a" + struct.pack("<Q", len(payload))
                 + b"\x2a" + struct.pack("<I", len(block_id)) + desc + payload)
     path.write_bytes(out)
 

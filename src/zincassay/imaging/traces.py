@@ -161,7 +161,8 @@ def extract_traces(data: np.ndarray, labels: np.ndarray, shifts: np.ndarray, sat
         Cell-free pixels are at least this far from any cell.
     max_background_px : int
         The background is the mean of at most this many evenly spaced cell-free pixels, measured in
-        raster-order groups of 64; groups more than 3 SD from the others are left out.
+        raster-order groups of 64; groups more than 3 robust SD (MAD) from the median group are
+        left out (see :func:`_clipped_group_mean`).
     """
     h, w = labels.shape
     n = int(labels.max())
