@@ -313,7 +313,7 @@ def test_missing_frame_interval_and_short_stack(tmp_path):
     with pytest.raises(ImagingError, match="frame_interval_s"):
         analyse_stack(str(path), {}, {"sample_id": "x"})
     tifffile.imwrite(path, stack[: p.n_frames])
-    with pytest.raises(ImagingError, match="truncated"):
+    with pytest.raises(ImagingError, match=r"ends at 145 s \(30 frames.*pyrithione_s = 240 s.*truncated"):
         analyse_stack(str(path), {}, {"sample_id": "x", "frame_interval_s": "5", "stimulus_s": "120",
                                       "pyrithione_s": "240", "tpen_s": "300"})
 

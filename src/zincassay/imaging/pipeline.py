@@ -72,9 +72,9 @@ def analyse_stack(path: str, cfg: dict, meta: dict) -> ImagingResult:
     known = {k: _number(meta, k) for k in ("stimulus_s", "pyrithione_s", "tpen_s")}
     for k, v in known.items():
         if v is not None and v >= time_s[-1] - interval:
-            raise ImagingError(f"{path}: the stack has {T} frames ({time_s[-1]:g} s at {interval:g} s per frame) but "
-                               f"{k} = {v:g} s; check frame_interval_s and the event times, or whether the stack is "
-                               "truncated")
+            raise ImagingError(f"{path}: the stack ends at {time_s[-1]:g} s ({T} frames at {interval:g} s per "
+                               f"frame), so {k} = {v:g} s leaves fewer than 2 frames after it; check "
+                               "frame_interval_s and the event times, or whether the stack is truncated")
     if cfg.get("bit_depth"):
         bits, bit_src = int(cfg["bit_depth"]), "config"
     elif stack.bit_depth:
