@@ -184,7 +184,9 @@ def extract_traces(data: np.ndarray, labels: np.ndarray, shifts: np.ndarray, sat
     # per-pair weights are computed once per distinct phase, not once per frame
     phase = np.minimum(np.rint((shifts - base) * PHASE_STEPS).astype(np.int64), PHASE_STEPS)
     arr = np.asarray(data)  # a plain view of a memory map: cheaper to index
-    weight_cache: dict[tuple[int, int], np.ndarray] = {}
+    # per phase: the product's values (cell weights, then 1 for each background pixel) and the
+    # saturation matrix's values (1 where a pixel has at least half its weight in the cell)
+    weight_cache: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
     # one sparse matrix (cells and background groups x pixels) gathers, weights and sums a whole
     # frame in one pass; its structure changes only with the whole-pixel offset, its values with
     # the phase
@@ -192,23 +194,25 @@ def extract_traces(data: np.ndarray, labels: np.ndarray, shifts: np.ndarray, sat
     nnz = len(py) + len(bg_idx)
     matrix = sparse.csr_matrix((np.ones(nnz, np.float32), np.zeros(nnz, np.int64), indptr),
                                shape=(n + len(bg_starts), h * w))
+    sat_matrix = sparse.csr_matrix((np.ones(len(py), np.float32), np.zeros(len(py), np.int64), indptr[:n + 1]),
+                                   shape=(n, h * w))
     offset = None
     for t, (dy, dx), pk in zip(range(T), base.tolist(), map(tuple, phase.tolist()), strict=True):
         if (dy, dx) != offset:
             offset = (dy, dx)
             cols = np.clip(py + dy, 0, h - 1) * w + np.clip(px + dx, 0, w - 1)
             matrix.indices = np.concatenate([cols, np.clip(bys + dy, 0, h - 1) * w + np.clip(bxs + dx, 0, w - 1)])
+            sat_matrix.indices = cols
         if pk not in weight_cache:
             weights = member @ _kernel(pk).ravel().astype(np.float32)
-            weight_cache[pk] = np.concatenate([weights, np.ones(len(bg_idx), np.float32)])
-        matrix.data = weight_cache[pk]
+            weight_cache[pk] = (np.concatenate([weights, np.ones(len(bg_idx), np.float32)]),
+                                (weights >= 0.5).astype(np.float32))
+        matrix.data, sat_matrix.data = weight_cache[pk]
         frame = arr[t].ravel()
         sums = matrix @ frame
         mean[t] = sums[:n] / area
         bg_sums[t] = sums[n:]
         if n and frame.max() >= saturation_value:
-            in_cell = (weight_cache[pk][:len(py)] >= 0.5).astype(np.float32)
-            hits = sparse.csr_matrix((in_cell, cols, indptr[:n + 1]), shape=(n, h * w)) @ (frame >= saturation_value)
-            saturated[t] = np.rint(hits).astype(np.int64)
+            saturated[t] = np.rint(sat_matrix @ (frame >= saturation_value)).astype(np.int64)
     background = _clipped_group_mean(bg_sums, bg_counts) if len(bg_idx) else np.full(T, np.nan)
     return Traces(mean=mean, saturated=saturated, background=background, n_background_px=len(bg_idx))
