@@ -90,10 +90,10 @@ def main() -> None:
     if args.child:
         child(args.child)
         return
-    from zincassay.imaging.io import read_stack
     from zincassay.imaging.register import estimate_shifts
     from zincassay.imaging.segment import reference_image, segment_cells
     from zincassay.imaging.traces import extract_traces, interior
+    from zincassay.io.stacks import read_stack
 
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "bench.tif"

@@ -9,9 +9,9 @@ import pandas as pd
 import pytest
 from scipy import stats as st
 
-from zincassay.conditions.provenance import build_provenance, sha256
 from zincassay.conditions.qc import qc_table
 from zincassay.conditions.stats import compare_conditions, holm
+from zincassay.provenance import build_provenance, sha256
 
 ORDER = ["deficient", "replete", "supplemented"]
 

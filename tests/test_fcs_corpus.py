@@ -115,9 +115,9 @@ def test_values_agree_with_flowio(path):
 def test_cfse_gating_path_on_real_files(path):
     """Read, compensate and gate every real file with scatter channels: it finishes or stops
     with one clear message (ZincassayError naming the file)."""
-    from zincassay.cfse.gating import find_scatter_channels, gate_events
     from zincassay.config import resolve_config
     from zincassay.errors import ZincassayError
+    from zincassay.flow.gating import find_scatter_channels, gate_events
     from zincassay.io.fcs import CompensationError
 
     cfg = resolve_config({})["cfse"]

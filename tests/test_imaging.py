@@ -15,11 +15,11 @@ from scipy import ndimage as ndi
 from tests.conftest import IMAGING_DATA
 
 from zincassay.imaging.calibrate import estimate_bleaching, find_plateau, zinc_from_f
-from zincassay.imaging.io import ImagingError, read_stack
 from zincassay.imaging.pipeline import analyse_stack, cell_table, summary_row
 from zincassay.imaging.register import estimate_shifts
 from zincassay.imaging.segment import segment_cells
 from zincassay.imaging.traces import extract_traces, resampling_weights
+from zincassay.io.stacks import ImagingError, read_stack
 from zincassay.simulate import simulate_dataset
 from zincassay.simulate.imaging import ImagingParams, simulate_stack
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from zincassay.imaging.io import ImagingError, read_stack
+from zincassay.io.stacks import ImagingError, read_stack
 
 RNG = np.random.default_rng(3)
 STACK = RNG.integers(0, 4096, size=(6, 2, 40, 48)).astype(np.uint16)  # T, C, Y, X; 12-bit camera

@@ -42,7 +42,7 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
 
 def _cmd_init(args: argparse.Namespace) -> int:
     from zincassay.init_sheet import draft_sample_sheet
-    from zincassay.simulate import write_table
+    from zincassay.tables import write_table
 
     raw = Path(args.raw_dir)
     if not raw.is_dir():

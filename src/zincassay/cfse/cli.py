@@ -17,8 +17,9 @@ def _write_json(obj: dict, path: Path) -> None:
 
 
 def _cmd_control(args: argparse.Namespace) -> int:
-    from zincassay.cfse.figures import control_figure, save
+    from zincassay.cfse.figures import control_figure
     from zincassay.cfse.pipeline import load_gated, summarise_control
+    from zincassay.figures import save_figure
 
     cfg = json.loads(args.settings)
     # controls carry no viability information worth gating differently; same gates as samples
@@ -27,15 +28,16 @@ def _cmd_control(args: argparse.Namespace) -> int:
     summary["sample_id"] = args.sample_id
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    save(control_figure(summary, gated.cfse, f"{args.sample_id} ({args.role} control)"), args.figure)
+    save_figure(control_figure(summary, gated.cfse, f"{args.sample_id} ({args.role} control)"), args.figure)
     _write_json(summary, out)
     return 0
 
 
 def _cmd_sample(args: argparse.Namespace) -> int:
-    from zincassay.cfse.figures import fit_figure, gating_figure, generations_figure, save
+    from zincassay.cfse.figures import fit_figure, gating_figure, generations_figure
     from zincassay.cfse.pipeline import analyse_sample, load_gated
-    from zincassay.simulate import write_table
+    from zincassay.figures import save_figure
+    from zincassay.tables import write_table
 
     cfg = json.loads(args.settings)
     meta = json.loads(args.meta)
@@ -46,9 +48,9 @@ def _cmd_sample(args: argparse.Namespace) -> int:
     outdir = Path(args.outdir)
     outdir.mkdir(parents=True, exist_ok=True)
     sid = meta.get("sample_id", "")
-    save(gating_figure(gated, f"{sid}: gating"), outdir / "gating.png")
-    save(fit_figure(fit, sid), outdir / "histogram.png")
-    save(generations_figure(fit, f"{sid}: generations"), outdir / "generations.png")
+    save_figure(gating_figure(gated, f"{sid}: gating"), outdir / "gating.png")
+    save_figure(fit_figure(fit, sid), outdir / "histogram.png")
+    save_figure(generations_figure(fit, f"{sid}: generations"), outdir / "generations.png")
     write_table(pd.DataFrame({"sample_id": sid, "bin_low_log10": fit.edges[:-1], "bin_high_log10": fit.edges[1:],
                               "events": fit.counts, "fitted": fit.components.sum(axis=0)}),
                 outdir / "histogram.tsv")

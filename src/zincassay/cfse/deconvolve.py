@@ -33,9 +33,9 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.optimize import minimize, nnls
 
-from zincassay.cfse.gating import safe_log10
 from zincassay.cfse.indices import INDEX_NAMES, division_indices
 from zincassay.errors import ZincassayError
+from zincassay.flow.transforms import safe_log10
 
 __all__ = ["GenerationFit", "ParentPeak", "bootstrap_indices", "fit_generations", "fit_parent"]
 

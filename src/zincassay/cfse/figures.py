@@ -5,34 +5,23 @@ PNG files are written without timestamps or software tags, so reruns give identi
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.figure import Figure
 from matplotlib.patches import Ellipse
 
 from zincassay.cfse.deconvolve import GenerationFit
-from zincassay.cfse.gating import safe_log10
 from zincassay.cfse.pipeline import GatedFile
+from zincassay.figures import new_figure
+from zincassay.flow.transforms import safe_log10
 
-__all__ = ["control_figure", "fit_figure", "gating_figure", "generations_figure", "save"]
-
-
-def save(fig: plt.Figure, path: str | Path) -> None:
-    path = Path(path)
-    tmp = path.with_name(path.stem + ".part.png")
-    fig.savefig(tmp, dpi=110, metadata={"Software": None})
-    plt.close(fig)
-    tmp.replace(path)
+__all__ = ["control_figure", "fit_figure", "gating_figure", "generations_figure"]
 
 
-def gating_figure(g: GatedFile, title: str) -> plt.Figure:
+def gating_figure(g: GatedFile, title: str) -> Figure:
     gates = {x.name: x for x in g.gating.gates}
     ch = g.gating.channels
-    fig, axes = plt.subplots(1, 3, figsize=(12, 3.8))
+    fig, axes = new_figure(1, 3, figsize=(12, 3.8))
     ax = axes[0]
     if ch.fsc and ch.ssc:
         fx = safe_log10(g.events[:, g.data.channel_index(ch.fsc)])
@@ -81,12 +70,12 @@ def gating_figure(g: GatedFile, title: str) -> plt.Figure:
     return fig
 
 
-def fit_figure(fit: GenerationFit, title: str) -> plt.Figure:
+def fit_figure(fit: GenerationFit, title: str) -> Figure:
     """CFSE histogram with each generation's fitted curve coloured and their sum (as FlowJo shows it)."""
-    fig, ax = plt.subplots(figsize=(7, 4))
+    fig, ax = new_figure(figsize=(7, 4))
     centers = (fit.edges[:-1] + fit.edges[1:]) / 2
     ax.step(centers, fit.counts, where="mid", color="0.55", lw=1, label="events")
-    cmap = plt.get_cmap("turbo")
+    cmap = matplotlib.colormaps["turbo"]
     n_gen = fit.cells.size
     for g in range(n_gen):
         if fit.cells[g] < 0.5:
@@ -110,11 +99,11 @@ def fit_figure(fit: GenerationFit, title: str) -> plt.Figure:
     return fig
 
 
-def generations_figure(fit: GenerationFit, title: str) -> plt.Figure:
+def generations_figure(fit: GenerationFit, title: str) -> Figure:
     """Raw generation fractions next to precursor-corrected fractions."""
     from zincassay.cfse.indices import precursor_fractions
 
-    fig, ax = plt.subplots(figsize=(6, 3.6))
+    fig, ax = new_figure(figsize=(6, 3.6))
     g = np.arange(fit.cells.size)
     ax.bar(g - 0.2, 100 * fit.fractions, width=0.4, label="cells at harvest (%)", color="tab:blue")
     ax.bar(g + 0.2, 100 * precursor_fractions(fit.cells), width=0.4, label="precursors (%)", color="tab:orange")
@@ -127,8 +116,8 @@ def generations_figure(fit: GenerationFit, title: str) -> plt.Figure:
     return fig
 
 
-def control_figure(summary: dict, values: np.ndarray, title: str) -> plt.Figure:
-    fig, ax = plt.subplots(figsize=(6, 3.6))
+def control_figure(summary: dict, values: np.ndarray, title: str) -> Figure:
+    fig, ax = new_figure(figsize=(6, 3.6))
     x = safe_log10(values)
     ax.hist(x, bins=200, color="0.5", density=True)
     if "parent" in summary:

@@ -18,9 +18,9 @@ from zincassay.cfse.deconvolve import (
     fit_generations,
     fit_parent,
 )
-from zincassay.cfse.gating import GatingResult, gate_events
 from zincassay.cfse.indices import INDEX_NAMES, precursor_fractions
 from zincassay.errors import ZincassayError
+from zincassay.flow.gating import GatingResult, gate_events
 from zincassay.io.fcs import CompensationError, FCSData, compensate, read_fcs, read_spill_csv
 
 __all__ = ["SEVERE_FLAGS", "GatedFile", "analyse_sample", "load_gated", "summarise_control"]

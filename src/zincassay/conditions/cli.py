@@ -23,12 +23,12 @@ def _cmd_conditions(args: argparse.Namespace) -> int:
     from zincassay.conditions.figures import (
         cfse_overlay_figure,
         readout_figure,
-        save,
         zinc_distribution_figure,
     )
     from zincassay.conditions.qc import qc_table
     from zincassay.conditions.stats import CFSE_READOUTS, IMAGING_READOUTS, compare_conditions
-    from zincassay.simulate import write_table
+    from zincassay.figures import save_figure
+    from zincassay.tables import write_table
 
     cfg = json.loads(args.settings)
     order, reference = list(cfg.get("order", [])), cfg.get("reference", "replete")
@@ -43,15 +43,15 @@ def _cmd_conditions(args: argparse.Namespace) -> int:
             seen |= set(t["condition"].dropna())
     conditions = [c for c in order if c in seen] + sorted(seen - set(order))
     empty = pd.DataFrame(columns=["donor", "condition", "sample_id"])
-    save(readout_figure(indices if indices is not None else empty, list(CFSE_READOUTS), conditions,
+    save_figure(readout_figure(indices if indices is not None else empty, list(CFSE_READOUTS), conditions,
                         stats, "CFSE indices per donor"), out / "cfse_conditions.png")
-    save(readout_figure(summary if summary is not None else empty, list(IMAGING_READOUTS), conditions,
+    save_figure(readout_figure(summary if summary is not None else empty, list(IMAGING_READOUTS), conditions,
                         stats, "Free zinc per donor (medians of QC-passing cells)"), out / "imaging_conditions.png")
-    save(zinc_distribution_figure(cells if cells is not None else pd.DataFrame(
+    save_figure(zinc_distribution_figure(cells if cells is not None else pd.DataFrame(
         columns=["qc_pass", "condition", "baseline_zn_nM", "peak_zn_nM"]), conditions), out / "zinc_distributions.png")
     hists = [pd.read_csv(p, sep="\t") for p in args.cfse_histograms if Path(p).exists()]
     hist = pd.concat(hists, ignore_index=True) if hists else pd.DataFrame(columns=["sample_id"])
-    save(cfse_overlay_figure(hist, indices if indices is not None else empty, conditions), out / "cfse_overlay.png")
+    save_figure(cfse_overlay_figure(hist, indices if indices is not None else empty, conditions), out / "cfse_overlay.png")
     write_table(qc_table(indices, gates, cells, summary), out / "qc.tsv")
     write_table(stats, out / "conditions.tsv")  # last: its presence means complete
     return 0
@@ -64,7 +64,7 @@ def _atomic_text(path: Path, text: str) -> None:
 
 
 def _cmd_provenance(args: argparse.Namespace) -> int:
-    from zincassay.conditions.provenance import build_provenance
+    from zincassay.provenance import build_provenance
 
     logs = [p for p in Path(args.logs).rglob("*.log")] if Path(args.logs).is_dir() else []
     start = min((datetime.fromtimestamp(p.stat().st_mtime, UTC) for p in logs), default=datetime.now(UTC))

@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+from matplotlib.figure import Figure
 
-from zincassay.cfse.figures import save
 from zincassay.conditions.stats import donor_values
+from zincassay.figures import new_figure
 
-__all__ = ["cfse_overlay_figure", "readout_figure", "save", "zinc_distribution_figure"]
+__all__ = ["cfse_overlay_figure", "readout_figure", "zinc_distribution_figure"]
 
 LABELS = {"median_baseline_zn_nM": "baseline [Zn2+] (nM, median of cells)",
           "median_peak_zn_nM": "peak [Zn2+] (nM, median of cells)",
@@ -21,13 +19,13 @@ LABELS = {"median_baseline_zn_nM": "baseline [Zn2+] (nM, median of cells)",
 
 
 def readout_figure(table: pd.DataFrame, readouts: list[str], conditions: list[str], stats: pd.DataFrame,
-                   title: str) -> plt.Figure:
+                   title: str) -> Figure:
     """One panel per readout: each donor's value per condition, joined across conditions; the
     Holm-adjusted p against the reference above each condition."""
     n = len(readouts)
     cols = min(n, 3)
     rows = int(np.ceil(n / cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 3.4 * rows), squeeze=False)
+    fig, axes = new_figure(rows, cols, figsize=(4 * cols, 3.4 * rows), squeeze=False)
     t = table.copy()
     t["donor"] = t["donor"].astype(str)
     for ax, readout in zip(axes.ravel(), readouts, strict=False):
@@ -53,10 +51,10 @@ def readout_figure(table: pd.DataFrame, readouts: list[str], conditions: list[st
     return fig
 
 
-def zinc_distribution_figure(cells: pd.DataFrame, conditions: list[str]) -> plt.Figure:
+def zinc_distribution_figure(cells: pd.DataFrame, conditions: list[str]) -> Figure:
     """Per-cell baseline and peak [Zn2+] (QC-passing cells) per condition, log scale, donors pooled
     for display only (statistics use donor medians)."""
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3.8))
+    fig, axes = new_figure(1, 2, figsize=(9, 3.8))
     ok = cells[cells["qc_pass"].astype(str).str.lower() == "true"]
     for ax, col, name in ((axes[0], "baseline_zn_nM", "baseline"), (axes[1], "peak_zn_nM", "peak")):
         data = [ok.loc[(ok["condition"] == c) & (ok[col] > 0), col].to_numpy() for c in conditions]
@@ -74,11 +72,11 @@ def zinc_distribution_figure(cells: pd.DataFrame, conditions: list[str]) -> plt.
     return fig
 
 
-def cfse_overlay_figure(hist: pd.DataFrame, samples: pd.DataFrame, conditions: list[str]) -> plt.Figure:
+def cfse_overlay_figure(hist: pd.DataFrame, samples: pd.DataFrame, conditions: list[str]) -> Figure:
     """For each donor, the gated CFSE histograms of each condition overlaid (area-normalised)."""
     donors = sorted(samples["donor"].astype(str).unique())
-    fig, axes = plt.subplots(1, max(len(donors), 1), figsize=(4.5 * max(len(donors), 1), 3.5), squeeze=False)
-    colours = dict(zip(conditions, plt.get_cmap("viridis")(np.linspace(0, 0.9, max(len(conditions), 1))),
+    fig, axes = new_figure(1, max(len(donors), 1), figsize=(4.5 * max(len(donors), 1), 3.5), squeeze=False)
+    colours = dict(zip(conditions, matplotlib.colormaps["viridis"](np.linspace(0, 0.9, max(len(conditions), 1))),
                        strict=False))
     for ax, donor in zip(axes.ravel(), donors, strict=False):
         sub = samples[samples["donor"].astype(str) == donor]

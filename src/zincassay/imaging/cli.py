@@ -13,15 +13,15 @@ import numpy as np
 def _cmd_sample(args: argparse.Namespace) -> int:
     import tifffile
 
+    from zincassay.figures import save_figure
     from zincassay.imaging.figures import (
         baseline_peak_figure,
         raw_traces_figure,
-        save,
         segmentation_figure,
         zinc_traces_figure,
     )
     from zincassay.imaging.pipeline import analyse_stack, cell_table, frame_table, summary_row, trace_table
-    from zincassay.simulate import write_table
+    from zincassay.tables import write_table
 
     cfg = json.loads(args.settings)
     meta = json.loads(args.meta)
@@ -34,10 +34,10 @@ def _cmd_sample(args: argparse.Namespace) -> int:
     tifffile.imwrite(tmp, r.segmentation.labels.astype(np.uint16 if r.segmentation.n < 65535 else np.uint32),
                      photometric="minisblack", metadata=None)
     os.replace(tmp, out / "labels.tif")
-    save(segmentation_figure(r, sid), out / "segmentation.png")
-    save(raw_traces_figure(r, sid), out / "raw_traces.png")
-    save(zinc_traces_figure(r, sid), out / "zinc_traces.png")
-    save(baseline_peak_figure(r, sid), out / "baseline_peak.png")
+    save_figure(segmentation_figure(r, sid), out / "segmentation.png")
+    save_figure(raw_traces_figure(r, sid), out / "raw_traces.png")
+    save_figure(zinc_traces_figure(r, sid), out / "zinc_traces.png")
+    save_figure(baseline_peak_figure(r, sid), out / "baseline_peak.png")
     write_table(trace_table(r, sid), out / "traces.tsv.gz")
     write_table(frame_table(r, sid), out / "frames.tsv")
     write_table(cell_table(r, meta, extra), out / "cells.tsv")

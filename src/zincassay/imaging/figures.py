@@ -6,21 +6,20 @@ PNG files carry no timestamps or software tags, so reruns give identical bytes.
 from __future__ import annotations
 
 import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
 from scipy import ndimage as ndi
 
-from zincassay.cfse.figures import save
+from zincassay.figures import new_figure
 from zincassay.imaging.pipeline import ImagingResult
 
-__all__ = ["baseline_peak_figure", "raw_traces_figure", "save", "segmentation_figure", "zinc_traces_figure"]
+__all__ = ["baseline_peak_figure", "raw_traces_figure", "segmentation_figure", "zinc_traces_figure"]
 
 PASS, FAIL = "#1b9e77", "#d95f02"
 
 
-def _phases(ax: plt.Axes, r: ImagingResult) -> None:
+def _phases(ax: Axes, r: ImagingResult) -> None:
     e, t = r.events, r.time_s
     spans = [(t[0], e.stimulus_s, "baseline", "#eeeeee"), (e.stimulus_s, e.pyrithione_s, "stimulus", "#deebf7"),
              (e.pyrithione_s, e.tpen_s, "pyrithione + Zn (Fmax)", "#fee0d2"), (e.tpen_s, t[-1], "TPEN (Fmin)", "#e5f5e0")]
@@ -32,10 +31,10 @@ def _phases(ax: plt.Axes, r: ImagingResult) -> None:
         ax.axvspan(t[frames[0]], t[frames[-1]], ymin=0, ymax=0.03, color=colour, zorder=1)
 
 
-def segmentation_figure(r: ImagingResult, title: str) -> plt.Figure:
+def segmentation_figure(r: ImagingResult, title: str) -> Figure:
     """Fmax reference image (square-root display) with each object's outline coloured by QC and its id."""
     seg, c = r.segmentation, r.calibration
-    fig, ax = plt.subplots(figsize=(7, 7 * seg.labels.shape[0] / seg.labels.shape[1] + 0.6))
+    fig, ax = new_figure(figsize=(7, 7 * seg.labels.shape[0] / seg.labels.shape[1] + 0.6))
     lo, hi = np.percentile(r.reference, [1, 99.9])
     ax.imshow(np.sqrt(np.clip((r.reference - lo) / max(hi - lo, 1e-9), 0, 1)), cmap="gray", interpolation="nearest")
     edges = seg.labels != ndi.grey_erosion(seg.labels, size=3)
@@ -54,9 +53,9 @@ def segmentation_figure(r: ImagingResult, title: str) -> plt.Figure:
     return fig
 
 
-def raw_traces_figure(r: ImagingResult, title: str) -> plt.Figure:
+def raw_traces_figure(r: ImagingResult, title: str) -> Figure:
     """Background-subtracted (and bleach-corrected) F per cell, with the protocol phases shaded."""
-    fig, ax = plt.subplots(figsize=(8, 4))
+    fig, ax = new_figure(figsize=(8, 4))
     _phases(ax, r)
     c = r.calibration
     for i in range(c.F.shape[1]):
@@ -72,9 +71,9 @@ def raw_traces_figure(r: ImagingResult, title: str) -> plt.Figure:
     return fig
 
 
-def zinc_traces_figure(r: ImagingResult, title: str) -> plt.Figure:
+def zinc_traces_figure(r: ImagingResult, title: str) -> Figure:
     """[Zn2+] per QC-passing cell and the median over them, up to pyrithione (log scale)."""
-    fig, ax = plt.subplots(figsize=(8, 4))
+    fig, ax = new_figure(figsize=(8, 4))
     c = r.calibration
     keep = r.time_s < r.events.pyrithione_s
     t = r.time_s[keep]
@@ -93,9 +92,9 @@ def zinc_traces_figure(r: ImagingResult, title: str) -> plt.Figure:
     return fig
 
 
-def baseline_peak_figure(r: ImagingResult, title: str) -> plt.Figure:
+def baseline_peak_figure(r: ImagingResult, title: str) -> Figure:
     """Baseline vs peak [Zn2+] per QC-passing cell (responders filled)."""
-    fig, ax = plt.subplots(figsize=(4.5, 4.5))
+    fig, ax = new_figure(figsize=(4.5, 4.5))
     c = r.calibration
     ok = c.qc_pass
     b, p = c.baseline_zn_nM[ok], c.peak_zn_nM[ok]

@@ -9,11 +9,12 @@ import numpy as np
 import pandas as pd
 
 from zincassay.config import kd_nM as config_kd_nM
-from zincassay.imaging.calibrate import Calibration, Events, calibrate_cells, detect_events, population_trace
-from zincassay.imaging.io import ImagingError, Stack, read_stack
+from zincassay.imaging.calibrate import Calibration, calibrate_cells, population_trace
+from zincassay.imaging.events import Events, detect_events
 from zincassay.imaging.register import estimate_shifts
 from zincassay.imaging.segment import Segmentation, reference_image, segment_cells
 from zincassay.imaging.traces import Traces, extract_traces, interior
+from zincassay.io.stacks import ImagingError, Stack, read_stack
 
 __all__ = ["ImagingResult", "analyse_stack", "cell_table", "frame_table", "summary_row", "trace_table"]
 
@@ -54,7 +55,7 @@ def analyse_stack(path: str, cfg: dict, meta: dict) -> ImagingResult:
     Parameters
     ----------
     path : str
-        The stack (see :func:`zincassay.imaging.io.read_stack`).
+        The stack (see :func:`zincassay.io.stacks.read_stack`).
     cfg : dict
         The resolved ``imaging`` config section.
     meta : dict

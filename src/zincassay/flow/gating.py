@@ -22,18 +22,14 @@ from scipy import ndimage
 from scipy.stats import chi2
 
 from zincassay.errors import ZincassayError
+from zincassay.flow.transforms import safe_log10
 from zincassay.io.fcs import FCSData
 
-__all__ = ["Gate", "GatingResult", "ScatterChannels", "find_scatter_channels", "gate_events", "safe_log10"]
+__all__ = ["Gate", "GatingResult", "ScatterChannels", "find_scatter_channels", "gate_events"]
 
 
 class GatingError(ZincassayError):
     """Gating cannot proceed (no scatter channels, too few events)."""
-
-
-def safe_log10(x: np.ndarray, floor: float = 1.0) -> np.ndarray:
-    """log10 with values below ``floor`` (including <= 0 after compensation) set to log10(floor)."""
-    return np.log10(np.maximum(np.asarray(x, dtype=np.float64), floor))
 
 
 @dataclass
