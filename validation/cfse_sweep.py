@@ -201,7 +201,7 @@ def worst_corner(df: pd.DataFrame) -> str:
     score = miss.astype(float) + df.get("err_pct_divided", pd.Series(0.0, df.index)).abs().fillna(99) / 1000
     bins = {p: _bins(df, p) for p in CORNER_PARAMS}
     singles = []
-    for p, b in bins.items():
+    for b in bins.values():
         for label, idx in b.groupby(b).groups.items():
             if len(idx) >= 5:
                 singles.append((score[idx].mean(), miss[idx].mean(), len(idx), label))

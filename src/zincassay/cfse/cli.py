@@ -28,7 +28,7 @@ def _cmd_control(args: argparse.Namespace) -> int:
     summary["sample_id"] = args.sample_id
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    save_figure(control_figure(summary, gated.cfse, f"{args.sample_id} ({args.role} control)"), args.figure)
+    save_figure(control_figure(summary, gated.cfse, f"{args.sample_id} ({args.role} control)", cfg["channel"]), args.figure)
     _write_json(summary, out)
     return 0
 
@@ -49,7 +49,7 @@ def _cmd_sample(args: argparse.Namespace) -> int:
     outdir.mkdir(parents=True, exist_ok=True)
     sid = meta.get("sample_id", "")
     save_figure(gating_figure(gated, f"{sid}: gating"), outdir / "gating.png")
-    save_figure(fit_figure(fit, sid), outdir / "histogram.png")
+    save_figure(fit_figure(fit, sid, cfg["channel"]), outdir / "histogram.png")
     save_figure(generations_figure(fit, f"{sid}: generations"), outdir / "generations.png")
     write_table(pd.DataFrame({"sample_id": sid, "bin_low_log10": fit.edges[:-1], "bin_high_log10": fit.edges[1:],
                               "events": fit.counts, "fitted": fit.components.sum(axis=0)}),

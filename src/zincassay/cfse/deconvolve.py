@@ -1,29 +1,42 @@
-"""Deconvolution of a CFSE dye-dilution histogram into generations.
+"""Deconvolution of a dye-dilution (CFSE, CellTrace) histogram into generations.
 
 Model (log10 space, bins of 0.02 decades)
 -----------------------------------------
-Generation ``g`` carries dye ``D`` with ``log10 D ~ Normal(mu0 - g*delta, sigma)``; the cytometer
-reports ``D + a`` with ``a`` drawn from the autofluorescence (plus electronic noise) of the
-matched *unstained* control. Each generation's expected histogram is therefore a Gaussian on a
-fine dye grid pushed through a transfer matrix ``T[dye, bin] = P(log10(D + a) in bin)`` built
-from the unstained control's values, so generations near autofluorescence are modelled as they
-really look, and not as Gaussians. Two background components take events that are no
-generation: the autofluorescence shape itself (dye-negative events) and a flat component
-(debris). Events at or below 1 (including <= 0 after compensation) are counted in the lowest bin,
-where the background components hold them: nothing is dropped.
+Generation ``g`` carries dye ``D`` with ``log10 D ~ Normal(mu0 - g*delta, sigma_g)``, where
+``sigma_g = sqrt(sigma0**2 + g*tau**2)`` (each division adds partition noise ``tau``; capped at
+``max_cv_log10``); the cytometer reports ``D + a`` with ``a`` drawn from the autofluorescence
+(plus electronic noise) of the matched *unstained* control. Each generation's expected
+histogram is therefore a Gaussian on a fine dye grid pushed through a transfer matrix
+``T[dye, bin] = P(log10(D + a) in bin)`` built from the unstained control's values, so
+generations near autofluorescence are modelled as they really look, not as Gaussians. Two
+background components take events that are no generation: the autofluorescence shape
+(dye-negative events) and a flat component (debris). Events at or below 1 (including <= 0
+after compensation) are counted in the lowest bin, where the background components hold them.
 
-Fit: for given ``(mu0, delta, sigma)`` the amplitudes (expected events per component) are the
-non-negative least-squares solution with Pearson weights ``1/max(y, 1)``; the outer problem is a
-bounded quasi-Newton search (L-BFGS-B) with the analytic gradient of the NNLS residual
-(envelope theorem: the amplitudes are optimal at every point). ``mu0`` starts at the unstimulated control's parent peak and may move
-within +/- 0.25 decades (moves beyond ``cfse.max_parent_shift_log10`` are flagged); ``delta =
-log10(peak ratio)`` is bounded by ``cfse.peak_ratio_bounds``; ``sigma`` may widen from the
-control's width up to 1.6x. Generations are fitted from 0 to ``cfse.max_generations`` while the
-generation's dye stays above half the autofluorescence median (the lowest resolvable generation);
-the number of generations reported is the highest generation holding >= 0.5 % of cells.
+``mu0`` is where the *stimulated* culture's undivided cells sit. It may differ from the
+unstimulated control's peak (dye lost on activation, up to ~0.3 decades, usually downward);
+every undivided cell, responder or not, is generation 0.
 
-Confidence intervals: bootstrap over events (a multinomial resample of the histogram is an
-event resample), each replicate refitted; 2.5th and 97.5th percentiles.
+Fit: global, then local. For given ``(mu0, delta, sigma0, tau)`` the amplitudes (expected events
+per component) are the non-negative least-squares solution with weights ``1/max(y, 1)``.
+1. A coarse grid over ``mu0`` (the allowed window around the control's peak, 0.015-decade steps)
+   and ``delta`` (the whole peak-ratio range, <= 0.012-decade steps), with one shared width,
+   evaluates every ladder of peaks; precomputed rows (the transfer matrix smoothed by the
+   width) make each point one gather and one NNLS.
+2. The best grid points (the global minimum and the deepest other local minima) are refined by a
+   bounded quasi-Newton search (L-BFGS-B) over every free parameter with the analytic gradient
+   of the NNLS residual (envelope theorem: the amplitudes are optimal at every point).
+3. A ladder whose generation 0 is empty is the same data one generation further up: when the
+   ladder one generation down (still in the window) fits as well, it is taken, so generation 0
+   is the highest populated peak.
+A fit whose ``mu0`` or peak ratio ends on a bound is reported in ``at_bound``.
+
+Options (``FitOptions``, the ``cfse.fit`` config section): generation 0 found (``auto``), pinned
+to the control (``control``) or to a given position; peak ratio fitted or fixed; widths growing
+with generation, one shared width, or a fixed width. Generations are fitted from 0 to
+``max_generations`` while the generation's dye stays above half the autofluorescence median
+(the lowest resolvable generation); the number of generations reported is the highest
+generation holding >= 0.5 % of cells.
 """
 
 from __future__ import annotations
@@ -31,17 +44,80 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+from scipy.ndimage import gaussian_filter1d
 from scipy.optimize import minimize, nnls
+from scipy.sparse import csc_matrix
 
-from zincassay.cfse.indices import INDEX_NAMES, division_indices
+from zincassay.cfse.indices import division_indices
 from zincassay.errors import ZincassayError
 from zincassay.flow.transforms import safe_log10
 
-__all__ = ["GenerationFit", "ParentPeak", "bootstrap_indices", "fit_generations", "fit_parent"]
+__all__ = ["FitOptions", "GenerationFit", "ParentPeak", "fit_generations", "fit_parent"]
 
 BIN_WIDTH = 0.02  # decades
 GRID_STEP = 0.005  # decades, dye grid of the transfer matrix
 MIN_REPORTED_FRACTION = 0.005
+COARSE_MU_STEP = 0.015  # decades
+COARSE_DELTA_STEP = 0.012  # decades
+BOUND_TOL = 2e-3  # decades: a parameter this close to a bound is "at bound"
+MAX_TAU = 0.06  # decades of partition noise per division
+
+
+@dataclass(frozen=True)
+class FitOptions:
+    """How generations are fitted (``cfse.fit``, ``cfse.peak_ratio_bounds``, ``cfse.max_generations``).
+
+    Attributes
+    ----------
+    undivided : "auto", "control" or float
+        Generation 0: searched within ``undivided_shift_bounds_log10`` of the unstimulated
+        control's peak (``auto``), pinned to it (``control``), or pinned to this log10 position.
+    undivided_shift_bounds_log10 : (low, high)
+        Window of ``auto`` around the control's peak (decades; negative = dimmer).
+    peak_ratio : float or None
+        Fixed ratio between successive generations, or None to fit it within ``peak_ratio_bounds``.
+    peak_ratio_bounds : (low, high)
+    cv : "growing", "shared" or float
+        Widths growing with generation (partition noise), one width shared by all generations
+        (fitted), or this fixed width (decades) for every generation.
+    max_cv_log10 : float
+        Upper bound of any generation's width (decades).
+    max_generations : int
+    """
+
+    undivided: str | float
+    undivided_shift_bounds_log10: tuple[float, float]
+    peak_ratio: float | None
+    peak_ratio_bounds: tuple[float, float]
+    cv: str | float
+    max_cv_log10: float
+    max_generations: int
+
+    def __post_init__(self) -> None:
+        lo, hi = self.undivided_shift_bounds_log10
+        if not lo < hi:
+            raise ZincassayError(f"config key cfse.fit.undivided_shift_bounds_log10: [{lo}, {hi}] must be "
+                                 "[low, high] with low < high (e.g. [-0.35, 0.1])")
+        plo, phi = self.peak_ratio_bounds
+        if not plo < phi:
+            raise ZincassayError(f"config key cfse.peak_ratio_bounds: [{plo}, {phi}] must be [low, high] with "
+                                 "low < high (e.g. [1.6, 2.4])")
+        if isinstance(self.undivided, str) and self.undivided not in ("auto", "control"):
+            raise ZincassayError(f"config key cfse.fit.undivided: {self.undivided!r} is not auto, control or a "
+                                 "log10 position")
+        if isinstance(self.cv, str) and self.cv not in ("growing", "shared"):
+            raise ZincassayError(f"config key cfse.fit.cv: {self.cv!r} is not growing, shared or a width in decades")
+        if not isinstance(self.cv, str) and not 0 < float(self.cv) <= self.max_cv_log10:
+            raise ZincassayError(f"config key cfse.fit.cv: a fixed width of {self.cv} decades is outside "
+                                 f"(0, cfse.fit.max_cv_log10 = {self.max_cv_log10}]")
+
+    @classmethod
+    def from_config(cls, cfse: dict) -> FitOptions:
+        """From the resolved ``cfse`` config section (defaults filled in by the schema)."""
+        f = cfse["fit"]
+        return cls(undivided=f["undivided"], undivided_shift_bounds_log10=tuple(f["undivided_shift_bounds_log10"]),
+                   peak_ratio=f["peak_ratio"], peak_ratio_bounds=tuple(cfse["peak_ratio_bounds"]), cv=f["cv"],
+                   max_cv_log10=f["max_cv_log10"], max_generations=cfse["max_generations"])
 
 
 @dataclass
@@ -59,7 +135,8 @@ class GenerationFit:
 
     mu0: float
     delta: float
-    sigma: float
+    sigma: float  # width of generation 0 (decades)
+    tau: float  # partition noise added per division (decades)
     cells: np.ndarray  # (G+1,) events assigned to each generation
     background_events: float
     reduced_chi2: float
@@ -67,7 +144,9 @@ class GenerationFit:
     counts: np.ndarray  # (n_bins,) observed
     components: np.ndarray  # (n_components, n_bins) fitted expected counts per component
     generation_mu: np.ndarray  # (G+1,) log10 dye position of each generation
+    generation_sigma: np.ndarray  # (G+1,) width of each generation (decades)
     af_median_log10: float | None
+    at_bound: list[str] = field(default_factory=list)  # "undivided_position" and/or "peak_ratio"
     indices: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -106,19 +185,36 @@ def fit_parent(values: np.ndarray) -> ParentPeak:
     top = float(x.max())
     if np.mean(x >= top - 1e-9) > 0.2:
         raise ZincassayError(
-            f"{100 * np.mean(x >= top - 1e-9):.0f} % of the unstimulated control's CFSE events sit at the top "
+            f"{100 * np.mean(x >= top - 1e-9):.0f} % of the unstimulated control's dye events sit at the top "
             "of the scale: the parent peak is off-scale. Re-acquire at a lower voltage/gain."
         )
     return ParentPeak(med, max(sd, 0.01), int(x.size))
 
 
 class _Model:
-    """Precomputed histogram, transfer matrix and background shapes for one sample."""
+    """Precomputed histogram, transfer matrix, background shapes and parameter bounds for one sample."""
 
-    def __init__(self, values: np.ndarray, parent: ParentPeak, af: np.ndarray | None, max_generations: int,
-                 delta_bounds: tuple[float, float]) -> None:
+    def __init__(self, values: np.ndarray, parent: ParentPeak, af: np.ndarray | None, options: FitOptions) -> None:
         self.parent = parent
-        x_hi = np.ceil((parent.mu_log10 + 6 * parent.sigma_log10 + 0.3) / BIN_WIDTH) * BIN_WIDTH
+        self.options = options
+        o = options
+        # parameter bounds and fixed values: theta = (mu0, delta, sigma0, tau)
+        if o.undivided == "auto":
+            mu_b = (parent.mu_log10 + o.undivided_shift_bounds_log10[0], parent.mu_log10 + o.undivided_shift_bounds_log10[1])
+        else:
+            mu = parent.mu_log10 if o.undivided == "control" else float(o.undivided)
+            mu_b = (mu, mu)
+        d_b = ((np.log10(o.peak_ratio),) * 2 if o.peak_ratio is not None
+               else (np.log10(o.peak_ratio_bounds[0]), np.log10(o.peak_ratio_bounds[1])))
+        if isinstance(o.cv, str):
+            s_lo = max(0.7 * parent.sigma_log10, 0.015)
+            s_b = (min(s_lo, o.max_cv_log10), min(max(2.0 * parent.sigma_log10, s_lo + 0.01), o.max_cv_log10))
+            t_b = (0.0, MAX_TAU if o.cv == "growing" else 0.0)
+        else:
+            s_b, t_b = (float(o.cv),) * 2, (0.0, 0.0)
+        self.bounds = [mu_b, d_b, s_b, t_b]
+        self.free = np.array([b[1] > b[0] for b in self.bounds])
+        x_hi = np.ceil((mu_b[1] + 5 * max(s_b[1], parent.sigma_log10) + 0.15) / BIN_WIDTH) * BIN_WIDTH
         self.edges = np.arange(0.0, x_hi + BIN_WIDTH / 2, BIN_WIDTH)
         nb = self.edges.size - 1
         self.nb = nb
@@ -131,6 +227,7 @@ class _Model:
         T = np.zeros((self.grid.size, nb))
         np.add.at(T, (np.repeat(np.arange(self.grid.size), a.size), idx.ravel()), 1.0 / a.size)
         self.T = T
+        self.T_t = csc_matrix(T.T)  # (n_bins, n_grid), sparse: far above autofluorescence one bin per row
         self.af_median_log10 = None if af is None or af.size == 0 else float(safe_log10(np.median(af)))
         bgs = [np.full(nb, 1.0 / nb)]
         if af is not None and af.size:
@@ -144,156 +241,266 @@ class _Model:
         self.background = np.array(bgs)
         # generations whose dye stays above half the autofluorescence median are resolvable
         floor = (self.af_median_log10 - np.log10(2)) if self.af_median_log10 is not None else 0.5
-        lowest_mu = parent.mu_log10 + 0.25 - np.arange(max_generations + 1) * delta_bounds[0]
+        lowest_mu = mu_b[1] - np.arange(o.max_generations + 1) * d_b[0]
         self.n_gen = int(max(1, np.sum(lowest_mu >= floor) - 1))
         self.weights = 1.0 / np.sqrt(np.maximum(self.counts, 1.0))
 
-    def design(self, mu0: float, delta: float, sigma: float, derivatives: bool = False):
-        """Expected histogram of each component (rows) for the parameters; with ``derivatives``
-        also d(rows)/d(mu0, delta, sigma) as an array (3, n_components, n_bins)."""
-        mus = mu0 - delta * np.arange(self.n_gen + 1)
+    # ----------------------------------------------------------------------------- model rows
+
+    def widths(self, sigma0: float, tau: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Width of each generation and its derivatives in sigma0 and tau (zero where capped)."""
+        g = np.arange(self.n_gen + 1)
+        raw = np.sqrt(sigma0**2 + g * tau**2)
+        cap = self.options.max_cv_log10
+        capped = raw > cap
+        sig = np.where(capped, cap, raw)
+        d_s0 = np.where(capped, 0.0, sigma0 / raw)
+        d_tau = np.where(capped, 0.0, g * tau / raw)
+        return sig, d_s0, d_tau
+
+    def design(self, theta: np.ndarray, derivatives: bool = False):
+        """Expected histogram of each component (rows) for ``theta = (mu0, delta, sigma0, tau)``;
+        with ``derivatives`` also d(rows)/d(theta) as an array (4, n_components, n_bins).
+
+        All generations at once: Gaussian weights on the dye grid (truncated at 5 widths and
+        normalised), pushed through the sparse transfer matrix restricted to the grid rows they touch.
+        """
+        mu0, delta, sigma0, tau = theta
+        gens = np.arange(self.n_gen + 1)
+        mus = mu0 - delta * gens
+        sigs, d_s0, d_tau = self.widths(sigma0, tau)
+        i0 = int(np.searchsorted(self.grid, (mus - 5 * sigs).min()))
+        i1 = max(int(np.searchsorted(self.grid, (mus + 5 * sigs).max())), i0 + 1)
+        z = (self.grid[None, i0:i1] - mus[:, None]) / sigs[:, None]
+        e = np.where(np.abs(z) <= 5.0, np.exp(-0.5 * z * z), 0.0)
+        total = e.sum(axis=1, keepdims=True)
+        w = e / total
+        Tt = self.T_t[:, i0:i1]
         n_comp = self.n_gen + 1 + self.background.shape[0]
         X = np.empty((n_comp, self.nb))
-        dX = np.zeros((3, n_comp, self.nb)) if derivatives else None
-        half = 5.0 * sigma
-        for g, mu in enumerate(mus):  # each Gaussian only touches +/- 5 sigma of the dye grid
-            lo = int(np.searchsorted(self.grid, mu - half))
-            hi = max(int(np.searchsorted(self.grid, mu + half)), lo + 1)
-            z = (self.grid[lo:hi] - mu) / sigma
-            e = np.exp(-0.5 * z * z)
-            total = e.sum()
-            w = e / total
-            Tw = self.T[lo:hi]
-            if derivatives:
-                # normalised weights w = e / sum(e): dw = (de - w * sum(de)) / sum(e)
-                de_mu = e * z / sigma
-                de_sig = e * z * z / sigma
-                dw_mu = (de_mu - w * de_mu.sum()) / total
-                dw_sig = (de_sig - w * de_sig.sum()) / total
-                rows = np.stack([w, dw_mu, dw_sig]) @ Tw
-                X[g] = rows[0]
-                dX[0, g] = rows[1]
-                dX[1, g] = -g * rows[1]
-                dX[2, g] = rows[2]
-            else:
-                X[g] = w @ Tw
         X[self.n_gen + 1 :] = self.background
-        if derivatives:
-            return X, mus, dX
-        return X, mus
+        if not derivatives:
+            X[: self.n_gen + 1] = (Tt @ w.T).T
+            return X, mus, sigs
+        # normalised weights w = e / sum(e): dw = (de - w * sum(de)) / sum(e)
+        s = sigs[:, None]
+        de_mu = e * z / s
+        de_sig = de_mu * z
+        dw_mu = (de_mu - w * de_mu.sum(axis=1, keepdims=True)) / total
+        dw_sig = (de_sig - w * de_sig.sum(axis=1, keepdims=True)) / total
+        n = gens.size
+        rows = (Tt @ np.vstack([w, dw_mu, dw_sig]).T).T  # (3n, n_bins)
+        X[:n] = rows[:n]
+        dX = np.zeros((4, n_comp, self.nb))
+        dX[0, :n] = rows[n : 2 * n]
+        dX[1, :n] = -gens[:, None] * rows[n : 2 * n]
+        dX[2, :n] = d_s0[:, None] * rows[2 * n :]
+        dX[3, :n] = d_tau[:, None] * rows[2 * n :]
+        return X, mus, sigs, dX
 
-    def objective(self, theta: np.ndarray) -> tuple[float, np.ndarray]:
-        """Weighted residual sum of squares after NNLS, and its gradient in (mu0, delta, sigma).
+    # ----------------------------------------------------------------------------- objectives
+
+    def objective(self, theta: np.ndarray, counts: np.ndarray | None = None) -> tuple[float, np.ndarray]:
+        """Weighted residual sum of squares after NNLS, and its gradient in theta.
 
         The amplitudes are re-optimised at every point, so by the envelope theorem the gradient
         is that of the residual with the amplitudes held fixed: -2 r . (a dX/dtheta) w.
         """
-        y, wts = self.counts, self.weights
-        X, _, dX = self.design(*theta, derivatives=True)
+        y = self.counts if counts is None else counts
+        wts = self.weights if counts is None else 1.0 / np.sqrt(np.maximum(counts, 1.0))
+        X, _, _, dX = self.design(theta, derivatives=True)
         amp, _ = nnls((X * wts[None, :]).T, y * wts, maxiter=50 * X.shape[0])
         r = (y - amp @ X) * wts
-        grad = -2.0 * np.array([(r * wts) @ (amp @ dX[k]) for k in range(3)])
+        grad = -2.0 * np.array([(r * wts) @ (amp @ dX[k]) for k in range(4)])
         return float(r @ r), grad
 
     def solve(self, theta: np.ndarray, counts: np.ndarray | None = None, reweight: bool = False
-              ) -> tuple[float, np.ndarray, np.ndarray, np.ndarray]:
-        """Weighted NNLS for fixed (mu0, delta, sigma); ``reweight`` adds one pass with weights
-        from the fitted model (Pearson), which removes the low bias of 1/y weights in sparse bins."""
+              ) -> tuple[float, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Weighted NNLS for fixed theta; ``reweight`` adds one pass with weights from the fitted
+        model (Pearson), which removes the low bias of 1/y weights in sparse bins."""
         y = self.counts if counts is None else counts
         wts = self.weights if counts is None else 1.0 / np.sqrt(np.maximum(counts, 1.0))
-        X, mus = self.design(*theta)
+        X, mus, sigs = self.design(theta)
         amp, _ = nnls((X * wts[None, :]).T, y * wts, maxiter=50 * X.shape[0])
         if reweight:
             wts = 1.0 / np.sqrt(np.maximum(amp @ X, 1.0))
             amp, _ = nnls((X * wts[None, :]).T, y * wts, maxiter=50 * X.shape[0])
         resid = (y - amp @ X) * wts
-        return float(resid @ resid), amp, X, mus
+        return float(resid @ resid), amp, X, mus, sigs
+
+    # ----------------------------------------------------------------------------- search
+
+    def coarse_grid(self, counts: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+        """Objective on the (mu0, delta) grid with one shared width: (mu grid, delta grid, values, width).
+
+        Vectorised over the grid: precomputed rows (the transfer matrix smoothed by the width), bins
+        merged in pairs and cut below the lowest resolvable generation, the weighted normal
+        equations of every grid point at once, and NNLS by projected coordinate descent started
+        from the clipped unconstrained solution (enough to rank the grid points).
+        """
+        y = self.counts if counts is None else counts
+        (mu_lo, mu_hi), (d_lo, d_hi), (s_lo, s_hi), _ = self.bounds
+        sigma = float(np.clip(1.1 * self.parent.sigma_log10, s_lo, s_hi))
+        mus = np.arange(mu_lo, mu_hi + 1e-9, COARSE_MU_STEP) if mu_hi > mu_lo else np.array([mu_lo])
+        if mus[-1] < mu_hi - 1e-9:
+            mus = np.append(mus, mu_hi)
+        n_d = int(np.ceil((d_hi - d_lo) / COARSE_DELTA_STEP)) + 1 if d_hi > d_lo else 1
+        deltas = np.linspace(d_lo, d_hi, n_d)
+        floor = (self.af_median_log10 - np.log10(2)) if self.af_median_log10 is not None else 0.5
+        b0 = int(np.clip(np.searchsorted(self.edges, floor - 0.3) - 1, 0, self.nb - 2))
+        b0 -= (self.nb - b0) % 2  # an even number of bins, merged in pairs
+        b0 = max(b0, 0)
+        nb2 = (self.nb - b0) // 2
+
+        def pairs(a: np.ndarray) -> np.ndarray:
+            a = a[..., b0 : b0 + 2 * nb2]
+            return a.reshape(*a.shape[:-1], nb2, 2).sum(-1)
+
+        step = 2 * GRID_STEP  # the dye grid at half resolution is plenty for ranking
+        bank = gaussian_filter1d(pairs(self.T[::2]), sigma / step, axis=0, mode="constant", truncate=4.0)
+        yy = pairs(y)
+        w = 1.0 / np.maximum(yy, 1.0)
+        gens = np.arange(self.n_gen + 1)
+        mm, dd = np.meshgrid(mus, deltas, indexing="ij")
+        pos = (mm[..., None] - dd[..., None] * gens - self.grid[0]) / step  # (n_mu, n_d, G+1)
+        k = np.clip(np.rint(pos).astype(int), 0, bank.shape[0] - 1).reshape(-1, gens.size)
+        # every grid point's normal equations are gathered from the rows' weighted cross products
+        k_lo, k_hi = int(k.min()), int(k.max()) + 1
+        rows = bank[k_lo:k_hi]
+        k = k - k_lo
+        bg = pairs(self.background)
+        rw = rows * w
+        Q = rw @ rows.T  # (rows, rows)
+        Qb = rw @ bg.T  # (rows, 2)
+        B = bg * w @ bg.T  # (2, 2)
+        n_p, n_g, n_b = k.shape[0], gens.size, bg.shape[0]
+        G = np.empty((n_p, n_g + n_b, n_g + n_b))
+        G[:, :n_g, :n_g] = Q[k[:, :, None], k[:, None, :]]
+        G[:, :n_g, n_g:] = Qb[k]
+        G[:, n_g:, :n_g] = Qb[k].transpose(0, 2, 1)
+        G[:, n_g:, n_g:] = B
+        b = np.concatenate([(rw @ yy)[k], np.broadcast_to(bg * w @ yy, (n_p, n_b))], axis=1)
+        kk = G.shape[1]
+        G += np.eye(kk) * (1e-9 * np.trace(G, axis1=1, axis2=2) / kk)[:, None, None]
+        amp = np.maximum(np.linalg.solve(G, b[..., None])[..., 0], 0.0)
+        diag = np.diagonal(G, axis1=1, axis2=2)
+        for _ in range(12):
+            for j in range(kk):
+                step = (b[:, j] - np.einsum("pk,pk->p", G[:, j, :], amp)) / diag[:, j]
+                amp[:, j] = np.maximum(amp[:, j] + step, 0.0)
+        vals = (yy * w) @ yy - 2 * np.einsum("pk,pk->p", amp, b) + np.einsum("pk,pkj,pj->p", amp, G, amp)
+        return mus, deltas, vals.reshape(mus.size, deltas.size), sigma
+
+    def refine(self, theta0: np.ndarray, counts: np.ndarray | None = None, maxiter: int = 60
+               ) -> tuple[np.ndarray, float]:
+        """Bounded quasi-Newton search over the free parameters from theta0."""
+        free = self.free
+        if not free.any():
+            return theta0, self.objective(theta0, counts)[0]
+        full = theta0.copy()
+
+        def f(p: np.ndarray) -> tuple[float, np.ndarray]:
+            full[free] = p
+            val, grad = self.objective(full, counts)
+            return val, grad[free]
+
+        bounds = [b for b, fr in zip(self.bounds, free, strict=True) if fr]
+        start = np.clip(theta0[free], [b[0] for b in bounds], [b[1] for b in bounds])
+        res = minimize(f, start, jac=True, method="L-BFGS-B", bounds=bounds, options={"maxiter": maxiter, "ftol": 1e-8})
+        out = theta0.copy()
+        out[free] = res.x
+        return out, float(res.fun)
 
 
-def fit_generations(
-    values: np.ndarray, parent: ParentPeak, af: np.ndarray | None = None, *, max_generations: int = 10,
-    peak_ratio_bounds: tuple[float, float] = (1.7, 2.3), _model: _Model | None = None,
-) -> GenerationFit:
-    """Deconvolve the CFSE values (linear, compensated, gated) of one sample.
+def _local_minima(vals: np.ndarray, n: int) -> list[tuple[int, int]]:
+    """Indices of the ``n`` lowest local minima of a 2-D array (8-neighbourhood, edges included)."""
+    padded = np.pad(vals, 1, constant_values=np.inf)
+    centre = padded[1:-1, 1:-1]
+    is_min = np.ones(vals.shape, bool)
+    for di in (-1, 0, 1):
+        for dj in (-1, 0, 1):
+            if di or dj:
+                is_min &= centre <= padded[1 + di : 1 + di + vals.shape[0], 1 + dj : 1 + dj + vals.shape[1]]
+    cand = np.argwhere(is_min)
+    order = np.argsort(vals[is_min])
+    return [tuple(cand[k]) for k in order[:n]]
+
+
+def _generation0_populated(model: _Model, theta: np.ndarray) -> bool:
+    """Whether generation 0 holds significantly more events than chance: >= 3 + 3 sqrt(the events
+    the other components put within 2 widths of it)."""
+    _chi2, amp, X, mus, sigs = model.solve(theta)
+    c = (model.edges[:-1] + model.edges[1:]) / 2
+    near = np.abs(c - mus[0]) <= 2 * sigs[0]
+    others = float((amp[1:] @ X[1:])[near].sum())
+    return amp[0] >= 3.0 + 3.0 * np.sqrt(others)
+
+
+def fit_generations(values: np.ndarray, parent: ParentPeak, af: np.ndarray | None = None, *,
+                    options: FitOptions, _model: _Model | None = None) -> GenerationFit:
+    """Deconvolve the dye values (linear, compensated, gated) of one sample: global search, then refinement.
 
     Parameters
     ----------
     values : ndarray (n_events,)
-        CFSE channel, linear units; values <= 1 are kept (lowest bin).
+        Dye channel, linear units; values <= 1 are kept (lowest bin).
     parent : ParentPeak
         From :func:`fit_parent` on the matched unstimulated control.
     af : ndarray, optional
-        CFSE-channel values (linear) of the matched unstained control's gated events.
-    max_generations : int
-    peak_ratio_bounds : (low, high)
+        Dye-channel values (linear) of the matched unstained control's gated events (or their
+        quantiles).
+    options : FitOptions
+
+    Returns
+    -------
+    GenerationFit
     """
-    d_lo, d_hi = np.log10(peak_ratio_bounds[0]), np.log10(peak_ratio_bounds[1])
-    model = _model or _Model(values, parent, af, max_generations, (d_lo, d_hi))
-    bounds = [(parent.mu_log10 - 0.25, parent.mu_log10 + 0.25), (d_lo, d_hi),
-              (parent.sigma_log10, 1.6 * parent.sigma_log10)]
-    # coarse grid over the peak ratio and width, then one bounded quasi-Newton refinement
+    model = _model or _Model(values, parent, af, options)
+    mus, deltas, vals, sigma = model.coarse_grid()
+    # refine the global grid minimum, and other local minima that come close to it
+    starts = [ij for ij in _local_minima(vals, 3) if vals[ij] <= 2.0 * vals.min() + 50.0]
     best_theta, best_val = None, np.inf
-    for delta in np.linspace(d_lo, d_hi, 5):
-        for sig in (1.0, 1.25):
-            th = np.array([parent.mu_log10, delta, parent.sigma_log10 * sig])
-            val = model.solve(th)[0]
-            if val < best_val:
-                best_theta, best_val = th, val
-    res = minimize(model.objective, best_theta, jac=True, method="L-BFGS-B", bounds=bounds,
-                   options={"maxiter": 40, "ftol": 1e-7})
-    best = res if res.fun <= best_val else None
-    if best is None:
-        return _result(model, best_theta)
-    return _result(model, best.x)
+    tau0 = 0.5 * model.bounds[3][1]
+    for i, j in starts:
+        theta, val = model.refine(np.array([mus[i], deltas[j], sigma, tau0]))
+        if val < best_val:
+            best_theta, best_val = theta, val
+    # generation 0 is the highest populated peak: an empty generation 0 with the ladder one
+    # generation down fitting as well means the ladder sits one generation too high
+    lo_mu = model.bounds[0][0]
+    for _ in range(2):
+        if not model.free[0] or _generation0_populated(model, best_theta):
+            break
+        down = best_theta.copy()
+        down[0] -= down[1]
+        if down[0] < lo_mu - 1e-9:
+            break
+        down[2] = float(np.sqrt(max(down[2] ** 2 + down[3] ** 2, 0.0)))  # its generation 0 was generation 1
+        down[2] = float(np.clip(down[2], *model.bounds[2]))
+        theta, val = model.refine(down)
+        if val > best_val + max(10.0, 0.02 * best_val):
+            break
+        best_theta, best_val = theta, val
+    return _result(model, best_theta)
 
 
 def _result(model: _Model, theta: np.ndarray, counts: np.ndarray | None = None) -> GenerationFit:
-    chi2, amp, X, mus = model.solve(theta, counts, reweight=True)
+    chi2, amp, X, mus, sigs = model.solve(theta, counts, reweight=True)
     n_comp = X.shape[0]
     y = model.counts if counts is None else counts
     used = int(np.sum((y > 0) | (amp @ X > 0.5)))
-    dof = max(used - (n_comp + 3), 1)
+    dof = max(used - (n_comp + int(model.free.sum())), 1)
     cells = amp[: model.n_gen + 1]
+    at_bound = []
+    for k, name in ((0, "undivided_position"), (1, "peak_ratio")):
+        lo, hi = model.bounds[k]
+        if hi > lo and min(theta[k] - lo, hi - theta[k]) < BOUND_TOL:
+            at_bound.append(name)
     fit = GenerationFit(
-        mu0=float(theta[0]), delta=float(theta[1]), sigma=float(theta[2]), cells=cells,
+        mu0=float(theta[0]), delta=float(theta[1]), sigma=float(sigs[0]), tau=float(theta[3]), cells=cells,
         background_events=float(amp[model.n_gen + 1 :].sum()), reduced_chi2=chi2 / dof, edges=model.edges,
-        counts=y, components=amp[:, None] * X, generation_mu=mus, af_median_log10=model.af_median_log10,
+        counts=y, components=amp[:, None] * X, generation_mu=mus, generation_sigma=sigs,
+        af_median_log10=model.af_median_log10, at_bound=at_bound,
     )
     fit.indices = division_indices(cells)
     return fit
-
-
-def bootstrap_indices(
-    values: np.ndarray, parent: ParentPeak, af: np.ndarray | None, fit: GenerationFit, *, replicates: int,
-    seed: int, max_generations: int = 10, peak_ratio_bounds: tuple[float, float] = (1.7, 2.3),
-) -> dict[str, tuple[float, float]]:
-    """95 % bootstrap intervals for every index (and the peak ratio).
-
-    Each replicate resamples the events (multinomially over the histogram, which is the same
-    thing) and refits the parent position and peak ratio (Nelder-Mead from the point estimate,
-    at most 30 evaluations) with the amplitudes, holding the width at its point estimate.
-    """
-    if replicates <= 0:
-        return {}
-    d_lo, d_hi = np.log10(peak_ratio_bounds[0]), np.log10(peak_ratio_bounds[1])
-    model = _Model(values, parent, af, max_generations, (d_lo, d_hi))
-    rng = np.random.default_rng(seed)
-    n = int(model.counts.sum())
-    probs = model.counts / n
-    bounds = [(parent.mu_log10 - 0.25, parent.mu_log10 + 0.25), (d_lo, d_hi),
-              (parent.sigma_log10, 1.6 * parent.sigma_log10)]
-    theta0 = np.array([fit.mu0, fit.delta, fit.sigma])
-    out: dict[str, list[float]] = {k: [] for k in (*INDEX_NAMES, "peak_ratio")}
-    for _ in range(replicates):
-        y = rng.multinomial(n, probs).astype(float)
-        def objective(th2: np.ndarray, y: np.ndarray = y) -> float:
-            return model.solve(np.array([th2[0], th2[1], theta0[2]]), y)[0]
-
-        res = minimize(objective, theta0[:2], method="Nelder-Mead", bounds=bounds[:2],
-                       options={"maxfev": 30, "initial_simplex": theta0[:2] + np.array([[0.0, 0.0], [0.01, 0.0], [0.0, 0.01]])})
-        res.x = np.array([res.x[0], res.x[1], theta0[2]])
-        rep = _result(model, res.x, y)
-        for k in INDEX_NAMES:
-            out[k].append(rep.indices[k])
-        out["peak_ratio"].append(rep.peak_ratio)
-    return {k: (float(np.nanpercentile(v, 2.5)), float(np.nanpercentile(v, 97.5))) for k, v in out.items()}

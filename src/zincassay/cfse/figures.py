@@ -8,7 +8,6 @@ from __future__ import annotations
 import matplotlib
 import numpy as np
 from matplotlib.figure import Figure
-from matplotlib.patches import Ellipse
 
 from zincassay.cfse.deconvolve import GenerationFit
 from zincassay.cfse.pipeline import GatedFile
@@ -29,12 +28,13 @@ def gating_figure(g: GatedFile, title: str) -> Figure:
         ax.hist2d(fx, sy, bins=120, cmap="viridis", norm=matplotlib.colors.LogNorm())
         lg = gates.get("lymphocytes")
         if lg is not None and lg.params:
-            cov = np.array(lg.params["cov_log10"])
-            vals, vecs = np.linalg.eigh(cov)
-            r = np.sqrt(lg.params["mahalanobis2_max"] * vals)
-            angle = np.degrees(np.arctan2(vecs[1, 1], vecs[0, 1]))
-            ax.add_patch(Ellipse(lg.params["center_log10"], 2 * r[1], 2 * r[0], angle=angle, fill=False, color="red", lw=1.5))
-            ax.set_title(f"lymphocytes: {lg.events_kept}/{lg.events_in}", fontsize=9)
+            for poly in lg.params["polygons_log10"]:
+                xy = np.asarray(poly)
+                ax.plot(xy[:, 0], xy[:, 1], color="red", lw=1.2)
+            for pop in lg.params["populations"]:
+                if pop["kind"] != "cells":
+                    ax.annotate(pop["kind"], pop["peak_log10"], color="red", fontsize=7, ha="center")
+            ax.set_title(f"cells (debris, beads cut): {lg.events_kept}/{lg.events_in}", fontsize=9)
         ax.set_xlabel(f"log10 {ch.fsc}")
         ax.set_ylabel(f"log10 {ch.ssc}")
     else:
@@ -44,12 +44,21 @@ def gating_figure(g: GatedFile, title: str) -> Figure:
     if ch.fsc_a and ch.fsc_h and sg is not None and sg.params:
         fa = g.events[:, g.data.channel_index(ch.fsc_a)]
         fh = g.events[:, g.data.channel_index(ch.fsc_h)]
-        ax.hist2d(safe_log10(fh), fa / np.maximum(fh, 1e-9), bins=(120, 120), range=[[np.quantile(safe_log10(fh), 0.001), safe_log10(fh).max()], [0.5, 3]],
-                  cmap="viridis", norm=matplotlib.colors.LogNorm())
-        for k in ("ratio_low", "ratio_high"):
-            ax.axhline(sg.params[k], color="red", lw=1.2)
+        lh = safe_log10(fh)
+        lr = safe_log10(fa) - lh
+        x_rng = [float(np.quantile(lh, 0.001)), float(lh.max())]
+        ax.hist2d(lh, lr, bins=(120, 120), range=[x_rng, [-0.3, 0.6]], cmap="viridis",
+                  norm=matplotlib.colors.LogNorm())
+        xs = np.linspace(*x_rng, 50)
+        if "trend_slope" in sg.params:
+            trend = sg.params["trend_slope"] * xs + sg.params["trend_intercept_log10"]
+            for off in sg.params["band_log10"]:
+                ax.plot(xs, trend + off, color="red", lw=1.2)
+        else:  # a manual band of FSC-A/FSC-H
+            for k in ("ratio_low", "ratio_high"):
+                ax.axhline(np.log10(sg.params[k]), color="red", lw=1.2)
         ax.set_xlabel(f"log10 {ch.fsc_h}")
-        ax.set_ylabel(f"{ch.fsc_a} / {ch.fsc_h}")
+        ax.set_ylabel(f"log10 {ch.fsc_a} / {ch.fsc_h}")
         ax.set_title(f"singlets: {sg.events_kept}/{sg.events_in}", fontsize=9)
     else:
         ax.text(0.5, 0.5, "singlet gate skipped\n(only one of FSC-A, FSC-H)", ha="center", va="center")
@@ -70,8 +79,11 @@ def gating_figure(g: GatedFile, title: str) -> Figure:
     return fig
 
 
-def fit_figure(fit: GenerationFit, title: str) -> Figure:
-    """CFSE histogram with each generation's fitted curve coloured and their sum (as FlowJo shows it)."""
+def fit_figure(fit: GenerationFit, title: str, channel: str) -> Figure:
+    """Dye histogram with each generation's fitted curve coloured and their sum (as FlowJo shows it).
+
+    ``channel`` names the x axis (the configured dye channel, e.g. CFSE or CTV).
+    """
     fig, ax = new_figure(figsize=(7, 4))
     centers = (fit.edges[:-1] + fit.edges[1:]) / 2
     ax.step(centers, fit.counts, where="mid", color="0.55", lw=1, label="events")
@@ -91,9 +103,10 @@ def fit_figure(fit: GenerationFit, title: str) -> Figure:
         ax.axvline(fit.af_median_log10, color="purple", ls="--", lw=1, label="autofluorescence median")
     lo = max(0.0, min(fit.generation_mu[-1] - 0.5, fit.af_median_log10 or 5) - 0.3)
     ax.set_xlim(lo, fit.edges[-1])
-    ax.set_xlabel("log10 CFSE")
+    ax.set_xlabel(f"log10 {channel}")
     ax.set_ylabel("events per bin")
-    ax.set_title(f"{title}  (peak ratio {fit.peak_ratio:.2f}, reduced χ² {fit.reduced_chi2:.2f})", fontsize=9)
+    bound = f", at bound: {', '.join(fit.at_bound)}" if fit.at_bound else ""
+    ax.set_title(f"{title}  (peak ratio {fit.peak_ratio:.2f}, reduced χ² {fit.reduced_chi2:.2f}{bound})", fontsize=9)
     ax.legend(fontsize=7, loc="upper left")
     fig.tight_layout()
     return fig
@@ -116,7 +129,8 @@ def generations_figure(fit: GenerationFit, title: str) -> Figure:
     return fig
 
 
-def control_figure(summary: dict, values: np.ndarray, title: str) -> Figure:
+def control_figure(summary: dict, values: np.ndarray, title: str, channel: str) -> Figure:
+    """Control histogram with the fitted parent peak (unstimulated) or autofluorescence median (unstained)."""
     fig, ax = new_figure(figsize=(6, 3.6))
     x = safe_log10(values)
     ax.hist(x, bins=200, color="0.5", density=True)
@@ -128,7 +142,7 @@ def control_figure(summary: dict, values: np.ndarray, title: str) -> Figure:
     else:
         ax.axvline(np.log10(max(summary["autofluorescence"]["median"], 1)), color="purple", ls="--",
                    label=f"autofluorescence median {summary['autofluorescence']['median']:.0f}")
-    ax.set_xlabel("log10 CFSE")
+    ax.set_xlabel(f"log10 {channel}")
     ax.legend(fontsize=8)
     ax.set_title(title, fontsize=9)
     fig.tight_layout()

@@ -11,14 +11,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from zincassay.cfse.deconvolve import (
-    GenerationFit,
-    ParentPeak,
-    bootstrap_indices,
-    fit_generations,
-    fit_parent,
-)
+from zincassay.cfse.deconvolve import FitOptions, GenerationFit, ParentPeak, fit_generations, fit_parent
 from zincassay.cfse.indices import INDEX_NAMES, precursor_fractions
+from zincassay.cfse.intervals import bootstrap_indices
 from zincassay.errors import ZincassayError
 from zincassay.flow.gating import GatingResult, gate_events
 from zincassay.io.fcs import CompensationError, FCSData, compensate, read_fcs, read_spill_csv
@@ -27,7 +22,7 @@ __all__ = ["SEVERE_FLAGS", "GatedFile", "analyse_sample", "load_gated", "summari
 
 AF_QUANTILES = 400
 #: QC flags that make a sample fail (others are reported but keep qc_pass true).
-SEVERE_FLAGS = ("too_few_events", "parent_shift", "poor_fit")
+SEVERE_FLAGS = ("too_few_events", "at_bound", "poor_fit")
 
 
 @dataclass
@@ -111,15 +106,14 @@ def analyse_sample(
     p = unstimulated["parent"]
     parent = ParentPeak(p["mu_log10"], p["sigma_log10"], p["n_events"])
     af = np.asarray(unstained["autofluorescence"]["quantiles"]) if unstained else None
-    bounds = tuple(cfse_cfg["peak_ratio_bounds"])
+    options = FitOptions.from_config(cfse_cfg)
     flags = list(gated.flags)
     values = gated.cfse
     if values.size < 50:
         raise ZincassayError(f"{gated.data.path}: only {values.size} events left after gating; cannot fit generations")
-    fit = fit_generations(values, parent, af, max_generations=cfse_cfg["max_generations"], peak_ratio_bounds=bounds)
-    ci = bootstrap_indices(values, parent, af, fit, replicates=cfse_cfg["bootstrap_replicates"],
-                           seed=cfse_cfg["seed"], max_generations=cfse_cfg["max_generations"],
-                           peak_ratio_bounds=bounds)
+    fit = fit_generations(values, parent, af, options=options)
+    ci = bootstrap_indices(values, parent, af, fit, options=options, replicates=cfse_cfg["bootstrap_replicates"],
+                           seed=cfse_cfg["seed"])
     shift = fit.mu0 - parent.mu_log10
     if values.size < cfse_cfg["min_events"]:
         flags.append("too_few_events")
@@ -127,6 +121,8 @@ def analyse_sample(
         flags.append("parent_shift")
     if fit.reduced_chi2 > cfse_cfg["max_reduced_chi2"]:
         flags.append("poor_fit")
+    if fit.at_bound:
+        flags.append("at_bound")
     if unstained is None:
         flags.append("no_unstained_control")
     elif fit.af_median_log10 is not None:
@@ -141,7 +137,8 @@ def analyse_sample(
     row["peak_ratio_ci_low"], row["peak_ratio_ci_high"] = ci.get("peak_ratio", (np.nan, np.nan))
     row.update(
         parent_log10=fit.mu0, parent_control_log10=parent.mu_log10, parent_shift_log10=shift,
-        peak_width_log10=fit.sigma, n_generations=fit.n_generations, events_total=gated.data.n_events,
+        peak_width_log10=fit.sigma, width_growth_log10=fit.tau, at_bound=";".join(fit.at_bound),
+        n_generations=fit.n_generations, events_total=gated.data.n_events,
         events_gated=int(values.size), background_events=fit.background_events,
         events_at_or_below_zero=int(np.sum(values <= 0)), reduced_chi2=fit.reduced_chi2,
         bootstrap_replicates=cfse_cfg["bootstrap_replicates"],

@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from scipy import ndimage
-from scipy.stats import chi2
 
 from zincassay.errors import ZincassayError
 from zincassay.flow.transforms import safe_log10
@@ -98,71 +97,226 @@ def find_scatter_channels(data: FCSData, overrides: dict | None = None) -> Scatt
     return out
 
 
-def _robust_ellipse(xy: np.ndarray, start: np.ndarray, iters: int = 8) -> tuple[np.ndarray, np.ndarray]:
-    """Mean and covariance of the population around ``start``, trimmed at the 99 % contour."""
-    d0 = np.linalg.norm(xy - start, axis=1)
-    keep = d0 <= np.quantile(d0, 0.3)
-    cut = chi2.ppf(0.99, 2)
-    mean, cov = start, np.cov(xy[keep].T)
-    for _ in range(iters):
-        mean = xy[keep].mean(axis=0)
-        cov = np.cov(xy[keep].T) + np.eye(2) * 1e-6
-        diff = xy - mean
-        m2 = np.einsum("ij,jk,ik->i", diff, np.linalg.inv(cov), diff)
-        new = m2 <= cut
-        if np.array_equal(new, keep):
+def _grid_index(v: np.ndarray, lo: float, step: float, n: int) -> np.ndarray:
+    return np.clip(((v - lo) / step).astype(np.int64), 0, n - 1)
+
+
+def _merge_basins(hs: np.ndarray, labels: np.ndarray, n_lab: int, saddle_ratio: float) -> np.ndarray:
+    """Merge watershed basins whose saddle is higher than ``saddle_ratio`` x the lower of the two
+    peaks (no real valley between them): persistence merging, highest saddles first."""
+    peak = np.zeros(n_lab + 1)
+    np.maximum.at(peak, labels.ravel(), hs.ravel())
+    saddles: dict[tuple[int, int], float] = {}
+    for a, b, va, vb in ((labels[1:, :], labels[:-1, :], hs[1:, :], hs[:-1, :]),
+                         (labels[:, 1:], labels[:, :-1], hs[:, 1:], hs[:, :-1])):
+        diff = a != b
+        la, lb, v = a[diff], b[diff], np.minimum(va[diff], vb[diff])
+        lo, hi = np.minimum(la, lb), np.maximum(la, lb)
+        key = lo.astype(np.int64) * (n_lab + 1) + hi
+        order = np.lexsort((-v, key))
+        key, v = key[order], v[order]
+        first = np.r_[True, key[1:] != key[:-1]]
+        for k, val in zip(key[first], v[first], strict=True):
+            saddles[(int(k // (n_lab + 1)), int(k % (n_lab + 1)))] = float(val)
+    parent = np.arange(n_lab + 1)
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return int(i)
+
+    top = peak.copy()  # the highest peak of each merged group, kept at its root
+    for (a, b), val in sorted(saddles.items(), key=lambda kv: -kv[1]):
+        ra, rb = root(a), root(b)
+        if ra == rb:
+            continue
+        if val >= saddle_ratio * min(top[ra], top[rb]):
+            keep, drop = (ra, rb) if top[ra] >= top[rb] else (rb, ra)
+            parent[drop] = keep
+    roots = np.array([root(i) for i in range(n_lab + 1)])
+    return roots[labels]
+
+
+#: Peaks of scatter populations further apart than this in log10 FSC belong to different kinds of
+#: event (debris vs cells): blasts are <= 2x (0.3 decades) resting cells, dead cells ~0.2 below.
+DEBRIS_GAP_LOG10 = 0.4
+#: Cells below the lowest cell population's peak by more than this (log10 FSC) are cut as debris.
+CELL_FLOOR_LOG10 = 0.6
+#: A population narrower than this (robust SD, log10) in both FSC and SSC is a bead population.
+BEAD_MAX_SD_LOG10 = 0.025
+
+
+def scatter_gate(log_fsc: np.ndarray, log_ssc: np.ndarray, *, resting_log10: tuple[float, float] | None = None
+                 ) -> tuple[np.ndarray, dict]:
+    """Keep every cell population in log10 FSC/SSC; cut debris and beads by their own populations.
+
+    The smoothed 2-D histogram is split into populations at its density valleys (watershed from
+    the local maxima, basins without a valley between them merged). Populations are then
+    classified: **beads** are populations narrower than ``BEAD_MAX_SD_LOG10`` decades in both
+    axes; **debris** are the populations below the largest gap (>= ``DEBRIS_GAP_LOG10``) between
+    the FSC peaks of the substantial populations (>= 1 % of events), and any event more than
+    ``CELL_FLOOR_LOG10`` below the lowest cell population's peak. Everything else is kept, so
+    resting cells, blasts (up to ~2x their FSC) and the thin tails around them are kept alike; the
+    gate's edges are the valleys towards debris and beads, not a contour of the densest cluster.
+    Dead cells are left to the viability gate.
+
+    Parameters
+    ----------
+    log_fsc, log_ssc : ndarray (n_events,)
+        log10 forward and side scatter.
+    resting_log10 : (fsc, ssc), optional
+        Position of resting cells (e.g. the unstimulated control's main population): the
+        population holding it is a cell population even when it is small.
+
+    Returns
+    -------
+    keep : ndarray (n_events,) bool
+    params : dict with ``polygons_log10`` (outlines of the kept region), ``populations`` (peak,
+        share of events and kind of each population) and ``fsc_floor_log10``.
+    """
+    from skimage.measure import find_contours
+    from skimage.segmentation import watershed
+
+    n = log_fsc.size
+    nb = int(np.clip(np.sqrt(n) / 2, 48, 128))
+    lo = np.array([np.quantile(log_fsc, 0.0005), np.quantile(log_ssc, 0.0005)]) - 0.1
+    hi = np.array([np.quantile(log_fsc, 0.9995), np.quantile(log_ssc, 0.9995)]) + 0.1
+    step = (hi - lo) / nb
+    ix = _grid_index(log_fsc, lo[0], step[0], nb)
+    iy = _grid_index(log_ssc, lo[1], step[1], nb)
+    flat = ix * nb + iy
+    h = np.bincount(flat, minlength=nb * nb).reshape(nb, nb).astype(float)
+    hs = ndimage.gaussian_filter(h, 1.2 * 0.02 / step.mean() if n > 20000 else 1.5)
+    from skimage.feature import peak_local_max
+
+    peaks = peak_local_max(hs, min_distance=2, threshold_abs=max(hs.max() * 1e-3, 1e-9), exclude_border=False)
+    markers = np.zeros(hs.shape, dtype=np.int64)
+    markers[tuple(peaks.T)] = np.arange(1, len(peaks) + 1)
+    labels = watershed(-hs, markers)
+    labels = _merge_basins(hs, labels, len(peaks), saddle_ratio=0.6)
+    ev_lab = labels.ravel()[flat]
+    cx = lo[0] + (np.arange(nb) + 0.5) * step[0]
+    cy = lo[1] + (np.arange(nb) + 0.5) * step[1]
+    pops = []
+    for lab in np.unique(labels):
+        m = labels == lab
+        mass = h[m].sum()
+        if mass <= 0:
+            continue
+        i, j = np.unravel_index(np.argmax(np.where(m, hs, -1)), hs.shape)
+        sel = ev_lab == lab
+        fx, fy = log_fsc[sel], log_ssc[sel]
+        sd = [1.4826 * float(np.median(np.abs(v - np.median(v)))) for v in (fx, fy)] if fx.size >= 20 else [1.0, 1.0]
+        pops.append({"label": int(lab), "peak_log10": [float(cx[i]), float(cy[j])], "share": float(mass / n),
+                     "sd_log10": sd, "kind": "cells"})
+    for p in pops:
+        if p["share"] >= 0.002 and max(p["sd_log10"]) < BEAD_MAX_SD_LOG10:
+            p["kind"] = "beads"
+    big = sorted((p for p in pops if p["kind"] == "cells" and p["share"] >= 0.01), key=lambda p: p["peak_log10"][0])
+    if resting_log10 is not None:
+        r = labels[_grid_index(np.array([resting_log10[0]]), lo[0], step[0], nb)[0],
+                   _grid_index(np.array([resting_log10[1]]), lo[1], step[1], nb)[0]]
+        big += [p for p in pops if p["label"] == r and p not in big]
+        big.sort(key=lambda p: p["peak_log10"][0])
+    cut = -np.inf
+    if len(big) > 1:
+        fsc_peaks = np.array([p["peak_log10"][0] for p in big])
+        gaps = np.diff(fsc_peaks)
+        k = int(np.argmax(gaps))
+        if gaps[k] >= DEBRIS_GAP_LOG10:
+            cut = float(fsc_peaks[k] + gaps[k] / 2)
+    for p in pops:
+        if p["kind"] == "cells" and p["peak_log10"][0] < cut:
+            p["kind"] = "debris"
+    cell_peaks = [p["peak_log10"][0] for p in big if p["kind"] == "cells"]
+    floor = (min(cell_peaks) if cell_peaks else float(np.median(log_fsc))) - CELL_FLOOR_LOG10
+    kept_labels = np.array([p["label"] for p in pops if p["kind"] == "cells"])
+    kept_bins = np.isin(labels, kept_labels) & (cx[:, None] >= floor)
+    keep = kept_bins.ravel()[flat] & (log_fsc >= floor)
+    polys = []
+    for c in find_contours(np.pad(kept_bins.astype(float), 1), 0.5):
+        xy = np.column_stack([lo[0] + (c[:, 0] - 0.5) * step[0], lo[1] + (c[:, 1] - 0.5) * step[1]])
+        polys.append(np.round(xy, 4).tolist())
+    for p in pops:
+        p.pop("label")
+    populations = sorted((p for p in pops if p["share"] >= 0.005), key=lambda p: -p["share"])
+    return keep, {"polygons_log10": polys, "populations": populations, "fsc_floor_log10": float(floor)}
+
+
+def singlet_gate(fsc_a: np.ndarray, fsc_h: np.ndarray, within: np.ndarray, band: list[float] | None
+                 ) -> tuple[np.ndarray, dict]:
+    """Singlets: FSC-A/FSC-H close to the singlet trend at the event's size, or in a manual band.
+
+    Bigger cells (blasts) have wider pulses, so the singlet ratio grows with FSC-H; a band of fixed
+    ratio would keep small cells and drop blasts. The trend is a robust line of log10(FSC-A/FSC-H)
+    against log10 FSC-H (events in ``within``; least squares on the events within 4 robust SD,
+    iterated); singlets lie from 8 robust SD below it to 6 above (doublets sit ~0.2-0.3 decades above; below
+    the trend the band is wider, as cells of different sizes share an FSC-H bin there: dead
+    blasts beside live resting cells).
+
+    Parameters
+    ----------
+    fsc_a, fsc_h : ndarray (n_events,), linear.
+    within : ndarray (n_events,) bool; events the trend is learnt from.
+    band : [low, high] manual FSC-A/FSC-H band, or None.
+    """
+    fa = np.asarray(fsc_a, np.float64)
+    fh = np.asarray(fsc_h, np.float64)
+    if band is not None:
+        ratio = fa / np.maximum(fh, 1e-9)
+        return (ratio >= band[0]) & (ratio <= band[1]), {"ratio_low": float(band[0]), "ratio_high": float(band[1])}
+    lr = safe_log10(fa) - safe_log10(fh)
+    lh = safe_log10(fh)
+    sel = within & np.isfinite(lr)
+    x, y = lh[sel], lr[sel]
+    if x.size > 200_000:  # the trend needs no more
+        x, y = x[:: x.size // 200_000 + 1], y[:: x.size // 200_000 + 1]
+    # robust line: least squares on the events within 4 robust SD of the current line (doublets,
+    # ~0.25 decades above, never take part)
+    coef = np.array([0.0, float(np.median(y))])
+    resid = y - coef[1]
+    sd = max(1.4826 * float(np.median(np.abs(resid))), 1e-3)
+    for _ in range(6):
+        core = np.abs(resid) < 4 * sd
+        if core.sum() < 20:
             break
-        keep = new
-    # a 99 %-trimmed normal sample underestimates the covariance by this factor
-    consistency = 0.99 / chi2.cdf(cut, 4)
-    return mean, cov * consistency
-
-
-def lymphocyte_gate(log_fsc: np.ndarray, log_ssc: np.ndarray, coverage: float) -> tuple[np.ndarray, dict]:
-    xy = np.column_stack([log_fsc, log_ssc])
-    bins = 64
-    h, xe, ye = np.histogram2d(xy[:, 0], xy[:, 1], bins=bins)
-    h = ndimage.gaussian_filter(h, 1.5)
-    i, j = np.unravel_index(np.argmax(h), h.shape)
-    start = np.array([(xe[i] + xe[i + 1]) / 2, (ye[j] + ye[j + 1]) / 2])
-    mean, cov = _robust_ellipse(xy, start)
-    diff = xy - mean
-    m2 = np.einsum("ij,jk,ik->i", diff, np.linalg.inv(cov), diff)
-    r2 = chi2.ppf(coverage, 2)
-    return m2 <= r2, {"center_log10": mean.tolist(), "cov_log10": cov.tolist(), "mahalanobis2_max": float(r2),
-                      "coverage": coverage}
-
-
-def singlet_gate(fsc_a: np.ndarray, fsc_h: np.ndarray, within: np.ndarray, band: list[float] | None) -> tuple[np.ndarray, dict]:
-    ratio = np.asarray(fsc_a, np.float64) / np.maximum(np.asarray(fsc_h, np.float64), 1e-9)
-    if band is None:
-        r = ratio[within & np.isfinite(ratio)]
-        med = float(np.median(r))
-        sd = 1.4826 * float(np.median(np.abs(r - med)))
-        band = [med - 4 * sd, med + 4 * sd]
-    return (ratio >= band[0]) & (ratio <= band[1]), {"ratio_low": float(band[0]), "ratio_high": float(band[1])}
+        coef = np.polyfit(x[core], y[core], 1)
+        resid = y - np.polyval(coef, x)
+        sd = max(1.4826 * float(np.median(np.abs(resid[core]))), 1e-3)
+    band = (-8 * sd, 6 * sd)
+    off = lr - np.polyval(coef, lh)
+    keep = (off >= band[0]) & (off <= band[1])
+    return keep, {"trend_slope": float(coef[0]), "trend_intercept_log10": float(coef[1]), "band_log10": list(band)}
 
 
 def viability_threshold(values: np.ndarray) -> float:
-    """Linear threshold between the negative and positive modes of a viability dye."""
+    """Linear threshold between the negative (live) and positive (dead) modes of a viability dye.
+
+    The negative mode is the dimmest substantial mode (>= 10 % of the highest), not the highest:
+    a culture may hold more dead cells than live ones, and bigger live cells (blasts) spread the
+    negative mode. The threshold is the valley between it and the next mode up that rises >= 1.5x
+    above that valley and holds >= 0.5 % of events; with no such mode, the negative mode's median
+    + 4 robust SD (log10).
+    """
     lv = safe_log10(values)
     lo, hi = np.quantile(lv, [0.001, 0.999])
     hist, edges = np.histogram(lv, bins=128, range=(lo, hi + 1e-9))
     smooth = ndimage.gaussian_filter1d(hist.astype(float), 2.0)
     centers = (edges[:-1] + edges[1:]) / 2
-    main = int(np.argmax(smooth))
-    right = smooth[main + 1 :]
-    if right.size > 2:
-        # a positive mode: a local maximum right of the main one, holding >= 0.5 % of events
-        peaks = [k for k in range(1, right.size - 1) if right[k] >= right[k - 1] and right[k] > right[k + 1]]
-        for k in peaks:
-            p = main + 1 + k
-            valley = main + int(np.argmin(smooth[main : p + 1]))
-            if smooth[p] > 1.5 * smooth[valley] and hist[valley:].sum() >= 0.005 * hist.sum():
-                return float(10 ** centers[valley])
-    neg = lv[lv <= centers[main] + 0.5]
-    med = float(np.median(neg))
-    sd = 1.4826 * float(np.median(np.abs(neg - med)))
+    inner = smooth[1:-1]
+    modes = [k + 1 for k in np.flatnonzero((inner >= smooth[:-2]) & (inner > smooth[2:]))]
+    if smooth[0] > smooth[1]:
+        modes.insert(0, 0)
+    modes = [k for k in modes if smooth[k] >= 0.1 * smooth.max()] or [int(np.argmax(smooth))]
+    neg = modes[0]
+    for p in (k for k in range(neg + 2, smooth.size - 1) if smooth[k] >= smooth[k - 1] and smooth[k] > smooth[k + 1]):
+        valley = neg + int(np.argmin(smooth[neg : p + 1]))
+        if smooth[p] > 1.5 * smooth[valley] and hist[valley:].sum() >= 0.005 * hist.sum():
+            return float(10 ** centers[valley])
+    sel = lv[lv <= centers[neg] + 0.5]
+    med = float(np.median(sel))
+    sd = 1.4826 * float(np.median(np.abs(sel - med)))
     return float(10 ** (med + 4 * sd))
 
 
@@ -194,7 +348,7 @@ def gate_events(
     if scatter.fsc and scatter.ssc:
         fsc = events[:, data.channel_index(scatter.fsc)]
         ssc = events[:, data.channel_index(scatter.ssc)]
-        keep, params = lymphocyte_gate(safe_log10(fsc), safe_log10(ssc), manual.get("lymphocyte_coverage", 0.97))
+        keep, params = scatter_gate(safe_log10(fsc), safe_log10(ssc))
         params.update(fsc=scatter.fsc, ssc=scatter.ssc)
         gates.append(Gate("lymphocytes", int(mask.sum()), int((mask & keep).sum()), params))
         mask &= keep

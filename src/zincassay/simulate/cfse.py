@@ -50,7 +50,7 @@ from zincassay.cfse.indices import division_indices
 from zincassay.io.fcs import SpillMatrix
 from zincassay.io.fcs_write import write_fcs
 
-__all__ = ["FORMATS", "CFSEFormat", "CFSEParams", "channel_names", "precursor_distribution",
+__all__ = ["FORMATS", "SWEEP_SPACE", "CFSEFormat", "CFSEParams", "channel_names", "draw_params", "precursor_distribution",
            "simulate_cfse_events", "write_cfse_sample"]
 
 CFSEFormat = str  # one of FORMATS
@@ -409,7 +409,7 @@ def draw_params(rng: np.random.Generator, **fixed: float | str) -> tuple[CFSEPar
              "viability->CD25": rng.uniform(0.0, 0.1), "CD25->viability": rng.uniform(0.0, 0.1),
              "dye->CD25": rng.uniform(0.0, 0.02)}
     d.update(fixed)
-    d["n_events"] = int(round(d["n_events"]))
+    d["n_events"] = round(d["n_events"])
     # undivided share p0 = (1 - r) + r * a  ->  r = (1 - p0) / (1 - a), with a <= p0
     a = min(d["activated_share"], d["undivided_share"])
     responders = (1.0 - d["undivided_share"]) / (1.0 - a)
