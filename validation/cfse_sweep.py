@@ -5,8 +5,8 @@ log-uniform; peak ratio 1.7-2.2; undivided width 0.04-0.09 decades growing with 
 <= 0.12; blast FSC/SSC shift 0-100 %; dead 0-30 %; debris 0-40 %; doublets 0-10 %; beads 0-3 %;
 undivided precursors 2-90 %, of which up to 30 % of the responders activated but undivided;
 mean divisions of responders 1.5-4.5; undivided peak shifted 0-0.3 decades down from the
-unstimulated control (1 in 8: 0-0.05 up); random spillover; the four FCS flavours; CFSE or CTV
-channel names). Each experiment writes a stimulated sample, its unstimulated control and its
+unstimulated control (1 in 8: 0-0.05 up); parent peak 10^4.3-10^4.9 and 2.3-3.2 decades above
+the autofluorescence median; random spillover; the four FCS flavours; CFSE or CTV channel names). Each experiment writes a stimulated sample, its unstimulated control and its
 unstained control (the controls hold min(max(events, 5,000), 100,000) events), runs them through
 the pipeline exactly as the workflow does (read, compensate, gate, fit, bootstrap, QC) and
 compares with the simulator's truth: live singlet cells per generation.
@@ -49,7 +49,7 @@ POINT_INDICES = ("pct_divided", "fraction_diluted")
 BAR_PCT_DIVIDED = 2.0  # points
 BAR_DIVISION_INDEX = 5.0  # % of the truth
 CORNER_PARAMS = ("n_events", "peak_ratio", "cv_log10", "blast_shift", "frac_dead", "frac_debris",
-                 "undivided_share", "mean_divisions", "parent_shift_log10", "fmt")
+                 "undivided_share", "mean_divisions", "parent_shift_log10", "dye_range_log10", "fmt")
 
 
 def analyse(sample: Path, unstimulated: Path, unstained: Path | None, settings: dict) -> tuple[dict, object]:
@@ -251,6 +251,17 @@ def figure(df: pd.DataFrame, path: Path) -> None:
     save_figure(fig, path)
 
 
+def _run(job: tuple) -> dict:
+    return run_experiment(*job)
+
+
+def _progress(rows: list[dict], n: int, t0: float) -> None:
+    r = rows[-1]
+    status = r["error"] or (f"d pct_divided {r['err_pct_divided']:+.2f}, d division_index {r['err_division_index']:+.2f} %")
+    print(f"[{len(rows)}/{n}, {time.perf_counter() - t0:.0f} s] experiment {r['experiment']}: {status}",
+          file=sys.stderr, flush=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--n", type=int, default=120, help="experiments (default: %(default)s)")
@@ -262,13 +273,18 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     jobs = [(i, args.seed, args.replicates, args.max_events) for i in range(args.n)]
     t0 = time.perf_counter()
+    rows = []
     if args.processes > 1:
         from multiprocessing import get_context
 
         with get_context("spawn").Pool(args.processes) as pool:
-            rows = pool.starmap(run_experiment, jobs, chunksize=1)
+            for row in pool.imap_unordered(_run, jobs):
+                rows.append(row)
+                _progress(rows, args.n, t0)
     else:
-        rows = [run_experiment(*j) for j in jobs]
+        for j in jobs:
+            rows.append(_run(j))
+            _progress(rows, args.n, t0)
     df = pd.DataFrame(rows).sort_values("experiment")
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -46,7 +46,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.ndimage import gaussian_filter1d
 from scipy.optimize import minimize, nnls
-from scipy.sparse import csc_matrix
+from scipy.sparse import csc_matrix, vstack
+from scipy.special import ndtri
 
 from zincassay.cfse.indices import division_indices
 from zincassay.errors import ZincassayError
@@ -57,10 +58,16 @@ __all__ = ["FitOptions", "GenerationFit", "ParentPeak", "fit_generations", "fit_
 BIN_WIDTH = 0.02  # decades
 GRID_STEP = 0.005  # decades, dye grid of the transfer matrix
 MIN_REPORTED_FRACTION = 0.005
-COARSE_MU_STEP = 0.015  # decades
-COARSE_DELTA_STEP = 0.012  # decades
+COARSE_MU_STEP = 0.02  # decades
+COARSE_DELTA_STEP = 0.015  # decades
+#: Typical steps of (mu0, delta, sigma0, tau**2, autofluorescence level) for the refinement.
+THETA_SCALE = np.array([0.01, 0.01, 0.01, 3e-4, 0.3])
+COARSE_TAU = 0.022  # decades: width growth per division assumed by the coarse grid (between shared and fast growth)
 BOUND_TOL = 2e-3  # decades: a parameter this close to a bound is "at bound"
 MAX_TAU = 0.06  # decades of partition noise per division
+AF_SIGMA_UNKNOWN_LOG10 = 0.2  # spread of autofluorescence when no unstained control gives it
+#: Autofluorescence levels with an unstained control, x the control's (blasts are bigger and brighter).
+AF_SCALES = (1.0, 1.5, 2.25, 3.4)
 
 
 @dataclass(frozen=True)
@@ -145,8 +152,10 @@ class GenerationFit:
     components: np.ndarray  # (n_components, n_bins) fitted expected counts per component
     generation_mu: np.ndarray  # (G+1,) log10 dye position of each generation
     generation_sigma: np.ndarray  # (G+1,) width of each generation (decades)
-    af_median_log10: float | None
+    af_median_log10: float  # of the autofluorescence used (fitted when no unstained control)
+    af_scale: float = 1.0  # autofluorescence used = af_scale x the unstained control's
     at_bound: list[str] = field(default_factory=list)  # "undivided_position" and/or "peak_ratio"
+    theta: np.ndarray = field(default_factory=lambda: np.zeros(5))  # fitted (mu0, delta, sigma0, tau**2, af level)
     indices: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -192,13 +201,20 @@ def fit_parent(values: np.ndarray) -> ParentPeak:
 
 
 class _Model:
-    """Precomputed histogram, transfer matrix, background shapes and parameter bounds for one sample."""
+    """Precomputed histogram, transfer matrices, background shapes and parameter bounds for one sample.
+
+    Parameters ``theta = (mu0, delta, sigma0, tau**2, u)``; ``u`` is the autofluorescence level:
+    between ladder steps ``i`` and ``i + 1`` the autofluorescence is the mixture
+    ``(1 - f) * AF_i + f * AF_(i+1)`` with ``f = u - i`` (so its transfer matrix is the same
+    mixture, and the fit's gradient in ``u`` is exact). With an unstained control the ladder is
+    ``AF_SCALES`` x the control's autofluorescence; without one, a lognormal autofluorescence at
+    0.2-decade steps from 3.5 to 1 decade below the parent peak.
+    """
 
     def __init__(self, values: np.ndarray, parent: ParentPeak, af: np.ndarray | None, options: FitOptions) -> None:
         self.parent = parent
         self.options = options
         o = options
-        # parameter bounds and fixed values: theta = (mu0, delta, sigma0, tau)
         if o.undivided == "auto":
             mu_b = (parent.mu_log10 + o.undivided_shift_bounds_log10[0], parent.mu_log10 + o.undivided_shift_bounds_log10[1])
         else:
@@ -209,93 +225,138 @@ class _Model:
         if isinstance(o.cv, str):
             s_lo = max(0.7 * parent.sigma_log10, 0.015)
             s_b = (min(s_lo, o.max_cv_log10), min(max(2.0 * parent.sigma_log10, s_lo + 0.01), o.max_cv_log10))
-            t_b = (0.0, MAX_TAU if o.cv == "growing" else 0.0)
+            t_b = (0.0, MAX_TAU**2 if o.cv == "growing" else 0.0)
         else:
             s_b, t_b = (float(o.cv),) * 2, (0.0, 0.0)
-        self.bounds = [mu_b, d_b, s_b, t_b]
+        levels = np.linspace(0.005, 0.995, 100)
+        self.af_known = af is not None and np.size(af) > 0
+        if self.af_known:
+            self.af_base = np.quantile(np.asarray(af, float), levels)
+            self.af_ladder = np.array(AF_SCALES)
+        else:  # no unstained control: a lognormal autofluorescence whose level the fit finds
+            self.af_base = 10 ** (AF_SIGMA_UNKNOWN_LOG10 * ndtri(levels))
+            self.af_ladder = 10 ** np.arange(parent.mu_log10 - 3.5, parent.mu_log10 - 0.99, 0.2)
+        self.bounds = [mu_b, d_b, s_b, t_b, (0.0, float(self.af_ladder.size - 1))]
         self.free = np.array([b[1] > b[0] for b in self.bounds])
         x_hi = np.ceil((mu_b[1] + 5 * max(s_b[1], parent.sigma_log10) + 0.15) / BIN_WIDTH) * BIN_WIDTH
         self.edges = np.arange(0.0, x_hi + BIN_WIDTH / 2, BIN_WIDTH)
-        nb = self.edges.size - 1
-        self.nb = nb
-        x = np.clip(safe_log10(values), 0.0, x_hi - 1e-9)
-        self.counts = np.bincount(np.minimum((x / BIN_WIDTH).astype(int), nb - 1), minlength=nb).astype(float)
-        self.grid = np.arange(-1.0, x_hi + GRID_STEP, GRID_STEP)
-        a = np.zeros(1) if af is None or af.size == 0 else np.quantile(np.asarray(af, float), np.linspace(0.005, 0.995, 100))
-        obs = safe_log10(10.0 ** self.grid[:, None] + a[None, :])
-        idx = np.clip((obs / BIN_WIDTH).astype(int), 0, nb - 1)
-        T = np.zeros((self.grid.size, nb))
-        np.add.at(T, (np.repeat(np.arange(self.grid.size), a.size), idx.ravel()), 1.0 / a.size)
-        self.T = T
-        self.T_t = csc_matrix(T.T)  # (n_bins, n_grid), sparse: far above autofluorescence one bin per row
-        self.af_median_log10 = None if af is None or af.size == 0 else float(safe_log10(np.median(af)))
-        bgs = [np.full(nb, 1.0 / nb)]
-        if af is not None and af.size:
-            la = np.clip(safe_log10(af), 0, x_hi - 1e-9)
-            h = np.bincount(np.minimum((la / BIN_WIDTH).astype(int), nb - 1), minlength=nb).astype(float)
-            bgs.append(h / h.sum())
-        else:  # dye-negative events without an unstained control: a dim broad shape
-            c = (self.edges[:-1] + self.edges[1:]) / 2
-            h = np.exp(-0.5 * ((c - 1.5) / 0.6) ** 2)
-            bgs.append(h / h.sum())
-        self.background = np.array(bgs)
-        # generations whose dye stays above half the autofluorescence median are resolvable
-        floor = (self.af_median_log10 - np.log10(2)) if self.af_median_log10 is not None else 0.5
-        lowest_mu = mu_b[1] - np.arange(o.max_generations + 1) * d_b[0]
-        self.n_gen = int(max(1, np.sum(lowest_mu >= floor) - 1))
+        self.nb = self.edges.size - 1
+        self.counts = self.histogram(values)
         self.weights = 1.0 / np.sqrt(np.maximum(self.counts, 1.0))
+        self.grid = np.arange(-1.0, x_hi + GRID_STEP, GRID_STEP)
+        self._levels: dict = {}  # per autofluorescence level: transfer matrices and derived arrays
+        self.set_generations(0.0 if self.af_known else float(np.argmin(np.abs(np.log10(self.af_ladder)
+                                                                                - (parent.mu_log10 - 3.0)))))
+
+    def level(self, i: int) -> tuple[np.ndarray, csc_matrix, np.ndarray, float]:
+        """Autofluorescence ladder step ``i``: transfer matrix (dense and transposed sparse),
+        background rows (flat, dye-negative) and log10 median of the autofluorescence."""
+        if i not in self._levels:
+            nb = self.nb
+            a = self.af_base * self.af_ladder[i]
+            obs = safe_log10(10.0 ** self.grid[:, None] + a[None, :])
+            idx = np.clip((obs / BIN_WIDTH).astype(int), 0, nb - 1)
+            flat = (np.arange(self.grid.size)[:, None] * nb + idx).ravel()
+            T = np.bincount(flat, minlength=self.grid.size * nb).reshape(self.grid.size, nb) / a.size
+            la = np.clip(safe_log10(a), 0, self.edges[-1] - 1e-9)
+            h = np.bincount(np.minimum((la / BIN_WIDTH).astype(int), nb - 1), minlength=nb).astype(float)
+            bg = np.array([np.full(nb, 1.0 / nb), h / h.sum()])
+            self._levels[i] = (T, csc_matrix(T.T), bg, float(safe_log10(np.median(a))))
+        return self._levels[i]
+
+    def pair(self, i: int) -> tuple[csc_matrix, np.ndarray, np.ndarray]:
+        """Transposed transfer matrices of ladder steps ``i`` and ``i + 1`` stacked (one sparse
+        product gives both), and their background rows."""
+        key = -1 - i
+        if key not in self._levels:
+            a = self.level(i)
+            b = self.level(min(i + 1, self.af_ladder.size - 1))
+            self._levels[key] = (vstack([a[1], b[1]], format="csc"), a[2], b[2])
+        return self._levels[key]
+
+    def af_at(self, u: float) -> tuple[float, float]:
+        """Autofluorescence scale (x the base) and log10 median at level ``u`` (log-interpolated)."""
+        lk = np.interp(u, np.arange(self.af_ladder.size), np.log10(self.af_ladder))
+        return float(10**lk), float(lk + safe_log10(np.median(self.af_base)) if self.af_known
+                                    else lk)
+
+    def set_generations(self, u: float) -> None:
+        """Fit generations whose dye stays above half the autofluorescence median at level ``u``."""
+        floor = self.af_at(u)[1] - np.log10(2)
+        lowest_mu = self.bounds[0][1] - np.arange(self.options.max_generations + 1) * self.bounds[1][0]
+        self.n_gen = int(max(1, np.sum(lowest_mu >= floor) - 1))
+        self.u_start = float(u)
+
+    def histogram(self, values: np.ndarray) -> np.ndarray:
+        """Events per bin of ``values`` (linear); values <= 1 in the lowest bin, above the range in the top."""
+        x = np.clip(safe_log10(values), 0.0, self.edges[-1] - 1e-9)
+        return np.bincount(np.minimum((x / BIN_WIDTH).astype(int), self.nb - 1), minlength=self.nb).astype(float)
 
     # ----------------------------------------------------------------------------- model rows
 
-    def widths(self, sigma0: float, tau: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Width of each generation and its derivatives in sigma0 and tau (zero where capped)."""
+    def widths(self, sigma0: float, tau2: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Width of each generation and its derivatives in sigma0 and ``tau2 = tau**2`` (zero where
+        capped). The growth is parametrised by tau**2 so the gradient does not vanish at tau = 0."""
         g = np.arange(self.n_gen + 1)
-        raw = np.sqrt(sigma0**2 + g * tau**2)
+        raw = np.sqrt(sigma0**2 + g * tau2)
         cap = self.options.max_cv_log10
         capped = raw > cap
         sig = np.where(capped, cap, raw)
         d_s0 = np.where(capped, 0.0, sigma0 / raw)
-        d_tau = np.where(capped, 0.0, g * tau / raw)
-        return sig, d_s0, d_tau
+        d_tau2 = np.where(capped, 0.0, g / (2.0 * raw))
+        return sig, d_s0, d_tau2
+
+    def _mix(self, u: float) -> tuple[int, float]:
+        i = int(min(np.floor(u), self.af_ladder.size - 2)) if self.af_ladder.size > 1 else 0
+        return i, (u - i if self.af_ladder.size > 1 else 0.0)
 
     def design(self, theta: np.ndarray, derivatives: bool = False):
-        """Expected histogram of each component (rows) for ``theta = (mu0, delta, sigma0, tau)``;
-        with ``derivatives`` also d(rows)/d(theta) as an array (4, n_components, n_bins).
+        """Expected histogram of each component (rows) for ``theta``; with ``derivatives`` also
+        d(rows)/d(theta) as an array (5, n_components, n_bins).
 
         All generations at once: Gaussian weights on the dye grid (truncated at 5 widths and
-        normalised), pushed through the sparse transfer matrix restricted to the grid rows they touch.
+        normalised), pushed through the sparse transfer matrices of the two autofluorescence
+        levels around ``u``, restricted to the grid rows the Gaussians touch.
         """
-        mu0, delta, sigma0, tau = theta
+        mu0, delta, sigma0, tau2, u = theta
         gens = np.arange(self.n_gen + 1)
+        n = gens.size
         mus = mu0 - delta * gens
-        sigs, d_s0, d_tau = self.widths(sigma0, tau)
+        sigs, d_s0, d_tau = self.widths(sigma0, tau2)
         i0 = int(np.searchsorted(self.grid, (mus - 5 * sigs).min()))
         i1 = max(int(np.searchsorted(self.grid, (mus + 5 * sigs).max())), i0 + 1)
         z = (self.grid[None, i0:i1] - mus[:, None]) / sigs[:, None]
         e = np.where(np.abs(z) <= 5.0, np.exp(-0.5 * z * z), 0.0)
         total = e.sum(axis=1, keepdims=True)
         w = e / total
-        Tt = self.T_t[:, i0:i1]
-        n_comp = self.n_gen + 1 + self.background.shape[0]
+        if derivatives:
+            # normalised weights w = e / sum(e): dw = (de - w * sum(de)) / sum(e)
+            de_mu = e * z / sigs[:, None]
+            de_sig = de_mu * z
+            dw_mu = (de_mu - w * de_mu.sum(axis=1, keepdims=True)) / total
+            dw_sig = (de_sig - w * de_sig.sum(axis=1, keepdims=True)) / total
+            M = np.vstack([w, dw_mu, dw_sig]).T
+        else:
+            M = w.T
+        i, f = self._mix(u)
+        pair, bg_a, bg_b = self.pair(i)
+        both = (pair[:, i0:i1] @ M).T
+        rows_a, rows_b = both[:, : self.nb], both[:, self.nb :]
+        rows = (1 - f) * rows_a + f * rows_b
+        bg = (1 - f) * bg_a + f * bg_b
+        n_comp = n + bg.shape[0]
         X = np.empty((n_comp, self.nb))
-        X[self.n_gen + 1 :] = self.background
-        if not derivatives:
-            X[: self.n_gen + 1] = (Tt @ w.T).T
-            return X, mus, sigs
-        # normalised weights w = e / sum(e): dw = (de - w * sum(de)) / sum(e)
-        s = sigs[:, None]
-        de_mu = e * z / s
-        de_sig = de_mu * z
-        dw_mu = (de_mu - w * de_mu.sum(axis=1, keepdims=True)) / total
-        dw_sig = (de_sig - w * de_sig.sum(axis=1, keepdims=True)) / total
-        n = gens.size
-        rows = (Tt @ np.vstack([w, dw_mu, dw_sig]).T).T  # (3n, n_bins)
         X[:n] = rows[:n]
-        dX = np.zeros((4, n_comp, self.nb))
+        X[n:] = bg
+        if not derivatives:
+            return X, mus, sigs
+        dX = np.zeros((5, n_comp, self.nb))
         dX[0, :n] = rows[n : 2 * n]
         dX[1, :n] = -gens[:, None] * rows[n : 2 * n]
         dX[2, :n] = d_s0[:, None] * rows[2 * n :]
         dX[3, :n] = d_tau[:, None] * rows[2 * n :]
+        dX[4, :n] = rows_b[:n] - rows_a[:n]
+        dX[4, n:] = bg_b - bg_a
         return X, mus, sigs, dX
 
     # ----------------------------------------------------------------------------- objectives
@@ -311,7 +372,7 @@ class _Model:
         X, _, _, dX = self.design(theta, derivatives=True)
         amp, _ = nnls((X * wts[None, :]).T, y * wts, maxiter=50 * X.shape[0])
         r = (y - amp @ X) * wts
-        grad = -2.0 * np.array([(r * wts) @ (amp @ dX[k]) for k in range(4)])
+        grad = -2.0 * np.array([(r * wts) @ (amp @ dX[k]) for k in range(5)])
         return float(r @ r), grad
 
     def solve(self, theta: np.ndarray, counts: np.ndarray | None = None, reweight: bool = False
@@ -330,85 +391,96 @@ class _Model:
 
     # ----------------------------------------------------------------------------- search
 
-    def coarse_grid(self, counts: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
-        """Objective on the (mu0, delta) grid with one shared width: (mu grid, delta grid, values, width).
+    def coarse_grid(self) -> list[tuple[float, float, float, float, float]]:
+        """The objective on a (mu0, delta) grid, widths growing by ``COARSE_TAU`` per division (or shared).
 
-        Vectorised over the grid: precomputed rows (the transfer matrix smoothed by the width), bins
-        merged in pairs and cut below the lowest resolvable generation, the weighted normal
-        equations of every grid point at once, and NNLS by projected coordinate descent started
-        from the clipped unconstrained solution (enough to rank the grid points).
+        Returns the grid's local minima as ``(value, mu0, delta, sigma0, tau**2, u)``, best first (at
+        the autofluorescence level ``u_start``).
+        Vectorised over the grid: precomputed rows (the transfer matrix at 0.02-decade dye steps,
+        smoothed by each generation's width rounded to 0.01 decades), bins merged in pairs and cut
+        below the lowest resolvable generation, the weighted normal equations of every grid point
+        at once, and NNLS by projected coordinate descent from the clipped unconstrained solution
+        (enough to rank grid points).
         """
-        y = self.counts if counts is None else counts
-        (mu_lo, mu_hi), (d_lo, d_hi), (s_lo, s_hi), _ = self.bounds
+        (mu_lo, mu_hi), (d_lo, d_hi), (s_lo, s_hi), (_, t_hi), _ = self.bounds
         sigma = float(np.clip(1.1 * self.parent.sigma_log10, s_lo, s_hi))
+        u = self.u_start
+        T, _tt, background, _m = self.level(round(u))
+        tau2s = [min(t_hi, COARSE_TAU**2)]
         mus = np.arange(mu_lo, mu_hi + 1e-9, COARSE_MU_STEP) if mu_hi > mu_lo else np.array([mu_lo])
         if mus[-1] < mu_hi - 1e-9:
             mus = np.append(mus, mu_hi)
         n_d = int(np.ceil((d_hi - d_lo) / COARSE_DELTA_STEP)) + 1 if d_hi > d_lo else 1
         deltas = np.linspace(d_lo, d_hi, n_d)
-        floor = (self.af_median_log10 - np.log10(2)) if self.af_median_log10 is not None else 0.5
+        floor = self.af_at(u)[1] - np.log10(2)
         b0 = int(np.clip(np.searchsorted(self.edges, floor - 0.3) - 1, 0, self.nb - 2))
-        b0 -= (self.nb - b0) % 2  # an even number of bins, merged in pairs
-        b0 = max(b0, 0)
+        b0 = max(b0 - (self.nb - b0) % 2, 0)  # an even number of bins, merged in pairs
         nb2 = (self.nb - b0) // 2
 
         def pairs(a: np.ndarray) -> np.ndarray:
             a = a[..., b0 : b0 + 2 * nb2]
             return a.reshape(*a.shape[:-1], nb2, 2).sum(-1)
 
-        step = 2 * GRID_STEP  # the dye grid at half resolution is plenty for ranking
-        bank = gaussian_filter1d(pairs(self.T[::2]), sigma / step, axis=0, mode="constant", truncate=4.0)
-        yy = pairs(y)
+        step = 4 * GRID_STEP
+        key = ("coarse", round(u), b0)
+        if key not in self._levels:
+            self._levels[key] = pairs(T[::4])
+        t_coarse = self._levels[key]
+        yy = pairs(self.counts)
         w = 1.0 / np.maximum(yy, 1.0)
         gens = np.arange(self.n_gen + 1)
         mm, dd = np.meshgrid(mus, deltas, indexing="ij")
         pos = (mm[..., None] - dd[..., None] * gens - self.grid[0]) / step  # (n_mu, n_d, G+1)
-        k = np.clip(np.rint(pos).astype(int), 0, bank.shape[0] - 1).reshape(-1, gens.size)
-        # every grid point's normal equations are gathered from the rows' weighted cross products
-        k_lo, k_hi = int(k.min()), int(k.max()) + 1
-        rows = bank[k_lo:k_hi]
-        k = k - k_lo
-        bg = pairs(self.background)
-        rw = rows * w
-        Q = rw @ rows.T  # (rows, rows)
-        Qb = rw @ bg.T  # (rows, 2)
-        B = bg * w @ bg.T  # (2, 2)
+        k = np.clip(np.rint(pos).astype(int), 0, t_coarse.shape[0] - 1).reshape(-1, gens.size)
+        bg = pairs(background)
         n_p, n_g, n_b = k.shape[0], gens.size, bg.shape[0]
-        G = np.empty((n_p, n_g + n_b, n_g + n_b))
-        G[:, :n_g, :n_g] = Q[k[:, :, None], k[:, None, :]]
-        G[:, :n_g, n_g:] = Qb[k]
-        G[:, n_g:, :n_g] = Qb[k].transpose(0, 2, 1)
-        G[:, n_g:, n_g:] = B
-        b = np.concatenate([(rw @ yy)[k], np.broadcast_to(bg * w @ yy, (n_p, n_b))], axis=1)
-        kk = G.shape[1]
-        G += np.eye(kk) * (1e-9 * np.trace(G, axis1=1, axis2=2) / kk)[:, None, None]
-        amp = np.maximum(np.linalg.solve(G, b[..., None])[..., 0], 0.0)
-        diag = np.diagonal(G, axis1=1, axis2=2)
-        for _ in range(12):
-            for j in range(kk):
-                step = (b[:, j] - np.einsum("pk,pk->p", G[:, j, :], amp)) / diag[:, j]
-                amp[:, j] = np.maximum(amp[:, j] + step, 0.0)
-        vals = (yy * w) @ yy - 2 * np.einsum("pk,pk->p", amp, b) + np.einsum("pk,pkj,pj->p", amp, G, amp)
-        return mus, deltas, vals.reshape(mus.size, deltas.size), sigma
+        banks: dict[float, np.ndarray] = {}
+        out = []
+        for tau2 in tau2s:
+            sig_g = np.round(self.widths(sigma, tau2)[0] / 0.02) * 0.02
+            A = np.empty((n_p, n_g + n_b, nb2))
+            for g, sg in enumerate(sig_g):
+                if sg not in banks:
+                    banks[sg] = gaussian_filter1d(t_coarse, sg / step, axis=0, mode="constant", truncate=4.0)
+                A[:, g] = banks[sg][k[:, g]]
+            A[:, n_g:] = bg
+            Aw = A * w
+            G = Aw @ A.transpose(0, 2, 1)
+            b = Aw @ yy
+            kk = G.shape[1]
+            G += np.eye(kk) * (1e-9 * np.trace(G, axis1=1, axis2=2) / kk)[:, None, None]
+            amp = np.maximum(np.linalg.solve(G, b[..., None])[..., 0], 0.0)
+            diag = np.diagonal(G, axis1=1, axis2=2)
+            for _ in range(6):
+                for j in range(kk):
+                    amp[:, j] = np.maximum(amp[:, j] + (b[:, j] - np.einsum("pk,pk->p", G[:, j], amp)) / diag[:, j], 0.0)
+            vals = ((yy * w) @ yy - 2 * np.einsum("pk,pk->p", amp, b)
+                    + np.einsum("pk,pkj,pj->p", amp, G, amp)).reshape(mus.size, deltas.size)
+            out += [(float(vals[i, j]), float(mus[i]), float(deltas[j]), sigma, float(tau2), u)
+                    for i, j in _local_minima(vals, 3)]
+        return sorted(out)
 
     def refine(self, theta0: np.ndarray, counts: np.ndarray | None = None, maxiter: int = 60
                ) -> tuple[np.ndarray, float]:
-        """Bounded quasi-Newton search over the free parameters from theta0."""
+        """Bounded quasi-Newton search over the free parameters from theta0 (each parameter divided
+        by ``THETA_SCALE``, its typical step, so the search is well conditioned)."""
         free = self.free
         if not free.any():
             return theta0, self.objective(theta0, counts)[0]
         full = theta0.copy()
+        scale = THETA_SCALE[free]
 
         def f(p: np.ndarray) -> tuple[float, np.ndarray]:
-            full[free] = p
+            full[free] = p * scale
             val, grad = self.objective(full, counts)
-            return val, grad[free]
+            return val, grad[free] * scale
 
-        bounds = [b for b, fr in zip(self.bounds, free, strict=True) if fr]
-        start = np.clip(theta0[free], [b[0] for b in bounds], [b[1] for b in bounds])
-        res = minimize(f, start, jac=True, method="L-BFGS-B", bounds=bounds, options={"maxiter": maxiter, "ftol": 1e-8})
+        bounds = [(b[0] / sc, b[1] / sc) for b, sc in zip((b for b, fr in zip(self.bounds, free, strict=True) if fr),
+                                                         scale, strict=True)]
+        start = np.clip(theta0[free] / scale, [b[0] for b in bounds], [b[1] for b in bounds])
+        res = minimize(f, start, jac=True, method="L-BFGS-B", bounds=bounds, options={"maxiter": maxiter, "ftol": 1e-7})
         out = theta0.copy()
-        out[free] = res.x
+        out[free] = res.x * scale
         return out, float(res.fun)
 
 
@@ -456,13 +528,20 @@ def fit_generations(values: np.ndarray, parent: ParentPeak, af: np.ndarray | Non
     GenerationFit
     """
     model = _model or _Model(values, parent, af, options)
-    mus, deltas, vals, sigma = model.coarse_grid()
+    if model.af_known:
+        model.set_generations(0.0)
+    minima = model.coarse_grid()
+    if not model.af_known:  # find the autofluorescence level first: scan the ladder at the best grid point
+        theta = np.array(minima[0][1:])
+        vals = [model.solve(np.r_[theta[:4], k])[0] for k in range(model.af_ladder.size)]
+        model.set_generations(float(np.argmin(vals)))
+        minima = model.coarse_grid()
     # refine the global grid minimum, and other local minima that come close to it
-    starts = [ij for ij in _local_minima(vals, 3) if vals[ij] <= 2.0 * vals.min() + 50.0]
     best_theta, best_val = None, np.inf
-    tau0 = 0.5 * model.bounds[3][1]
-    for i, j in starts:
-        theta, val = model.refine(np.array([mus[i], deltas[j], sigma, tau0]))
+    for val0, *theta0 in minima[:3]:
+        if val0 > 1.5 * minima[0][0] + 50.0:
+            break
+        theta, val = model.refine(np.array(theta0))
         if val < best_val:
             best_theta, best_val = theta, val
     # generation 0 is the highest populated peak: an empty generation 0 with the ladder one
@@ -475,7 +554,7 @@ def fit_generations(values: np.ndarray, parent: ParentPeak, af: np.ndarray | Non
         down[0] -= down[1]
         if down[0] < lo_mu - 1e-9:
             break
-        down[2] = float(np.sqrt(max(down[2] ** 2 + down[3] ** 2, 0.0)))  # its generation 0 was generation 1
+        down[2] = float(np.sqrt(down[2] ** 2 + down[3]))  # its generation 0 was generation 1
         down[2] = float(np.clip(down[2], *model.bounds[2]))
         theta, val = model.refine(down)
         if val > best_val + max(10.0, 0.02 * best_val):
@@ -496,11 +575,13 @@ def _result(model: _Model, theta: np.ndarray, counts: np.ndarray | None = None) 
         lo, hi = model.bounds[k]
         if hi > lo and min(theta[k] - lo, hi - theta[k]) < BOUND_TOL:
             at_bound.append(name)
+    af_scale, af_median = model.af_at(float(theta[4]))
     fit = GenerationFit(
-        mu0=float(theta[0]), delta=float(theta[1]), sigma=float(sigs[0]), tau=float(theta[3]), cells=cells,
+        mu0=float(theta[0]), delta=float(theta[1]), sigma=float(sigs[0]), tau=float(np.sqrt(theta[3])), cells=cells,
         background_events=float(amp[model.n_gen + 1 :].sum()), reduced_chi2=chi2 / dof, edges=model.edges,
         counts=y, components=amp[:, None] * X, generation_mu=mus, generation_sigma=sigs,
-        af_median_log10=model.af_median_log10, at_bound=at_bound,
+        af_median_log10=af_median, af_scale=af_scale if model.af_known else 1.0, at_bound=at_bound,
+        theta=np.array(theta, float),
     )
     fit.indices = division_indices(cells)
     return fit

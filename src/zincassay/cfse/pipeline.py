@@ -21,6 +21,8 @@ from zincassay.io.fcs import CompensationError, FCSData, compensate, read_fcs, r
 __all__ = ["SEVERE_FLAGS", "GatedFile", "analyse_sample", "load_gated", "summarise_control"]
 
 AF_QUANTILES = 400
+#: Gate variants the bootstrap draws from (each replicate resamples one; see cfse.intervals).
+GATE_VARIANTS = 20
 #: QC flags that make a sample fail (others are reported but keep qc_pass true).
 SEVERE_FLAGS = ("too_few_events", "at_bound", "poor_fit")
 
@@ -112,8 +114,12 @@ def analyse_sample(
     if values.size < 50:
         raise ZincassayError(f"{gated.data.path}: only {values.size} events left after gating; cannot fit generations")
     fit = fit_generations(values, parent, af, options=options)
-    ci = bootstrap_indices(values, parent, af, fit, options=options, replicates=cfse_cfg["bootstrap_replicates"],
-                           seed=cfse_cfg["seed"])
+    replicates = cfse_cfg["bootstrap_replicates"]
+    rng = np.random.default_rng(cfse_cfg["seed"])
+    dye = gated.events[:, gated.data.channel_index(cfse_cfg["channel"])]
+    variants = [dye[gated.gating.perturbed_mask(rng)] for _ in range(min(replicates, GATE_VARIANTS))]
+    ci = bootstrap_indices(values, parent, af, fit, options=options, replicates=replicates, seed=cfse_cfg["seed"],
+                           variants=variants)
     shift = fit.mu0 - parent.mu_log10
     if values.size < cfse_cfg["min_events"]:
         flags.append("too_few_events")

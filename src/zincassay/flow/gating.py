@@ -55,13 +55,34 @@ class Gate:
 
 @dataclass
 class GatingResult:
+    """The combined mask, every gate, the scatter channels used, and each automatic gate's margins.
+
+    ``margins[name]`` is, per event, how far inside that gate's boundary it sits (log10 decades;
+    negative = outside, -inf = outside whatever the boundary), and ``margin_range[name]`` how far
+    a reasonable analyst might move that boundary (decades). :meth:`perturbed_mask` draws one such
+    set of boundaries (for intervals that include the gate choice).
+    """
+
     mask: np.ndarray
     gates: list[Gate]
     channels: ScatterChannels
+    margins: dict[str, np.ndarray] = field(default_factory=dict)
+    margin_range: dict[str, float] = field(default_factory=dict)
 
     @property
     def events_gated(self) -> int:
         return int(self.mask.sum())
+
+    def perturbed_mask(self, rng: np.random.Generator) -> np.ndarray:
+        """The mask with every automatic gate boundary moved by a uniform draw within its range
+        (gates set by hand, with range 0, stay where they are)."""
+        if not self.margins:
+            return self.mask
+        out = np.ones(self.mask.size, bool)
+        for name, m in self.margins.items():
+            r = self.margin_range.get(name, 0.0)
+            out &= m + (rng.uniform(-r, r) if r > 0 else 0.0) >= 0
+        return out
 
 
 _FSC = re.compile(r"^(fsc|fs|forward)(?![a-z])", re.I)
@@ -145,6 +166,12 @@ DEBRIS_GAP_LOG10 = 0.4
 CELL_FLOOR_LOG10 = 0.6
 #: A population narrower than this (robust SD, log10) in both FSC and SSC is a bead population.
 BEAD_MAX_SD_LOG10 = 0.025
+#: How far a reasonable analyst might move each automatic boundary (for intervals that include the
+#: gate choice, :meth:`GatingResult.perturbed_mask`): the scatter floor and the viability
+#: threshold in decades, the singlet band as a share of its half-width.
+SCATTER_FLOOR_RANGE_LOG10 = 0.1
+SINGLET_BAND_RANGE = 0.3
+VIABILITY_RANGE_LOG10 = 0.15
 
 
 def scatter_gate(log_fsc: np.ndarray, log_ssc: np.ndarray, *, resting_log10: tuple[float, float] | None = None
@@ -338,6 +365,8 @@ def gate_events(
     n = events.shape[0]
     mask = np.ones(n, dtype=bool)
     gates: list[Gate] = []
+    margins: dict[str, np.ndarray] = {}
+    ranges: dict[str, float] = {}
     scatter = find_scatter_channels(data, cfse_cfg.get("scatter"))
     if cfse_cfg.get("gating", "auto") == "none":
         gates.append(Gate("all_events", n, n, note="cfse.gating: none"))
@@ -348,8 +377,11 @@ def gate_events(
     if scatter.fsc and scatter.ssc:
         fsc = events[:, data.channel_index(scatter.fsc)]
         ssc = events[:, data.channel_index(scatter.ssc)]
-        keep, params = scatter_gate(safe_log10(fsc), safe_log10(ssc))
+        lf = safe_log10(fsc)
+        keep, params = scatter_gate(lf, safe_log10(ssc))
         params.update(fsc=scatter.fsc, ssc=scatter.ssc)
+        margins["lymphocytes"] = np.where(keep, lf - params["fsc_floor_log10"], -np.inf).astype(np.float32)
+        ranges["lymphocytes"] = SCATTER_FLOOR_RANGE_LOG10
         gates.append(Gate("lymphocytes", int(mask.sum()), int((mask & keep).sum()), params))
         mask &= keep
     else:
@@ -359,6 +391,13 @@ def gate_events(
         fh = events[:, data.channel_index(scatter.fsc_h)]
         keep, params = singlet_gate(fa, fh, mask, manual.get("singlet_ratio"))
         params.update(fsc_a=scatter.fsc_a, fsc_h=scatter.fsc_h)
+        if "trend_slope" in params:
+            off = safe_log10(fa) - safe_log10(fh) - (params["trend_slope"] * safe_log10(fh) + params["trend_intercept_log10"])
+            lo, hi = params["band_log10"]
+            margins["singlets"] = np.minimum(off - lo, hi - off).astype(np.float32)
+            ranges["singlets"] = SINGLET_BAND_RANGE * hi
+        else:
+            margins["singlets"] = np.where(keep, 1.0, -np.inf).astype(np.float32)
         gates.append(Gate("singlets", int(mask.sum()), int((mask & keep).sum()), params))
         mask &= keep
     else:
@@ -372,4 +411,6 @@ def gate_events(
         keep = v <= thr
         gates.append(Gate("live", int(mask.sum()), int((mask & keep).sum()), {"channel": viability, "threshold": thr}))
         mask &= keep
-    return GatingResult(mask, gates, scatter)
+        margins["live"] = (np.log10(max(thr, 1.0)) - safe_log10(v)).astype(np.float32)
+        ranges["live"] = 0.0 if manual.get("viability_threshold") is not None else VIABILITY_RANGE_LOG10
+    return GatingResult(mask, gates, scatter, margins, ranges)

@@ -374,7 +374,7 @@ SWEEP_SPACE: dict[str, tuple[float, float]] = {
     "mean_divisions": (1.5, 4.5),
     "parent_shift_log10": (-0.30, 0.0),  # 1 in 8 draws shifts upward instead, by 0-0.05
     "parent_log10": (4.3, 4.9),
-    "af_median": (60.0, 300.0),
+    "dye_range_log10": (2.3, 3.2),  # parent peak / autofluorescence median (a dye titrated for >= 7 generations)
     "noise_sd": (10.0, 60.0),
 }
 
@@ -416,7 +416,7 @@ def draw_params(rng: np.random.Generator, **fixed: float | str) -> tuple[CFSEPar
     params = CFSEParams(
         n_events=d["n_events"], dye=d["dye"], parent_cfse=10 ** d["parent_log10"], peak_ratio=d["peak_ratio"],
         cv_log10=d["cv_log10"], cv_growth_log10=d["cv_growth_log10"], parent_shift_log10=d["parent_shift_log10"],
-        af_median=d["af_median"], noise_sd=d["noise_sd"], frac_debris=d["frac_debris"], frac_dead=d["frac_dead"],
+        af_median=10 ** (d["parent_log10"] - d["dye_range_log10"]), noise_sd=d["noise_sd"], frac_debris=d["frac_debris"], frac_dead=d["frac_dead"],
         frac_doublet=d["frac_doublet"], frac_beads=d["frac_beads"], responder_fraction=responders,
         activated_undivided=a, mean_divisions=d["mean_divisions"], blast_shift=d["blast_shift"],
         cd25_rise_log10=float(rng.uniform(0.5, 1.5)), spill={k: float(v) for k, v in spill.items()},
