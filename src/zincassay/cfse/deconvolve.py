@@ -68,6 +68,9 @@ MAX_TAU = 0.06  # decades of partition noise per division
 AF_SIGMA_UNKNOWN_LOG10 = 0.2  # spread of autofluorescence when no unstained control gives it
 #: Autofluorescence levels with an unstained control, x the control's (blasts are bigger and brighter).
 AF_SCALES = (1.0, 1.5, 2.25, 3.4)
+#: Where the search starts on that ladder (1.5 x: stimulated cultures are mostly blasts; the
+#: search moves down to 1 x when the cells are not brighter).
+AF_START = 1.0
 
 
 @dataclass(frozen=True)
@@ -233,6 +236,7 @@ class _Model:
         if self.af_known:
             self.af_base = np.quantile(np.asarray(af, float), levels)
             self.af_ladder = np.array(AF_SCALES)
+            self.af_parts = _split_autofluorescence(self.af_base)
         else:  # no unstained control: a lognormal autofluorescence whose level the fit finds
             self.af_base = 10 ** (AF_SIGMA_UNKNOWN_LOG10 * ndtri(levels))
             self.af_ladder = 10 ** np.arange(parent.mu_log10 - 3.5, parent.mu_log10 - 0.99, 0.2)
@@ -245,7 +249,7 @@ class _Model:
         self.weights = 1.0 / np.sqrt(np.maximum(self.counts, 1.0))
         self.grid = np.arange(-1.0, x_hi + GRID_STEP, GRID_STEP)
         self._levels: dict = {}  # per autofluorescence level: transfer matrices and derived arrays
-        self.set_generations(0.0 if self.af_known else float(np.argmin(np.abs(np.log10(self.af_ladder)
+        self.set_generations(AF_START if self.af_known else float(np.argmin(np.abs(np.log10(self.af_ladder)
                                                                                 - (parent.mu_log10 - 3.0)))))
 
     def level(self, i: int) -> tuple[np.ndarray, csc_matrix, np.ndarray, float]:
@@ -253,7 +257,7 @@ class _Model:
         background rows (flat, dye-negative) and log10 median of the autofluorescence."""
         if i not in self._levels:
             nb = self.nb
-            a = self.af_base * self.af_ladder[i]
+            a = self.af_values(self.af_ladder[i])
             obs = safe_log10(10.0 ** self.grid[:, None] + a[None, :])
             idx = np.clip((obs / BIN_WIDTH).astype(int), 0, nb - 1)
             flat = (np.arange(self.grid.size)[:, None] * nb + idx).ravel()
@@ -264,6 +268,15 @@ class _Model:
             self._levels[i] = (T, csc_matrix(T.T), bg, float(safe_log10(np.median(a))))
         return self._levels[i]
 
+    def af_values(self, scale: float) -> np.ndarray:
+        """Autofluorescence values (linear, 100 quantile levels) of cells ``scale`` x as bright as
+        the unstained control's: the lognormal autofluorescence scales, the electronic noise (and
+        compensation spread) does not."""
+        if not self.af_known:
+            return self.af_base * scale
+        m, s, nu = self.af_parts
+        return np.quantile(m * scale * 10 ** (s * _AF_Z[0]) + nu * _AF_Z[1], _AF_LEVELS)
+
     def pair(self, i: int) -> tuple[csc_matrix, np.ndarray, np.ndarray]:
         """Transposed transfer matrices of ladder steps ``i`` and ``i + 1`` stacked (one sparse
         product gives both), and their background rows."""
@@ -271,7 +284,10 @@ class _Model:
         if key not in self._levels:
             a = self.level(i)
             b = self.level(min(i + 1, self.af_ladder.size - 1))
-            self._levels[key] = (vstack([a[1], b[1]], format="csc"), a[2], b[2])
+            # with an unstained control, dye-negative events (debris, dead cells) keep its autofluorescence;
+            # only the cells' own (blasts) may be brighter
+            bg_a, bg_b = (self.level(0)[2],) * 2 if self.af_known else (a[2], b[2])
+            self._levels[key] = (vstack([a[1], b[1]], format="csc"), bg_a, bg_b)
         return self._levels[key]
 
     def af_at(self, u: float) -> tuple[float, float]:
@@ -484,6 +500,30 @@ class _Model:
         return out, float(res.fun)
 
 
+_AF_LEVELS = np.linspace(0.005, 0.995, 100)
+_AF_Z = np.random.default_rng(20240611).standard_normal((2, 4000))  # fixed draws: deterministic quantiles
+
+
+def _split_autofluorescence(q: np.ndarray) -> tuple[float, float, float]:
+    """Split a control's autofluorescence quantiles (at ``_AF_LEVELS``) into a lognormal part and
+    Gaussian electronic noise: ``(median, log10 spread, noise SD)`` of ``m 10^(s Z1) + nu Z2``,
+    matched to the quantiles by least squares (Nelder-Mead)."""
+    med = float(np.median(q))
+    iqr = float(q[74] - q[24])
+    if med <= 0:  # no autofluorescence above the noise: all of it is noise
+        return 0.0, 0.0, max(iqr / 1.349, 1e-6)
+    scale = max(iqr, 1e-6)
+
+    def loss(p: np.ndarray) -> float:
+        m, s, nu = med * np.exp(p[0]), abs(p[1]), abs(p[2]) * scale
+        model = np.quantile(m * 10 ** (s * _AF_Z[0]) + nu * _AF_Z[1], _AF_LEVELS)
+        return float(np.sum((model - q) ** 2)) / scale**2
+
+    res = minimize(loss, np.array([0.0, 0.15, 0.3]), method="Nelder-Mead",
+                   options={"xatol": 1e-3, "fatol": 1e-6, "maxfev": 300})
+    return float(med * np.exp(res.x[0])), float(abs(res.x[1])), float(abs(res.x[2]) * scale)
+
+
 def _local_minima(vals: np.ndarray, n: int) -> list[tuple[int, int]]:
     """Indices of the ``n`` lowest local minima of a 2-D array (8-neighbourhood, edges included)."""
     padded = np.pad(vals, 1, constant_values=np.inf)
@@ -529,7 +569,7 @@ def fit_generations(values: np.ndarray, parent: ParentPeak, af: np.ndarray | Non
     """
     model = _model or _Model(values, parent, af, options)
     if model.af_known:
-        model.set_generations(0.0)
+        model.set_generations(AF_START)
     minima = model.coarse_grid()
     if not model.af_known:  # find the autofluorescence level first: scan the ladder at the best grid point
         theta = np.array(minima[0][1:])
@@ -560,7 +600,30 @@ def fit_generations(values: np.ndarray, parent: ParentPeak, af: np.ndarray | Non
         if val > best_val + max(10.0, 0.02 * best_val):
             break
         best_theta, best_val = theta, val
+    best_theta, best_val = _polish_af_level(model, best_theta, best_val)
     return _result(model, best_theta)
+
+
+def _polish_af_level(model: _Model, theta: np.ndarray, val: float) -> tuple[np.ndarray, float]:
+    """The objective has kinks in the autofluorescence level at the ladder steps, where a quasi-Newton
+    search can stall: try the level half a step and a step either side (other parameters held),
+    and refine again from any that fits better."""
+    if not model.free[4]:
+        return theta, val
+    lo, hi = model.bounds[4]
+    tries = []
+    for du in (-1.0, -0.5, 0.5, 1.0):
+        t = theta.copy()
+        t[4] = float(np.clip(t[4] + du, lo, hi))
+        if t[4] != theta[4]:
+            tries.append((model.solve(t)[0], t))
+    if not tries:
+        return theta, val
+    v0, t0 = min(tries, key=lambda x: x[0])
+    if v0 >= val:
+        return theta, val
+    t1, v1 = model.refine(t0)
+    return (t1, v1) if v1 < val else (theta, val)
 
 
 def _result(model: _Model, theta: np.ndarray, counts: np.ndarray | None = None) -> GenerationFit:
