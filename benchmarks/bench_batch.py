@@ -65,12 +65,12 @@ def shell_commands(work: Path) -> dict[str, list[list[str]]]:
 
 
 def _warm() -> None:
-    import zincassay.cfse.cli  # noqa: F401
-    import zincassay.cfse.figures  # noqa: F401
-    import zincassay.cfse.pipeline  # noqa: F401
-    import zincassay.cfse.tables  # noqa: F401
-    import zincassay.conditions.figures  # noqa: F401
-    import zincassay.conditions.stats  # noqa: F401
+    import zincassay.cfse.cli
+    import zincassay.cfse.figures
+    import zincassay.cfse.pipeline
+    import zincassay.cfse.tables
+    import zincassay.conditions.figures
+    import zincassay.conditions.stats
     import zincassay.provenance  # noqa: F401
 
 
