@@ -11,18 +11,21 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from zincassay.cfse.deconvolve import FitOptions, ParentPeak, fit_generations
+from zincassay.cfse.deconvolve import ParentPeak, fit_generations
 from zincassay.cfse.figures import fit_figure
 from zincassay.cfse.pipeline import analyse_sample, load_gated, summarise_control
+from zincassay.cfse.settings import CFSESettings
+from zincassay.cfse.tables import indices_table
 from zincassay.config import resolve_config
 from zincassay.errors import ValidationError, ZincassayError
+from zincassay.samplesheet import Sample
 from zincassay.simulate.cfse import CFSEParams, write_cfse_sample
 
 
 def _cfg(**over):
     fit = over.pop("fit", {})
-    return resolve_config({"cfse": {"viability_channel": "LiveDead", "bootstrap_replicates": 0, "fit": fit,
-                                    **over}})["cfse"]
+    return CFSESettings.from_config(resolve_config({"cfse": {"viability_channel": "LiveDead", "bootstrap_replicates": 0,
+                                                             "fit": fit, **over}})["cfse"])
 
 
 def _simulate(tmp_path, params: CFSEParams, seed: int, unstained: bool = True):
@@ -38,8 +41,8 @@ def _simulate(tmp_path, params: CFSEParams, seed: int, unstained: bool = True):
 def _analyse(tmp_path, cfg, unstained: bool = True):
     unstim = summarise_control(load_gated(tmp_path / "u.fcs", cfg), "unstimulated")
     unst = summarise_control(load_gated(tmp_path / "n.fcs", cfg), "unstained") if unstained else None
-    idx, _gens, _gates, fit = analyse_sample(load_gated(tmp_path / "s.fcs", cfg), cfg, unstim, unst, {"sample_id": "s"})
-    return idx.iloc[0], fit, unstim
+    r = analyse_sample(load_gated(tmp_path / "s.fcs", cfg), cfg, unstim, unst)
+    return indices_table(r, Sample("s")).iloc[0], r.fit, unstim
 
 
 SHIFTED = CFSEParams(n_events=40000, parent_shift_log10=-0.3, peak_ratio=1.75, blast_shift=0.6,
@@ -59,7 +62,7 @@ def test_global_search_finds_an_undivided_peak_shifted_beyond_the_control(tmp_pa
 def test_pinning_generation_0_to_the_control_is_an_option_and_misses_a_shifted_peak(tmp_path):
     truth = _simulate(tmp_path, SHIFTED, 11)
     row, fit, unstim = _analyse(tmp_path, _cfg(fit={"undivided": "control"}))
-    assert fit.mu0 == unstim["parent"]["mu_log10"]
+    assert fit.mu0 == unstim.parent.mu_log10
     # the shifted culture cannot be described from the control's position: the indices are off
     assert abs(row["pct_divided"] - truth["indices"]["pct_divided"]) > 5
 
@@ -134,17 +137,17 @@ def test_fit_options_are_validated():
     with pytest.raises(ValidationError, match="unknown"):
         resolve_config({"cfse": {"fit": {"cvs": "shared"}}})
     with pytest.raises(ZincassayError, match="undivided_shift_bounds_log10"):
-        FitOptions.from_config(_cfg(fit={"undivided_shift_bounds_log10": [0.1, -0.3]}))
+        _cfg(fit={"undivided_shift_bounds_log10": [0.1, -0.3]}).fit_options()
     with pytest.raises(ZincassayError, match="max_cv_log10"):
-        FitOptions.from_config(_cfg(fit={"cv": 0.2, "max_cv_log10": 0.15}))
-    opts = FitOptions.from_config(_cfg())
+        _cfg(fit={"cv": 0.2, "max_cv_log10": 0.15}).fit_options()
+    opts = _cfg().fit_options()
     assert opts.undivided == "auto" and opts.cv == "growing" and opts.peak_ratio is None
 
 
 def test_fit_uses_every_event_and_returns_finite_indices():
     rng = np.random.default_rng(0)
     values = 10 ** rng.normal(4.3, 0.06, 5000)
-    opts = FitOptions.from_config(_cfg())
+    opts = _cfg().fit_options()
     fit = fit_generations(values, ParentPeak(4.3, 0.06, 5000), None, options=opts)
     assert fit.counts.sum() == 5000
     assert fit.indices["pct_divided"] < 2 and fit.fractions[0] > 0.95

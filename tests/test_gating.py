@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from zincassay.cfse.pipeline import load_gated
+from zincassay.cfse.settings import CFSESettings
 from zincassay.config import resolve_config
 from zincassay.flow.gating import scatter_gate, singlet_gate
 from zincassay.simulate.cfse import FORMATS, CFSEParams, write_cfse_sample
@@ -23,7 +24,7 @@ HARD = CFSEParams(n_events=60000, blast_shift=1.0, frac_dead=0.3, frac_debris=0.
 
 
 def _cfg(**over):
-    return resolve_config({"cfse": {"viability_channel": "LiveDead", **over}})["cfse"]
+    return CFSESettings.from_config(resolve_config({"cfse": {"viability_channel": "LiveDead", **over}})["cfse"])
 
 
 def _retention(truth, mask):

@@ -41,7 +41,10 @@ import pandas as pd
 
 from zincassay.cfse.indices import INDEX_NAMES
 from zincassay.cfse.pipeline import analyse_sample, load_gated, summarise_control
+from zincassay.cfse.settings import CFSESettings
+from zincassay.cfse.tables import indices_table
 from zincassay.config import resolve_config
+from zincassay.samplesheet import Sample
 from zincassay.simulate.cfse import SWEEP_SPACE, draw_params, write_cfse_sample
 
 #: Indices whose error is in points (percentages); the others are relative (% of the truth).
@@ -53,13 +56,14 @@ CORNER_PARAMS = ("n_events", "peak_ratio", "cv_log10", "blast_shift", "frac_dead
 
 
 def analyse(sample: Path, unstimulated: Path, unstained: Path | None, settings: dict) -> tuple[dict, object]:
-    """Run the pipeline on one sample and its controls; return the indices row and the gated sample."""
-    cfg = resolve_config({"cfse": settings})["cfse"]
+    """Run the pipeline on one sample and its controls (``settings``: the user's cfse config section);
+    return the ``indices.tsv`` row as a dict and the gated sample."""
+    cfg = CFSESettings.from_config(resolve_config({"cfse": settings})["cfse"])
     unstim = summarise_control(load_gated(unstimulated, cfg), "unstimulated")
     unst = summarise_control(load_gated(unstained, cfg), "unstained") if unstained else None
     gated = load_gated(sample, cfg)
-    idx, _gens, _gates, _fit = analyse_sample(gated, cfg, unstim, unst, {"sample_id": sample.stem})
-    return idx.iloc[0].to_dict(), gated
+    result = analyse_sample(gated, cfg, unstim, unst)
+    return indices_table(result, Sample(sample.stem)).iloc[0].to_dict(), gated
 
 
 def run_experiment(index: int, seed: int, replicates: int, max_events: int | None = None,

@@ -121,14 +121,6 @@ class FitOptions:
             raise ZincassayError(f"config key cfse.fit.cv: a fixed width of {self.cv} decades is outside "
                                  f"(0, cfse.fit.max_cv_log10 = {self.max_cv_log10}]")
 
-    @classmethod
-    def from_config(cls, cfse: dict) -> FitOptions:
-        """From the resolved ``cfse`` config section (defaults filled in by the schema)."""
-        f = cfse["fit"]
-        return cls(undivided=f["undivided"], undivided_shift_bounds_log10=tuple(f["undivided_shift_bounds_log10"]),
-                   peak_ratio=f["peak_ratio"], peak_ratio_bounds=tuple(cfse["peak_ratio_bounds"]), cv=f["cv"],
-                   max_cv_log10=f["max_cv_log10"], max_generations=cfse["max_generations"])
-
 
 @dataclass
 class ParentPeak:

@@ -317,7 +317,7 @@ def singlet_gate(fsc_a: np.ndarray, fsc_h: np.ndarray, within: np.ndarray, band:
     return keep, {"trend_slope": float(coef[0]), "trend_intercept_log10": float(coef[1]), "band_log10": list(band)}
 
 
-def viability_threshold(values: np.ndarray) -> float:
+def viability_threshold_from(values: np.ndarray) -> float:
     """Linear threshold between the negative (live) and positive (dead) modes of a viability dye.
 
     The negative mode is the dimmest substantial mode (>= 10 % of the highest), not the highest:
@@ -348,49 +348,65 @@ def viability_threshold(values: np.ndarray) -> float:
 
 
 def gate_events(
-    data: FCSData, events: np.ndarray, cfse_cfg: dict, viability: str | None = None
+    data: FCSData, *, gating: str = "auto", scatter: ScatterChannels | None = None,
+    singlet_ratio: tuple[float, float] | None = None,
+    viability_channel: str | None = None, viability_threshold: float | None = None,
 ) -> GatingResult:
-    """Apply the lymphocyte, singlet and live gates to ``events`` (compensated values of ``data``).
+    """Apply the scatter ("lymphocytes"), singlet and live gates to ``data.events`` (compensated values).
 
     Parameters
     ----------
     data : FCSData
-        For channel lookup.
-    events : ndarray (n_events, n_channels)
-    cfse_cfg : dict
-        The ``cfse`` section of the resolved config.
-    viability : str, optional
-        Viability channel; defaults to ``cfse_cfg['viability_channel']``.
+        The events (linear, compensated when ``data.compensation`` says so) and their channels.
+    gating : {"auto", "none"}
+        ``none`` keeps every event (one ``all_events`` gate).
+    scatter : ScatterChannels, optional
+        Channel names that override the ones found by name (None entries are found by name).
+    singlet_ratio : (low, high), optional
+        Manual band of FSC-A/FSC-H kept as singlets; None = the singlet trend +8/-6 robust SD
+        (:func:`singlet_gate`).
+    viability_channel : str, optional
+        Viability-dye channel ($PnN or $PnS); dead cells are bright. None = no live gate.
+    viability_threshold : float, optional
+        Manual viability threshold (linear units); None = the valley above the dye's negative mode.
+
+    Returns
+    -------
+    GatingResult
+        With each automatic gate's per-event margins, for intervals that include the gate choice.
     """
+    events = data.events
     n = events.shape[0]
     mask = np.ones(n, dtype=bool)
     gates: list[Gate] = []
     margins: dict[str, np.ndarray] = {}
     ranges: dict[str, float] = {}
-    scatter = find_scatter_channels(data, cfse_cfg.get("scatter"))
-    if cfse_cfg.get("gating", "auto") == "none":
+    overrides = {} if scatter is None else {k: getattr(scatter, k) for k in ("fsc_a", "fsc_h", "ssc")}
+    scatter = find_scatter_channels(data, overrides)
+    if gating == "none":
         gates.append(Gate("all_events", n, n, note="cfse.gating: none"))
         return GatingResult(mask, gates, scatter)
     if n < 50:
         raise GatingError(f"{data.path}: only {n} events; too few to gate (set cfse.gating: none to keep all)")
-    manual = cfse_cfg.get("gates", {})
     if scatter.fsc and scatter.ssc:
         fsc = events[:, data.channel_index(scatter.fsc)]
         ssc = events[:, data.channel_index(scatter.ssc)]
         lf = safe_log10(fsc)
         keep, params = scatter_gate(lf, safe_log10(ssc))
         params.update(fsc=scatter.fsc, ssc=scatter.ssc)
-        margins["lymphocytes"] = np.where(keep, lf - params["fsc_floor_log10"], -np.inf).astype(np.float32)
-        ranges["lymphocytes"] = SCATTER_FLOOR_RANGE_LOG10
         gates.append(Gate("lymphocytes", int(mask.sum()), int((mask & keep).sum()), params))
         mask &= keep
+        margins["lymphocytes"] = np.where(keep, lf - params["fsc_floor_log10"], -np.inf).astype(np.float32)
+        ranges["lymphocytes"] = SCATTER_FLOOR_RANGE_LOG10
     else:
         gates.append(Gate("lymphocytes", n, n, note=f"skipped: no FSC/SSC channels found among {', '.join(data.channel_names)}; set cfse.scatter"))
     if scatter.fsc_a and scatter.fsc_h:
         fa = events[:, data.channel_index(scatter.fsc_a)]
         fh = events[:, data.channel_index(scatter.fsc_h)]
-        keep, params = singlet_gate(fa, fh, mask, manual.get("singlet_ratio"))
+        keep, params = singlet_gate(fa, fh, mask, None if singlet_ratio is None else list(singlet_ratio))
         params.update(fsc_a=scatter.fsc_a, fsc_h=scatter.fsc_h)
+        gates.append(Gate("singlets", int(mask.sum()), int((mask & keep).sum()), params))
+        mask &= keep
         if "trend_slope" in params:
             off = safe_log10(fa) - safe_log10(fh) - (params["trend_slope"] * safe_log10(fh) + params["trend_intercept_log10"])
             lo, hi = params["band_log10"]
@@ -398,19 +414,16 @@ def gate_events(
             ranges["singlets"] = SINGLET_BAND_RANGE * hi
         else:
             margins["singlets"] = np.where(keep, 1.0, -np.inf).astype(np.float32)
-        gates.append(Gate("singlets", int(mask.sum()), int((mask & keep).sum()), params))
-        mask &= keep
     else:
         gates.append(Gate("singlets", int(mask.sum()), int(mask.sum()),
                           note="skipped: the file has only one of FSC-A and FSC-H"))
-    viability = viability if viability is not None else cfse_cfg.get("viability_channel")
-    if viability:
-        v = events[:, data.channel_index(viability)]
-        thr = manual.get("viability_threshold")
-        thr = float(thr) if thr is not None else viability_threshold(v[mask])
+    if viability_channel:
+        v = events[:, data.channel_index(viability_channel)]
+        thr = float(viability_threshold) if viability_threshold is not None else viability_threshold_from(v[mask])
         keep = v <= thr
-        gates.append(Gate("live", int(mask.sum()), int((mask & keep).sum()), {"channel": viability, "threshold": thr}))
+        gates.append(Gate("live", int(mask.sum()), int((mask & keep).sum()),
+                          {"channel": viability_channel, "threshold": thr}))
         mask &= keep
         margins["live"] = (np.log10(max(thr, 1.0)) - safe_log10(v)).astype(np.float32)
-        ranges["live"] = 0.0 if manual.get("viability_threshold") is not None else VIABILITY_RANGE_LOG10
+        ranges["live"] = 0.0 if viability_threshold is not None else VIABILITY_RANGE_LOG10
     return GatingResult(mask, gates, scatter, margins, ranges)
