@@ -136,10 +136,10 @@ def test_fit_options_are_validated():
         resolve_config({"cfse": {"fit": {"peak_ratio": 5}}})
     with pytest.raises(ValidationError, match="unknown"):
         resolve_config({"cfse": {"fit": {"cvs": "shared"}}})
-    with pytest.raises(ZincassayError, match="undivided_shift_bounds_log10"):
-        _cfg(fit={"undivided_shift_bounds_log10": [0.1, -0.3]}).fit_options()
-    with pytest.raises(ZincassayError, match="max_cv_log10"):
-        _cfg(fit={"cv": 0.2, "max_cv_log10": 0.15}).fit_options()
+    with pytest.raises(ValidationError, match=r"cfse\.fit\.undivided_shift_bounds_log10"):
+        resolve_config({"cfse": {"fit": {"undivided_shift_bounds_log10": [0.1, -0.3]}}})
+    with pytest.raises(ZincassayError, match="peak_ratio_bounds"):
+        _cfg(peak_ratio_bounds=[2.2, 1.8]).fit_options()
     opts = _cfg().fit_options()
     assert opts.undivided == "auto" and opts.cv == "growing" and opts.peak_ratio is None
 

@@ -91,7 +91,7 @@ class FitOptions:
         Widths growing with generation (partition noise), one width shared by all generations
         (fitted), or this fixed width (decades) for every generation.
     max_cv_log10 : float
-        Upper bound of any generation's width (decades).
+        Upper bound of any fitted generation's width (decades; a fixed width is not capped).
     max_generations : int
     """
 
@@ -117,9 +117,8 @@ class FitOptions:
                                  "log10 position")
         if isinstance(self.cv, str) and self.cv not in ("growing", "shared"):
             raise ZincassayError(f"config key cfse.fit.cv: {self.cv!r} is not growing, shared or a width in decades")
-        if not isinstance(self.cv, str) and not 0 < float(self.cv) <= self.max_cv_log10:
-            raise ZincassayError(f"config key cfse.fit.cv: a fixed width of {self.cv} decades is outside "
-                                 f"(0, cfse.fit.max_cv_log10 = {self.max_cv_log10}]")
+        if not isinstance(self.cv, str) and not float(self.cv) > 0:
+            raise ZincassayError(f"config key cfse.fit.cv: a fixed width must be > 0 decades, not {self.cv}")
 
 
 @dataclass
@@ -307,7 +306,7 @@ class _Model:
         capped). The growth is parametrised by tau**2 so the gradient does not vanish at tau = 0."""
         g = np.arange(self.n_gen + 1)
         raw = np.sqrt(sigma0**2 + g * tau2)
-        cap = self.options.max_cv_log10
+        cap = self.options.max_cv_log10 if isinstance(self.options.cv, str) else np.inf  # a fixed width is not capped
         capped = raw > cap
         sig = np.where(capped, cap, raw)
         d_s0 = np.where(capped, 0.0, sigma0 / raw)
