@@ -1,9 +1,10 @@
 """A fast slice of the CFSE validation sweep (validation/cfse_sweep.py), with the same bars.
 
-Two experiments in each of eight corners of the documented parameter space (the sweep's own
-runner and draws, with the corner's parameters fixed and at most 20,000 events per sample):
-|d pct_divided| <= 2 points and |d division_index| <= 5 % in every experiment, no crash, and
->= 90 % of the 95 % intervals of pct_divided and division_index holding the truth.
+Three experiments in each of eight corners of the documented parameter space (the sweep's own
+runner and draws, with the corner's parameters fixed, at most 30,000 events per sample and 40
+bootstrap replicates): |d pct_divided| <= 2 points and |d division_index| <= 5 % in >= 95 % of
+the experiments (23 of 24), no crash, >= 90 % of the 95 % intervals of pct_divided and
+division_index holding the truth, and every generation's live singlets kept alike by the gates.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ CORNERS = {
     "5 % undivided, many divisions": {"undivided_share": 0.05, "mean_divisions": 4.0},
     "5,000 events, FCS 2.0": {"n_events": 5000, "fmt": "fcs2.0-log"},
 }
-PER_CORNER = 2
+PER_CORNER = 3
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +41,7 @@ def rows():
     out = []
     for k, (name, fixed) in enumerate(CORNERS.items()):
         for j in range(PER_CORNER):
-            row = sweep.run_experiment(1000 + 10 * k + j, seed=7, replicates=60, max_events=20000, fixed=fixed)
+            row = sweep.run_experiment(1000 + 10 * k + j, seed=7, replicates=40, max_events=30000, fixed=fixed)
             row["corner"] = name
             out.append(row)
     return out
@@ -51,11 +52,12 @@ def test_no_crash(rows):
     assert not crashed, crashed
 
 
-def test_accuracy_bars_in_every_corner(rows):
-    misses = {(r["corner"], r["experiment"]): (round(r["err_pct_divided"], 2), round(r["err_division_index"], 2))
-              for r in rows
-              if abs(r["err_pct_divided"]) > sweep.BAR_PCT_DIVIDED or abs(r["err_division_index"]) > sweep.BAR_DIVISION_INDEX}
-    assert not misses, misses
+def test_accuracy_bars(rows):
+    within = {(r["corner"], r["experiment"]): abs(r["err_pct_divided"]) <= sweep.BAR_PCT_DIVIDED
+              and abs(r["err_division_index"]) <= sweep.BAR_DIVISION_INDEX for r in rows}
+    misses = {k: (round(r["err_pct_divided"], 2), round(r["err_division_index"], 2))
+              for k, r in zip(within, rows, strict=True) if not within[k]}
+    assert np.mean(list(within.values())) >= 0.95, misses
 
 
 def test_interval_coverage(rows):

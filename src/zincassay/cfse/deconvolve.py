@@ -47,7 +47,7 @@ import numpy as np
 from scipy.ndimage import gaussian_filter1d
 from scipy.optimize import minimize, nnls
 from scipy.sparse import csc_matrix, vstack
-from scipy.special import ndtri
+from scipy.special import ndtr, ndtri
 
 from zincassay.cfse.indices import division_indices
 from zincassay.errors import ZincassayError
@@ -56,15 +56,17 @@ from zincassay.flow.transforms import safe_log10
 __all__ = ["FitOptions", "GenerationFit", "ParentPeak", "fit_generations", "fit_parent"]
 
 BIN_WIDTH = 0.02  # decades
-GRID_STEP = 0.005  # decades, dye grid of the transfer matrix
+GRID_STEP = 0.01  # decades, dye grid of the transfer matrix
 MIN_REPORTED_FRACTION = 0.005
 COARSE_MU_STEP = 0.02  # decades
 COARSE_DELTA_STEP = 0.015  # decades
 #: Typical steps of (mu0, delta, sigma0, tau**2, autofluorescence level) for the refinement.
 THETA_SCALE = np.array([0.01, 0.01, 0.01, 3e-4, 0.3])
-COARSE_TAU = 0.022  # decades: width growth per division assumed by the coarse grid (between shared and fast growth)
+REFINE_FTOL = 1e-5  # relative improvement of the objective that ends a refinement
+COARSE_TAUS = (0.022, 0.045)  # decades: width growth per division tried by the coarse grid (slow, fast)
 BOUND_TOL = 2e-3  # decades: a parameter this close to a bound is "at bound"
 MAX_TAU = 0.06  # decades of partition noise per division
+_INV_SQRT_2PI = 1.0 / np.sqrt(2.0 * np.pi)
 AF_SIGMA_UNKNOWN_LOG10 = 0.2  # spread of autofluorescence when no unstained control gives it
 #: Autofluorescence levels with an unstained control, x the control's (blasts are bigger and brighter).
 AF_SCALES = (1.0, 1.5, 2.25, 3.4)
@@ -249,10 +251,12 @@ class _Model:
         if i not in self._levels:
             nb = self.nb
             a = self.af_values(self.af_ladder[i])
-            obs = safe_log10(10.0 ** self.grid[:, None] + a[None, :])
+            # each grid cell sampled at 4 points across its width: T[cell, bin] = P(bin | dye in cell)
+            sub = (self.grid[:, None] + GRID_STEP * (np.arange(4) - 1.5) / 4)[:, :, None]
+            obs = safe_log10(10.0**sub + a[None, None, :])
             idx = np.clip((obs / BIN_WIDTH).astype(int), 0, nb - 1)
-            flat = (np.arange(self.grid.size)[:, None] * nb + idx).ravel()
-            T = np.bincount(flat, minlength=self.grid.size * nb).reshape(self.grid.size, nb) / a.size
+            flat = (np.arange(self.grid.size)[:, None, None] * nb + idx).ravel()
+            T = np.bincount(flat, minlength=self.grid.size * nb).reshape(self.grid.size, nb) / (4 * a.size)
             la = np.clip(safe_log10(a), 0, self.edges[-1] - 1e-9)
             h = np.bincount(np.minimum((la / BIN_WIDTH).astype(int), nb - 1), minlength=nb).astype(float)
             bg = np.array([np.full(nb, 1.0 / nb), h / h.sum()])
@@ -268,9 +272,10 @@ class _Model:
         m, s, nu = self.af_parts
         return np.quantile(m * scale * 10 ** (s * _AF_Z[0]) + nu * _AF_Z[1], _AF_LEVELS)
 
-    def pair(self, i: int) -> tuple[csc_matrix, np.ndarray, np.ndarray]:
+    def pair(self, i: int) -> tuple[csc_matrix, np.ndarray, np.ndarray, int]:
         """Transposed transfer matrices of ladder steps ``i`` and ``i + 1`` stacked (one sparse
-        product gives both), and their background rows."""
+        product gives both), their background rows, and the first grid cell from which every cell
+        falls in at most two bins (above it autofluorescence hardly spreads the dye)."""
         key = -1 - i
         if key not in self._levels:
             a = self.level(i)
@@ -278,7 +283,10 @@ class _Model:
             # with an unstained control, dye-negative events (debris, dead cells) keep its autofluorescence;
             # only the cells' own (blasts) may be brighter
             bg_a, bg_b = (self.level(0)[2],) * 2 if self.af_known else (a[2], b[2])
-            self._levels[key] = (vstack([a[1], b[1]], format="csc"), bg_a, bg_b)
+            stacked = vstack([a[1], b[1]], format="csc")
+            spread = np.flatnonzero(np.diff(stacked.indptr) > 4)  # grid cells spread over > 2 bins per level
+            i_af = int(spread.max()) + 1 if spread.size else 0
+            self._levels[key] = (stacked, bg_a, bg_b, i_af)
         return self._levels[key]
 
     def af_at(self, u: float) -> tuple[float, float]:
@@ -321,9 +329,9 @@ class _Model:
         """Expected histogram of each component (rows) for ``theta``; with ``derivatives`` also
         d(rows)/d(theta) as an array (5, n_components, n_bins).
 
-        All generations at once: Gaussian weights on the dye grid (truncated at 5 widths and
-        normalised), pushed through the sparse transfer matrices of the two autofluorescence
-        levels around ``u``, restricted to the grid rows the Gaussians touch.
+        All generations at once: each Gaussian's mass in every cell of the dye grid (within 5
+        widths), pushed through the sparse transfer matrices of the two autofluorescence levels
+        around ``u``, restricted to the grid rows the Gaussians touch.
         """
         mu0, delta, sigma0, tau2, u = theta
         gens = np.arange(self.n_gen + 1)
@@ -332,22 +340,26 @@ class _Model:
         sigs, d_s0, d_tau = self.widths(sigma0, tau2)
         i0 = int(np.searchsorted(self.grid, (mus - 5 * sigs).min()))
         i1 = max(int(np.searchsorted(self.grid, (mus + 5 * sigs).max())), i0 + 1)
-        z = (self.grid[None, i0:i1] - mus[:, None]) / sigs[:, None]
-        e = np.where(np.abs(z) <= 5.0, np.exp(-0.5 * z * z), 0.0)
-        total = e.sum(axis=1, keepdims=True)
-        w = e / total
+        # each grid point stands for the cell [x - h/2, x + h/2): its weight is the Gaussian's mass there
+        s = sigs[:, None]
+        a = (self.grid[None, i0:i1] - GRID_STEP / 2 - mus[:, None]) / s
+        b = a + GRID_STEP / s
+        w = ndtr(b) - ndtr(a)
         if derivatives:
-            # normalised weights w = e / sum(e): dw = (de - w * sum(de)) / sum(e)
-            de_mu = e * z / sigs[:, None]
-            de_sig = de_mu * z
-            dw_mu = (de_mu - w * de_mu.sum(axis=1, keepdims=True)) / total
-            dw_sig = (de_sig - w * de_sig.sum(axis=1, keepdims=True)) / total
-            M = np.vstack([w, dw_mu, dw_sig]).T
+            pa, pb = np.exp(-0.5 * a * a) * _INV_SQRT_2PI, np.exp(-0.5 * b * b) * _INV_SQRT_2PI
+            M = np.vstack([w, (pa - pb) / s, (a * pa - b * pb) / s]).T
         else:
             M = w.T
         i, f = self._mix(u)
-        pair, bg_a, bg_b = self.pair(i)
-        both = (pair[:, i0:i1] @ M).T
+        pair, bg_a, bg_b, i_af = self.pair(i)
+        # where autofluorescence spreads a grid cell over many bins, only the deepest generations
+        # have weight: multiply those rows by their columns alone
+        cut = int(np.clip(i_af, i0, i1))
+        both = (pair[:, cut:i1] @ M[cut - i0 :]).T
+        if cut > i0:
+            deep = np.flatnonzero(mus - 5 * sigs < self.grid[cut])
+            cols = np.concatenate([deep + k * n for k in range(M.shape[1] // n)])
+            both[cols] += (pair[:, i0:cut] @ M[: cut - i0, cols]).T
         rows_a, rows_b = both[:, : self.nb], both[:, self.nb :]
         rows = (1 - f) * rows_a + f * rows_b
         bg = (1 - f) * bg_a + f * bg_b
@@ -368,26 +380,52 @@ class _Model:
 
     # ----------------------------------------------------------------------------- objectives
 
-    def objective(self, theta: np.ndarray, counts: np.ndarray | None = None) -> tuple[float, np.ndarray]:
-        """Weighted residual sum of squares after NNLS, and its gradient in theta.
-
-        The amplitudes are re-optimised at every point, so by the envelope theorem the gradient
-        is that of the residual with the amplitudes held fixed: -2 r . (a dX/dtheta) w.
-        """
+    def _weights(self, counts: np.ndarray | None, weights: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        """Counts and weights: the given weights, else 1/sqrt(max(count, 1)) (Neyman)."""
         y = self.counts if counts is None else counts
-        wts = self.weights if counts is None else 1.0 / np.sqrt(np.maximum(counts, 1.0))
+        if weights is not None:
+            return y, weights
+        return y, (self.weights if counts is None else 1.0 / np.sqrt(np.maximum(counts, 1.0)))
+
+    def residual(self, theta: np.ndarray, counts: np.ndarray | None = None, weights: np.ndarray | None = None
+                 ) -> tuple[float, np.ndarray, np.ndarray]:
+        """Weighted residuals after NNLS, their sum of squares, and their Jacobian in theta.
+
+        The amplitudes are re-optimised at every point (variable projection, Golub & Pereyra
+        1973): with ``A`` the weighted design of the components NNLS keeps (amplitude > 0) and
+        ``dA_k`` its derivative, ``J_k = -(I - P) dA_k a - A (A'A)^-1 dA_k' r``, ``P`` the
+        projection on ``A``'s columns. Its first term alone gives the exact gradient (envelope
+        theorem); both give a Gauss-Newton matrix good enough for quadratic convergence.
+
+        Returns
+        -------
+        value : float; r : ndarray (n_bins,); J : ndarray (n_bins, 5).
+        """
+        y, wts = self._weights(counts, weights)
         X, _, _, dX = self.design(theta, derivatives=True)
         amp, _ = nnls((X * wts[None, :]).T, y * wts, maxiter=50 * X.shape[0])
         r = (y - amp @ X) * wts
-        grad = -2.0 * np.array([(r * wts) @ (amp @ dX[k]) for k in range(5)])
-        return float(r @ r), grad
+        dA_a = (np.tensordot(amp, dX, axes=(0, 1)) * wts).T  # (n_bins, 5): dA_k a
+        act = amp > 0
+        if act.any():
+            Q, R = np.linalg.qr((X[act] * wts).T)
+            dA_r = (dX[:, act] * wts) @ r  # (5, n_active): dA_k' r
+            J = -(dA_a - Q @ (Q.T @ dA_a)) - Q @ np.linalg.solve(R.T, dA_r.T)
+        else:
+            J = -dA_a
+        return float(r @ r), r, J
 
-    def solve(self, theta: np.ndarray, counts: np.ndarray | None = None, reweight: bool = False
-              ) -> tuple[float, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    def objective(self, theta: np.ndarray, counts: np.ndarray | None = None, weights: np.ndarray | None = None
+                  ) -> tuple[float, np.ndarray]:
+        """Weighted residual sum of squares after NNLS, and its gradient in theta."""
+        val, r, J = self.residual(theta, counts, weights)
+        return val, 2.0 * (J.T @ r)
+
+    def solve(self, theta: np.ndarray, counts: np.ndarray | None = None, reweight: bool = False,
+              weights: np.ndarray | None = None) -> tuple[float, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Weighted NNLS for fixed theta; ``reweight`` adds one pass with weights from the fitted
         model (Pearson), which removes the low bias of 1/y weights in sparse bins."""
-        y = self.counts if counts is None else counts
-        wts = self.weights if counts is None else 1.0 / np.sqrt(np.maximum(counts, 1.0))
+        y, wts = self._weights(counts, weights)
         X, mus, sigs = self.design(theta)
         amp, _ = nnls((X * wts[None, :]).T, y * wts, maxiter=50 * X.shape[0])
         if reweight:
@@ -399,7 +437,7 @@ class _Model:
     # ----------------------------------------------------------------------------- search
 
     def coarse_grid(self) -> list[tuple[float, float, float, float, float]]:
-        """The objective on a (mu0, delta) grid, widths growing by ``COARSE_TAU`` per division (or shared).
+        """The objective on a (mu0, delta) grid, widths growing by each of ``COARSE_TAUS`` per division (or shared).
 
         Returns the grid's local minima as ``(value, mu0, delta, sigma0, tau**2, u)``, best first (at
         the autofluorescence level ``u_start``).
@@ -413,7 +451,7 @@ class _Model:
         sigma = float(np.clip(1.1 * self.parent.sigma_log10, s_lo, s_hi))
         u = self.u_start
         T, _tt, background, _m = self.level(round(u))
-        tau2s = [min(t_hi, COARSE_TAU**2)]
+        tau2s = sorted({min(t_hi, t**2) for t in COARSE_TAUS})
         mus = np.arange(mu_lo, mu_hi + 1e-9, COARSE_MU_STEP) if mu_hi > mu_lo else np.array([mu_lo])
         if mus[-1] < mu_hi - 1e-9:
             mus = np.append(mus, mu_hi)
@@ -428,10 +466,10 @@ class _Model:
             a = a[..., b0 : b0 + 2 * nb2]
             return a.reshape(*a.shape[:-1], nb2, 2).sum(-1)
 
-        step = 4 * GRID_STEP
+        step = 2 * GRID_STEP
         key = ("coarse", round(u), b0)
         if key not in self._levels:
-            self._levels[key] = pairs(T[::4])
+            self._levels[key] = pairs(T[::2])
         t_coarse = self._levels[key]
         yy = pairs(self.counts)
         w = 1.0 / np.maximum(yy, 1.0)
@@ -441,24 +479,31 @@ class _Model:
         k = np.clip(np.rint(pos).astype(int), 0, t_coarse.shape[0] - 1).reshape(-1, gens.size)
         bg = pairs(background)
         n_p, n_g, n_b = k.shape[0], gens.size, bg.shape[0]
-        banks: dict[float, np.ndarray] = {}
+        banks: dict[tuple[float, int, int], tuple[int, np.ndarray]] = {}
+        t32, w32, y32 = t_coarse.astype(np.float32), w.astype(np.float32), yy.astype(np.float32)
         out = []
         for tau2 in tau2s:
             sig_g = np.round(self.widths(sigma, tau2)[0] / 0.02) * 0.02
-            A = np.empty((n_p, n_g + n_b, nb2))
-            for g, sg in enumerate(sig_g):
-                if sg not in banks:
-                    banks[sg] = gaussian_filter1d(t_coarse, sg / step, axis=0, mode="constant", truncate=4.0)
-                A[:, g] = banks[sg][k[:, g]]
+            A = np.empty((n_p, n_g + n_b, nb2), np.float32)
+            for sg in np.unique(sig_g):
+                gs = np.flatnonzero(sig_g == sg)
+                kg = k[:, gs]
+                key = (float(sg), int(kg.min()), int(kg.max()))
+                if key not in banks:  # smoothed rows, only where these generations' positions fall
+                    pad = int(np.ceil(4 * sg / step)) + 1
+                    r0, r1 = max(key[1] - pad, 0), key[2] + 1 + pad
+                    banks[key] = (r0, gaussian_filter1d(t32[r0:r1], sg / step, axis=0, mode="constant", truncate=4.0))
+                r0, bank = banks[key]
+                A[:, gs] = bank[kg - r0]
             A[:, n_g:] = bg
-            Aw = A * w
-            G = Aw @ A.transpose(0, 2, 1)
-            b = Aw @ yy
+            Aw = A * w32
+            G = (Aw @ A.transpose(0, 2, 1)).astype(np.float64)
+            b = (Aw @ y32).astype(np.float64)
             kk = G.shape[1]
             G += np.eye(kk) * (1e-9 * np.trace(G, axis1=1, axis2=2) / kk)[:, None, None]
             amp = np.maximum(np.linalg.solve(G, b[..., None])[..., 0], 0.0)
             diag = np.diagonal(G, axis1=1, axis2=2)
-            for _ in range(6):
+            for _ in range(4):
                 for j in range(kk):
                     amp[:, j] = np.maximum(amp[:, j] + (b[:, j] - np.einsum("pk,pk->p", G[:, j], amp)) / diag[:, j], 0.0)
             vals = ((yy * w) @ yy - 2 * np.einsum("pk,pk->p", amp, b)
@@ -467,28 +512,43 @@ class _Model:
                     for i, j in _local_minima(vals, 3)]
         return sorted(out)
 
-    def refine(self, theta0: np.ndarray, counts: np.ndarray | None = None, maxiter: int = 60
-               ) -> tuple[np.ndarray, float]:
-        """Bounded quasi-Newton search over the free parameters from theta0 (each parameter divided
-        by ``THETA_SCALE``, its typical step, so the search is well conditioned)."""
+    def refine(self, theta0: np.ndarray, counts: np.ndarray | None = None, maxiter: int = 40,
+               weights: np.ndarray | None = None) -> tuple[np.ndarray, float]:
+        """Bounded Levenberg-Marquardt over the free parameters from theta0 (variable projection:
+        the amplitudes are re-solved at every point). Parameters are divided by ``THETA_SCALE``, their
+        typical steps; a step that leaves the bounds is clipped to them. Stops when a step improves
+        the objective by less than ``REFINE_FTOL`` (relative)."""
         free = self.free
+        theta = np.array(theta0, float)
         if not free.any():
-            return theta0, self.objective(theta0, counts)[0]
-        full = theta0.copy()
+            return theta, self.residual(theta, counts, weights)[0]
         scale = THETA_SCALE[free]
-
-        def f(p: np.ndarray) -> tuple[float, np.ndarray]:
-            full[free] = p * scale
-            val, grad = self.objective(full, counts)
-            return val, grad[free] * scale
-
-        bounds = [(b[0] / sc, b[1] / sc) for b, sc in zip((b for b, fr in zip(self.bounds, free, strict=True) if fr),
-                                                         scale, strict=True)]
-        start = np.clip(theta0[free] / scale, [b[0] for b in bounds], [b[1] for b in bounds])
-        res = minimize(f, start, jac=True, method="L-BFGS-B", bounds=bounds, options={"maxiter": maxiter, "ftol": 1e-7})
-        out = theta0.copy()
-        out[free] = res.x * scale
-        return out, float(res.fun)
+        lo = np.array([b[0] for b in self.bounds])[free] / scale
+        hi = np.array([b[1] for b in self.bounds])[free] / scale
+        p = np.clip(theta[free] / scale, lo, hi)
+        theta[free] = p * scale
+        val, r, J = self.residual(theta, counts, weights)
+        J = J[:, free] * scale
+        lam = 1e-3
+        for _ in range(maxiter):
+            g = J.T @ r
+            H = J.T @ J
+            step = np.linalg.solve(H + lam * (np.diag(np.diag(H)) + 1e-9 * np.eye(p.size)), -g)
+            p_new = np.clip(p + step, lo, hi)
+            trial = theta.copy()
+            trial[free] = p_new * scale
+            v_new, r_new, J_new = self.residual(trial, counts, weights)
+            if v_new < val:
+                gain = (val - v_new) / max(val, 1e-12)
+                p, theta, val, r, J = p_new, trial, v_new, r_new, J_new[:, free] * scale
+                lam = max(lam / 3.0, 1e-7)
+                if gain < REFINE_FTOL:
+                    break
+            else:
+                lam *= 4.0
+                if lam > 1e8:
+                    break
+        return theta, val
 
 
 _AF_LEVELS = np.linspace(0.005, 0.995, 100)
@@ -529,10 +589,10 @@ def _local_minima(vals: np.ndarray, n: int) -> list[tuple[int, int]]:
     return [tuple(cand[k]) for k in order[:n]]
 
 
-def _generation0_populated(model: _Model, theta: np.ndarray) -> bool:
+def _generation0_populated(model: _Model, theta: np.ndarray, weights: np.ndarray | None = None) -> bool:
     """Whether generation 0 holds significantly more events than chance: >= 3 + 3 sqrt(the events
     the other components put within 2 widths of it)."""
-    _chi2, amp, X, mus, sigs = model.solve(theta)
+    _chi2, amp, X, mus, sigs = model.solve(theta, weights=weights)
     c = (model.edges[:-1] + model.edges[1:]) / 2
     near = np.abs(c - mus[0]) <= 2 * sigs[0]
     others = float((amp[1:] @ X[1:])[near].sum())
@@ -567,19 +627,27 @@ def fit_generations(values: np.ndarray, parent: ParentPeak, af: np.ndarray | Non
         vals = [model.solve(np.r_[theta[:4], k])[0] for k in range(model.af_ladder.size)]
         model.set_generations(float(np.argmin(vals)))
         minima = model.coarse_grid()
-    # refine the global grid minimum, and other local minima that come close to it
-    best_theta, best_val = None, np.inf
+    # refine the global grid minimum, and other local minima that come close to it (weights 1/count)
+    cands: list[tuple[float, np.ndarray]] = []
+    done: list[np.ndarray] = []
     for val0, *theta0 in minima[:3]:
         if val0 > 1.5 * minima[0][0] + 50.0:
             break
+        if any(abs(theta0[0] - d[0]) < 0.05 and abs(theta0[1] - d[1]) < 0.02 for d in done):
+            continue  # a start in a basin already refined
         theta, val = model.refine(np.array(theta0))
-        if val < best_val:
-            best_theta, best_val = theta, val
+        done += [np.array(theta0), theta]
+        cands.append((val, theta))
+    cands.sort(key=lambda c: c[0])
+    # then with weights from the fitted model (Pearson): 1/count weights favour models that put
+    # too few events where counts are low, e.g. a sparse generation 0
+    finals = [_pearson(model, theta) for val, theta in cands[:2] if val <= 1.3 * cands[0][0] + 20.0]
+    best_val, best_theta, w = min(finals, key=lambda f: f[0])
     # generation 0 is the highest populated peak: an empty generation 0 with the ladder one
     # generation down fitting as well means the ladder sits one generation too high
     lo_mu = model.bounds[0][0]
     for _ in range(2):
-        if not model.free[0] or _generation0_populated(model, best_theta):
+        if not model.free[0] or _generation0_populated(model, best_theta, w):
             break
         down = best_theta.copy()
         down[0] -= down[1]
@@ -587,38 +655,26 @@ def fit_generations(values: np.ndarray, parent: ParentPeak, af: np.ndarray | Non
             break
         down[2] = float(np.sqrt(down[2] ** 2 + down[3]))  # its generation 0 was generation 1
         down[2] = float(np.clip(down[2], *model.bounds[2]))
-        theta, val = model.refine(down)
+        theta, val = model.refine(down, weights=w)
         if val > best_val + max(10.0, 0.02 * best_val):
             break
         best_theta, best_val = theta, val
-    best_theta, best_val = _polish_af_level(model, best_theta, best_val)
-    return _result(model, best_theta)
+    return _result(model, best_theta, weights=w)
 
 
-def _polish_af_level(model: _Model, theta: np.ndarray, val: float) -> tuple[np.ndarray, float]:
-    """The objective has kinks in the autofluorescence level at the ladder steps, where a quasi-Newton
-    search can stall: try the level half a step and a step either side (other parameters held),
-    and refine again from any that fits better."""
-    if not model.free[4]:
-        return theta, val
-    lo, hi = model.bounds[4]
-    tries = []
-    for du in (-1.0, -0.5, 0.5, 1.0):
-        t = theta.copy()
-        t[4] = float(np.clip(t[4] + du, lo, hi))
-        if t[4] != theta[4]:
-            tries.append((model.solve(t)[0], t))
-    if not tries:
-        return theta, val
-    v0, t0 = min(tries, key=lambda x: x[0])
-    if v0 >= val:
-        return theta, val
-    t1, v1 = model.refine(t0)
-    return (t1, v1) if v1 < val else (theta, val)
+def _pearson(model: _Model, theta: np.ndarray, rounds: int = 1) -> tuple[float, np.ndarray, np.ndarray]:
+    """Refine with weights 1/sqrt(expected count) from the current fit, ``rounds`` times (Pearson
+    chi-square); returns (value, theta, weights)."""
+    for _ in range(rounds):
+        _v, amp, X, _m, _s = model.solve(theta)
+        w = 1.0 / np.sqrt(np.maximum(amp @ X, 1.0))
+        theta, val = model.refine(theta, weights=w)
+    return val, theta, w
 
 
-def _result(model: _Model, theta: np.ndarray, counts: np.ndarray | None = None) -> GenerationFit:
-    chi2, amp, X, mus, sigs = model.solve(theta, counts, reweight=True)
+def _result(model: _Model, theta: np.ndarray, counts: np.ndarray | None = None,
+            weights: np.ndarray | None = None) -> GenerationFit:
+    chi2, amp, X, mus, sigs = model.solve(theta, counts, reweight=True, weights=weights)
     n_comp = X.shape[0]
     y = model.counts if counts is None else counts
     used = int(np.sum((y > 0) | (amp @ X > 0.5)))

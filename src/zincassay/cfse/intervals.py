@@ -5,7 +5,7 @@ automatic boundary moved by a random amount a reasonable analyst might choose
 (:meth:`zincassay.flow.gating.GatingResult.perturbed_mask`: viability threshold +/- 0.15
 decades, singlet band +/- 30 %, scatter floor +/- 0.1 decades), (2) resamples those events
 (multinomially over the histogram, which is an event resample), and (3) refits every free
-parameter from the point estimate. The 2.5th and 97.5th percentiles of each index are the
+parameter from the point estimate (weights from the point estimate's expected counts). The 2.5th and 97.5th percentiles of each index are the
 interval. It does not cover a wrong model (e.g. a culture whose generation 0 holds no cells at
 all, where the ladder's phase cannot be known from the dye alone).
 """
@@ -50,13 +50,15 @@ def bootstrap_indices(values: np.ndarray, parent: ParentPeak, af: np.ndarray | N
     rng = np.random.default_rng(seed)
     hists = [model.histogram(v) for v in variants] if variants else [model.counts]
     theta0 = fit.theta
+    # weights from the point estimate's expected counts (Pearson), as the point fit ends with
+    w = 1.0 / np.sqrt(np.maximum(fit.components.sum(axis=0), 1.0))
     out: dict[str, list[float]] = {k: [] for k in (*INDEX_NAMES, "peak_ratio")}
     for r in range(replicates):
         h = hists[r % len(hists)]
         n = int(h.sum())
         y = rng.multinomial(n, h / n).astype(float)
-        theta, _val = model.refine(theta0, y, maxiter=15)
-        rep = _result(model, theta, y)
+        theta, _val = model.refine(theta0, y, maxiter=15, weights=w)
+        rep = _result(model, theta, y, weights=w)
         for k in INDEX_NAMES:
             out[k].append(rep.indices[k])
         out["peak_ratio"].append(rep.peak_ratio)
