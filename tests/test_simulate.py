@@ -117,3 +117,29 @@ def test_init_drafts_the_sheet(dataset, tmp_path):
         assert (merged[col] == merged[f"{col}_truth"]).all(), col
     assert (merged.loc[merged["assay"] == "imaging", "frame_interval_s"] == "5").all()
     assert any("stimulus_s" in u for u in unfilled)
+
+
+def test_activation_marker_truth_per_generation(tmp_path):
+    """CD25 on its own detector, in the spill matrix, with per-generation truth that follows activation."""
+    p = CFSEParams(n_events=20000, responder_fraction=0.6, activated_undivided=0.0, mean_divisions=3.0)
+    truth = write_cfse_sample(tmp_path / "s.fcs", np.random.default_rng(8), p)
+    d = read_fcs(tmp_path / "s.fcs")
+    assert d.channel_index("CD25") == 6 and "PE-Cy7-A" in d.spill.labels
+    m = pd.DataFrame(truth["markers"]).set_index("generation")
+    assert (m["cells"].to_numpy() == truth["cells"]).all()
+    # generation 0 holds only non-responders here (resting, CD25 low); divided cells are activated
+    assert m.loc[0, "cd25_median"] < p.cd25_threshold < m.loc[2, "cd25_median"]
+    assert m.loc[0, "cd25_pct_positive"] < 10 < 40 < m.loc[2, "cd25_pct_positive"]
+    # the truth is the true level: its median matches the formula within the lognormal's sampling
+    expect = p.cd25_resting * 10 ** (p.cd25_rise_log10 * (1 - 0.4 * 0.35**2))
+    assert m.loc[2, "cd25_median"] == pytest.approx(expect, rel=0.05)
+
+
+def test_blasts_are_bigger_and_the_undivided_peak_moves():
+    rng = np.random.default_rng(2)
+    p = CFSEParams(n_events=30000, blast_shift=1.0, parent_shift_log10=-0.25, frac_debris=0, frac_dead=0,
+                   frac_doublet=0, af_median=1e-3, noise_sd=0, spill={"FITC->PE": 0.0, "PE->FITC": 0.0})
+    ev, _kind, gen = simulate_cfse_events(rng, p)
+    fsc = [np.median(ev[gen == g, 0]) for g in (1, 3)]
+    assert fsc[1] / fsc[0] == pytest.approx(2.0 / 1.5, rel=0.03)  # b(1) = 0.5, b(3) = 1
+    assert np.median(np.log10(ev[gen == 0, 3])) == pytest.approx(np.log10(p.parent_cfse) - 0.25, abs=0.01)

@@ -108,6 +108,8 @@ def run_experiment(index: int, seed: int, replicates: int, max_events: int | Non
         row[f"err_{k}"] = (e - t) if k in POINT_INDICES else 100.0 * (e / t - 1.0)
         lo, hi = est[f"{k}_ci_low"], est[f"{k}_ci_high"]
         row[f"covered_{k}"] = bool(lo <= t <= hi) if np.isfinite(lo) and np.isfinite(hi) else np.nan
+        half = (hi - lo) / 2 if k in POINT_INDICES else 100.0 * (hi - lo) / 2 / t
+        row[f"ci_halfwidth_{k}"] = half
     row["est_peak_ratio"] = est["peak_ratio"]
     row["parent_shift_est_log10"] = est["parent_shift_log10"]
     row["reduced_chi2"] = est["reduced_chi2"]
@@ -158,6 +160,12 @@ def summarise(df: pd.DataFrame) -> str:
     cov_main = pd.concat([ok["covered_pct_divided"], ok["covered_division_index"]]).dropna() if len(ok) else pd.Series()
     out.append(f"CI coverage, pct_divided and division_index together: {100 * cov_main.mean():.1f} %" if len(cov_main)
                else "CI coverage: no intervals")
+    if len(ok) and "ci_halfwidth_pct_divided" in ok:
+        ratio = pd.concat([ok[f"err_{k}"].abs() / ok[f"ci_halfwidth_{k}"] for k in ("pct_divided", "division_index")])
+        out.append(f"|error| / interval half-width, pct_divided and division_index: median {ratio.median():.2f}, "
+                   f"95th percentile {ratio.quantile(0.95):.2f} (a calibrated 95 % interval: ~0.34 and ~1); "
+                   f"median half-width: pct_divided {ok['ci_halfwidth_pct_divided'].median():.2f} points, "
+                   f"division_index {ok['ci_halfwidth_division_index'].median():.2f} %")
     qc_fail = ok[~ok["qc_pass"].astype(bool)] if len(ok) else ok
     flags = pd.Series([f for s in qc_fail["qc_flags"] for f in str(s).split(";") if f]).value_counts() if len(qc_fail) else pd.Series()
     out.append(f"failure rate: {100 * (n - len(ok)) / n:.1f} % crashed; {100 * len(qc_fail) / n:.1f} % failed QC"

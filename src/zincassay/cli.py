@@ -79,7 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=1)
     s.add_argument("--donors", type=int, default=2)
     s.add_argument("--events", type=int, default=10000, help="events per FCS file")
-    s.add_argument("--cfse-format", default="fcs3.1-float", choices=["fcs3.1-float", "fcs3.0-int32", "fcs2.0-log"])
+    s.add_argument("--cfse-format", default="fcs3.1-float", choices=["fcs3.1-float", "fcs3.0-int32", "fcs2.0-log", "fcs3.1-pipe"])
     s.add_argument("--peak-ratio", type=float, default=2.0)
     s.add_argument("--no-imaging", action="store_true")
     s.add_argument("--sheet", help="where to write the sample sheet (default: OUTDIR/samples.tsv)")

@@ -44,7 +44,8 @@ def simulate_dataset(
     """Write a complete simulated experiment and return the sample sheet's path.
 
     Layout: ``cfse/*.fcs``, ``imaging/*.tif``, ``truth/`` (``cfse_generations.tsv``,
-    ``cfse_indices.tsv``, ``imaging_cells.tsv``, ``imaging_traces.tsv.gz``,
+    ``cfse_indices.tsv``, ``cfse_markers.tsv`` (CD25 per generation: median true level and % above
+    the threshold), ``imaging_cells.tsv``, ``imaging_traces.tsv.gz``,
     ``imaging_frames.tsv``) and the sample sheet (``samples.tsv`` in ``outdir`` unless
     ``sheet_path`` is given; file paths in it are relative to the sheet's folder).
     Per donor (= batch): one CFSE tube per condition plus an unstimulated and an unstained
@@ -55,7 +56,7 @@ def simulate_dataset(
         (outdir / sub).mkdir(parents=True, exist_ok=True)
     sheet_path = Path(sheet_path) if sheet_path else outdir / "samples.tsv"
     rng = np.random.default_rng(seed)
-    rows, gen_rows, idx_rows, cell_tabs, trace_tabs, frame_tabs = [], [], [], [], [], []
+    rows, gen_rows, idx_rows, marker_rows, cell_tabs, trace_tabs, frame_tabs = [], [], [], [], [], [], []
     for d in range(1, n_donors + 1):
         donor, batch = f"D{d}", f"B{d}"
         donor_factor = 1.0 - 0.08 * (d - 1)
@@ -75,6 +76,8 @@ def simulate_dataset(
                          "donor": donor, "batch": batch,
                          "zn_supplement_uM": "" if v is None else v["zn_supplement_uM"]})
             if role == "sample":
+                marker_rows += [{"sample_id": sid, **m, "cd25_threshold": truth["cd25_threshold"]}
+                                for m in truth["markers"]]
                 cells = truth["cells"]
                 pf = precursor_fractions(cells)
                 for g, c in enumerate(cells):
@@ -111,6 +114,7 @@ def simulate_dataset(
     truth_dir = outdir / "truth"
     write_table(pd.DataFrame(gen_rows).sort_values(["sample_id", "generation"]), truth_dir / "cfse_generations.tsv")
     write_table(pd.DataFrame(idx_rows).sort_values("sample_id"), truth_dir / "cfse_indices.tsv")
+    write_table(pd.DataFrame(marker_rows).sort_values(["sample_id", "generation"]), truth_dir / "cfse_markers.tsv")
     if cell_tabs:
         write_table(pd.concat(cell_tabs).sort_values(["sample_id", "cell_id"]), truth_dir / "imaging_cells.tsv")
         write_table(pd.concat(trace_tabs).sort_values(["sample_id", "cell_id", "frame"]),
