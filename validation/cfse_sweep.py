@@ -110,6 +110,9 @@ def run_experiment(index: int, seed: int, replicates: int, max_events: int | Non
         row[f"covered_{k}"] = bool(lo <= t <= hi) if np.isfinite(lo) and np.isfinite(hi) else np.nan
         half = (hi - lo) / 2 if k in POINT_INDICES else 100.0 * (hi - lo) / 2 / t
         row[f"ci_halfwidth_{k}"] = half
+        tp = truth["population_indices"][k]
+        row[f"true_population_{k}"] = tp
+        row[f"covered_population_{k}"] = bool(lo <= tp <= hi) if np.isfinite(lo) and np.isfinite(hi) else np.nan
     row["est_peak_ratio"] = est["peak_ratio"]
     row["parent_shift_est_log10"] = est["parent_shift_log10"]
     row["reduced_chi2"] = est["reduced_chi2"]
@@ -158,8 +161,14 @@ def summarise(df: pd.DataFrame) -> str:
                f"{100 * in_pd.mean():.1f} %; |d division_index| <= {BAR_DIVISION_INDEX:g} %: {100 * in_di.mean():.1f} %; "
                f"both: {100 * (in_pd & in_di).mean():.1f} %")
     cov_main = pd.concat([ok["covered_pct_divided"], ok["covered_division_index"]]).dropna() if len(ok) else pd.Series()
-    out.append(f"CI coverage, pct_divided and division_index together: {100 * cov_main.mean():.1f} %" if len(cov_main)
-               else "CI coverage: no intervals")
+    out.append(f"CI coverage, pct_divided and division_index together: {100 * cov_main.mean():.1f} % of the file's "
+               "truth (its live singlets)" if len(cov_main) else "CI coverage: no intervals")
+    if len(ok) and "covered_population_pct_divided" in ok:
+        cov_pop = pd.concat([ok[f"covered_population_{k}"] for k in INDEX_NAMES]).dropna()
+        cov_pop2 = pd.concat([ok[f"covered_population_{k}"] for k in ("pct_divided", "division_index")]).dropna()
+        out.append(f"CI coverage of the culture's truth (the distribution the file's cells were drawn from): "
+                   f"pct_divided and division_index {100 * cov_pop2.mean():.1f} %, all six indices "
+                   f"{100 * cov_pop.mean():.1f} %")
     if len(ok) and "ci_halfwidth_pct_divided" in ok:
         ratio = pd.concat([ok[f"err_{k}"].abs() / ok[f"ci_halfwidth_{k}"] for k in ("pct_divided", "division_index")])
         out.append(f"|error| / interval half-width, pct_divided and division_index: median {ratio.median():.2f}, "

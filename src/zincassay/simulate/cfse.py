@@ -248,8 +248,9 @@ def _simulate(rng: np.random.Generator, params: CFSEParams, role: str) -> dict[s
     ev[:, 3:7] = fl
     order = rng.permutation(ev.shape[0])
     time = np.sort(rng.uniform(0, 120.0, ev.shape[0]))
+    expected = np.bincount(np.maximum(np.arange(state_p.size) - 1, 0), weights=state_p, minlength=g_max + 1)
     return {"events": np.column_stack([ev[order], time]), "kind": kind[order], "generation": generation[order],
-            "cd25": cd25[order], "activated": act[order]}
+            "cd25": cd25[order], "activated": act[order], "expected_fractions": expected}
 
 
 def simulate_cfse_events(
@@ -326,6 +327,8 @@ def write_cfse_sample(
     dict with
         ``cells`` : live singlet cells per generation, int array (max_generation + 1,);
         ``indices`` : the six indices from those counts (samples only);
+        ``population_indices`` : the six indices of the culture the cells were drawn from (the
+        expected share of live cells per generation; what a repeat measurement estimates);
         ``n_events`` : events written; ``kinds`` : events per kind (live, dead, debris, doublet, bead);
         ``markers`` : per generation ``generation, cells, cd25_median, cd25_pct_positive``
         (true CD25 level before autofluorescence, spillover and noise, linear units);
@@ -347,6 +350,7 @@ def write_cfse_sample(
     return {
         "cells": counts,
         "indices": division_indices(counts) if role == "sample" else {},
+        "population_indices": division_indices(sim["expected_fractions"]) if role == "sample" else {},
         "n_events": int(ev.shape[0]),
         "kinds": {k: int((kind == k).sum()) for k in KINDS},
         "markers": marker_truth(gen[live], sim["cd25"][live], params.cd25_threshold, params.max_generation + 1),
