@@ -92,7 +92,7 @@ def test_a_fit_on_a_bound_fails_qc(tmp_path):
     row, fit, _ = _analyse(tmp_path, _cfg(peak_ratio_bounds=[1.8, 2.1]))
     assert fit.at_bound == ["peak_ratio"]
     assert "at_bound" in row["qc_flags"] and not row["qc_pass"]
-    row, fit, _ = _analyse(tmp_path, _cfg(fit={"undivided_shift_bounds_log10": [0.0, 0.2]}))
+    row, fit, _ = _analyse(tmp_path, _cfg(fit={"undivided_shift_bounds_log10": [-0.01, 0.2]}))
     assert "undivided_position" in fit.at_bound and not row["qc_pass"]
 
 
