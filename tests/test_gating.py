@@ -84,3 +84,14 @@ def test_singlet_gate_follows_bigger_cells_and_cuts_doublets():
     assert abs(keep[:30000][big].mean() - keep[:30000][small].mean()) <= 0.005
     assert keep[30000:].mean() <= 0.02
     assert params["trend_slope"] > 0
+
+
+def test_without_a_viability_dye_dead_cells_are_cut_by_their_scatter(tmp_path):
+    """Dead cells (smaller, more granular) form their own scatter population: cut when no dye is gated."""
+    p = replace(HARD, blast_shift=0.0, frac_dead=0.2)
+    truth = write_cfse_sample(tmp_path / "s.fcs", np.random.default_rng(5), p)
+    g = load_gated(tmp_path / "s.fcs", _cfg(viability_channel=None))
+    shares, cut = _retention(truth, g.gating.mask)
+    assert max(shares.values()) - min(shares.values()) <= 2.0 and min(shares.values()) >= 95.0, shares
+    assert cut["dead"] >= 90 and cut["debris"] >= 99, cut
+    assert "dead" in {p["kind"] for p in g.gating.gates[0].params["populations"]}

@@ -131,6 +131,8 @@ def _merge_basins(hs: np.ndarray, labels: np.ndarray, n_lab: int, saddle_ratio: 
     for a, b, va, vb in ((labels[1:, :], labels[:-1, :], hs[1:, :], hs[:-1, :]),
                          (labels[:, 1:], labels[:, :-1], hs[:, 1:], hs[:, :-1])):
         diff = a != b
+        if not diff.any():
+            continue
         la, lb, v = a[diff], b[diff], np.minimum(va[diff], vb[diff])
         lo, hi = np.minimum(la, lb), np.maximum(la, lb)
         key = lo.astype(np.int64) * (n_lab + 1) + hi
@@ -164,6 +166,9 @@ def _merge_basins(hs: np.ndarray, labels: np.ndarray, n_lab: int, saddle_ratio: 
 DEBRIS_GAP_LOG10 = 0.4
 #: Cells below the lowest cell population's peak by more than this (log10 FSC) are cut as debris.
 CELL_FLOOR_LOG10 = 0.6
+#: A population this much lower in FSC and higher in SSC than a bigger cell population is dead cells.
+DEAD_FSC_LOG10 = 0.12
+DEAD_SSC_LOG10 = 0.08
 #: A population narrower than this (robust SD, log10) in both FSC and SSC is a bead population.
 BEAD_MAX_SD_LOG10 = 0.025
 #: How far a reasonable analyst might move each automatic boundary (for intervals that include the
@@ -174,24 +179,30 @@ SINGLET_BAND_RANGE = 0.3
 VIABILITY_RANGE_LOG10 = 0.15
 
 
-def scatter_gate(log_fsc: np.ndarray, log_ssc: np.ndarray, *, resting_log10: tuple[float, float] | None = None
-                 ) -> tuple[np.ndarray, dict]:
+def scatter_gate(log_fsc: np.ndarray, log_ssc: np.ndarray, *, cut_dead: bool = True,
+                 resting_log10: tuple[float, float] | None = None) -> tuple[np.ndarray, dict]:
     """Keep every cell population in log10 FSC/SSC; cut debris and beads by their own populations.
 
     The smoothed 2-D histogram is split into populations at its density valleys (watershed from
     the local maxima, basins without a valley between them merged). Populations are then
     classified: **beads** are populations narrower than ``BEAD_MAX_SD_LOG10`` decades in both
-    axes; **debris** are the populations below the largest gap (>= ``DEBRIS_GAP_LOG10``) between
+    axes that hold under half of the events, beside a cell population of >= 5 %; **debris** are the populations below the largest gap (>= ``DEBRIS_GAP_LOG10``) between
     the FSC peaks of the substantial populations (>= 1 % of events), and any event more than
-    ``CELL_FLOOR_LOG10`` below the lowest cell population's peak. Everything else is kept, so
+    ``CELL_FLOOR_LOG10`` below the lowest cell population's peak; with ``cut_dead``, **dead
+    cells** are populations lower in FSC (by ``DEAD_FSC_LOG10``) and higher in SSC (by
+    ``DEAD_SSC_LOG10``) than a cell population at least as big (blasts move up in both). Use it
+    only without a viability dye: dead blasts sit at the FSC of live resting cells, so the dye, not
+    the scatter, tells them apart. Everything else is kept, so
     resting cells, blasts (up to ~2x their FSC) and the thin tails around them are kept alike; the
-    gate's edges are the valleys towards debris and beads, not a contour of the densest cluster.
-    Dead cells are left to the viability gate.
+    gate's edges are the valleys towards debris, dead cells and beads, not a contour of the densest
+    cluster.
 
     Parameters
     ----------
     log_fsc, log_ssc : ndarray (n_events,)
         log10 forward and side scatter.
+    cut_dead : bool
+        Cut dead-cell populations by their scatter (when no viability dye is gated).
     resting_log10 : (fsc, ssc), optional
         Position of resting cells (e.g. the unstimulated control's main population): the
         population holding it is a cell population even when it is small.
@@ -237,9 +248,13 @@ def scatter_gate(log_fsc: np.ndarray, log_ssc: np.ndarray, *, resting_log10: tup
         sd = [1.4826 * float(np.median(np.abs(v - np.median(v)))) for v in (fx, fy)] if fx.size >= 20 else [1.0, 1.0]
         pops.append({"label": int(lab), "peak_log10": [float(cx[i]), float(cy[j])], "share": float(mass / n),
                      "sd_log10": sd, "kind": "cells"})
-    for p in pops:
-        if p["share"] >= 0.002 and max(p["sd_log10"]) < BEAD_MAX_SD_LOG10:
+    for p in pops:  # beads: a tight minority beside the cells (a file of one tight population is cells)
+        if 0.002 <= p["share"] < 0.5 and max(p["sd_log10"]) < BEAD_MAX_SD_LOG10:
             p["kind"] = "beads"
+    if not any(p["kind"] == "cells" and p["share"] >= 0.05 for p in pops):
+        for p in pops:
+            if p["kind"] == "beads":
+                p["kind"] = "cells"
     big = sorted((p for p in pops if p["kind"] == "cells" and p["share"] >= 0.01), key=lambda p: p["peak_log10"][0])
     if resting_log10 is not None:
         r = labels[_grid_index(np.array([resting_log10[0]]), lo[0], step[0], nb)[0],
@@ -256,6 +271,13 @@ def scatter_gate(log_fsc: np.ndarray, log_ssc: np.ndarray, *, resting_log10: tup
     for p in pops:
         if p["kind"] == "cells" and p["peak_log10"][0] < cut:
             p["kind"] = "debris"
+    # dead cells: smaller (FSC down) and more granular (SSC up) than a cell population at least as big;
+    # blasts move the other way (FSC and SSC up), resting cells sit down-left of blasts
+    cells = [p for p in pops if p["kind"] == "cells" and p["share"] >= 0.01] if cut_dead else []
+    for p in cells:
+        if any(q is not p and q["share"] >= p["share"] and p["peak_log10"][0] <= q["peak_log10"][0] - DEAD_FSC_LOG10
+               and p["peak_log10"][1] >= q["peak_log10"][1] + DEAD_SSC_LOG10 for q in cells):
+            p["kind"] = "dead"
     cell_peaks = [p["peak_log10"][0] for p in big if p["kind"] == "cells"]
     floor = (min(cell_peaks) if cell_peaks else float(np.median(log_fsc))) - CELL_FLOOR_LOG10
     kept_labels = np.array([p["label"] for p in pops if p["kind"] == "cells"])
@@ -392,7 +414,7 @@ def gate_events(
         fsc = events[:, data.channel_index(scatter.fsc)]
         ssc = events[:, data.channel_index(scatter.ssc)]
         lf = safe_log10(fsc)
-        keep, params = scatter_gate(lf, safe_log10(ssc))
+        keep, params = scatter_gate(lf, safe_log10(ssc), cut_dead=not viability_channel)
         params.update(fsc=scatter.fsc, ssc=scatter.ssc)
         gates.append(Gate("lymphocytes", int(mask.sum()), int((mask & keep).sum()), params))
         mask &= keep
