@@ -77,9 +77,9 @@ def main() -> None:
         def bootstrap():  # as the pipeline runs it: over events and gate variants
             rng = np.random.default_rng(0)
             dye = gated.events[:, gated.data.channel_index(cfg.channel)]
-            variants = [dye[gated.gating.perturbed_mask(rng)] for _ in range(GATE_VARIANTS)]
+            masks = [gated.gating.perturbed_mask(rng) for _ in range(GATE_VARIANTS)]
             return bootstrap_indices(values, parent, af, fit, options=options, replicates=200, seed=0,
-                                     variants=variants)
+                                     gate_variants=(dye, masks))
 
         t_boot = median_time(bootstrap, max(1, args.runs // 2))
     rows = [

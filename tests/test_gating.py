@@ -78,7 +78,8 @@ def test_singlet_gate_follows_bigger_cells_and_cuts_doublets():
     fh = fa / (rng.normal(1.12, 0.025, size.size) * size**0.15)
     da = fa[:3000] * 2
     dh = fh[:3000] * 1.08
-    keep, params = singlet_gate(np.r_[fa, da], np.r_[fh, dh], np.ones(33000, bool), None)
+    keep, params, margin = singlet_gate(np.r_[fa, da], np.r_[fh, dh], np.ones(33000, bool), None)
+    assert ((margin >= 0) == keep).all()
     assert keep[:30000].mean() >= 0.995
     big, small = size > 1.8, size < 1.2
     assert abs(keep[:30000][big].mean() - keep[:30000][small].mean()) <= 0.005

@@ -41,6 +41,7 @@ generation holding >= 0.5 % of cells.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -242,6 +243,7 @@ class _Model:
         self.weights = 1.0 / np.sqrt(np.maximum(self.counts, 1.0))
         self.grid = np.arange(-1.0, x_hi + GRID_STEP, GRID_STEP)
         self._levels: dict = {}  # per autofluorescence level: transfer matrices and derived arrays
+        self._designs: OrderedDict = OrderedDict()  # the last few designs, by parameters
         self.set_generations(AF_START if self.af_known else float(np.argmin(np.abs(np.log10(self.af_ladder)
                                                                                 - (parent.mu_log10 - 3.0)))))
 
@@ -302,12 +304,16 @@ class _Model:
         self.n_gen = int(max(1, np.sum(lowest_mu >= floor) - 1))
         self.u_start = float(u)
 
-    def histogram(self, values: np.ndarray) -> np.ndarray:
-        """Events per bin of ``values`` (linear); values <= 1 in the lowest bin, above the range in the
+    def bin_index(self, values: np.ndarray) -> np.ndarray:
+        """Bin of each of ``values`` (linear); values <= 1 in the lowest bin, above the range in the
         top. Quantized values (integer or log-amplifier channels) are spread over their channels
         first (:func:`dequantize`), so bins holding 5 or 6 channels do not alternate in height."""
         x = np.clip(dequantize(safe_log10(values)), 0.0, self.edges[-1] - 1e-9)
-        return np.bincount(np.minimum((x / BIN_WIDTH).astype(int), self.nb - 1), minlength=self.nb).astype(float)
+        return np.minimum((x / BIN_WIDTH).astype(np.int64), self.nb - 1)
+
+    def histogram(self, values: np.ndarray) -> np.ndarray:
+        """Events per bin of ``values`` (linear), see :meth:`bin_index`."""
+        return np.bincount(self.bin_index(values), minlength=self.nb).astype(float)
 
     # ----------------------------------------------------------------------------- model rows
 
@@ -335,6 +341,20 @@ class _Model:
         widths), pushed through the sparse transfer matrices of the two autofluorescence levels
         around ``u``, restricted to the grid rows the Gaussians touch.
         """
+        key = (tuple(np.asarray(theta, float)), self.n_gen, derivatives)
+        if key in self._designs:  # e.g. every bootstrap replicate starts at the point estimate
+            self._designs.move_to_end(key)
+            return self._designs[key]
+        full = (key[0], key[1], True)
+        if not derivatives and full in self._designs:
+            return self._designs[full][:3]
+        out = self._design(theta, derivatives)
+        self._designs[key] = out
+        if len(self._designs) > 8:
+            self._designs.popitem(last=False)
+        return out
+
+    def _design(self, theta: np.ndarray, derivatives: bool):
         mu0, delta, sigma0, tau2, u = theta
         gens = np.arange(self.n_gen + 1)
         n = gens.size
@@ -527,8 +547,10 @@ class _Model:
         scale = THETA_SCALE[free]
         lo = np.array([b[0] for b in self.bounds])[free] / scale
         hi = np.array([b[1] for b in self.bounds])[free] / scale
-        p = np.clip(theta[free] / scale, lo, hi)
-        theta[free] = p * scale
+        p = theta[free] / scale
+        if ((p < lo) | (p > hi)).any():
+            p = np.clip(p, lo, hi)
+            theta[free] = p * scale
         val, r, J = self.residual(theta, counts, weights)
         J = J[:, free] * scale
         lam = 1e-3

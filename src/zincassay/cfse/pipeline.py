@@ -196,9 +196,9 @@ def analyse_sample(gated: GatedFile, settings: CFSESettings, unstimulated: Contr
     # intervals over event sampling and the gate boundaries: each replicate resamples one gate variant
     rng = np.random.default_rng(settings.seed)
     dye = gated.events[:, gated.data.channel_index(settings.channel)]
-    variants = [dye[gated.gating.perturbed_mask(rng)] for _ in range(min(settings.bootstrap_replicates, GATE_VARIANTS))]
+    masks = [gated.gating.perturbed_mask(rng) for _ in range(min(settings.bootstrap_replicates, GATE_VARIANTS))]
     ci = bootstrap_indices(values, parent, af, fit, options=options, replicates=settings.bootstrap_replicates,
-                           seed=settings.seed, variants=variants)
+                           seed=settings.seed, gate_variants=(dye, masks))
     shift = fit.mu0 - parent.mu_log10
     if values.size < settings.min_events:
         flags.append("too_few_events")

@@ -218,8 +218,10 @@ def scatter_gate(log_fsc: np.ndarray, log_ssc: np.ndarray, *, cut_dead: bool = T
 
     n = log_fsc.size
     nb = int(np.clip(np.sqrt(n) / 2, 48, 128))
-    lo = np.array([np.quantile(log_fsc, 0.0005), np.quantile(log_ssc, 0.0005)]) - 0.1
-    hi = np.array([np.quantile(log_fsc, 0.9995), np.quantile(log_ssc, 0.9995)]) + 0.1
+    sub = slice(None, None, max(1, n // 200_000))  # ranges and spreads need no more than 200,000 events
+    fs, ss = log_fsc[sub], log_ssc[sub]
+    lo = np.array([np.quantile(fs, 0.0005), np.quantile(ss, 0.0005)]) - 0.1
+    hi = np.array([np.quantile(fs, 0.9995), np.quantile(ss, 0.9995)]) + 0.1
     step = (hi - lo) / nb
     ix = _grid_index(log_fsc, lo[0], step[0], nb)
     iy = _grid_index(log_ssc, lo[1], step[1], nb)
@@ -243,8 +245,8 @@ def scatter_gate(log_fsc: np.ndarray, log_ssc: np.ndarray, *, cut_dead: bool = T
         if mass <= 0:
             continue
         i, j = np.unravel_index(np.argmax(np.where(m, hs, -1)), hs.shape)
-        sel = ev_lab == lab
-        fx, fy = log_fsc[sel], log_ssc[sel]
+        sel = ev_lab[sub] == lab
+        fx, fy = fs[sel], ss[sel]
         sd = [1.4826 * float(np.median(np.abs(v - np.median(v)))) for v in (fx, fy)] if fx.size >= 20 else [1.0, 1.0]
         pops.append({"label": int(lab), "peak_log10": [float(cx[i]), float(cy[j])], "share": float(mass / n),
                      "sd_log10": sd, "kind": "cells"})
@@ -294,33 +296,41 @@ def scatter_gate(log_fsc: np.ndarray, log_ssc: np.ndarray, *, cut_dead: bool = T
 
 
 def singlet_gate(fsc_a: np.ndarray, fsc_h: np.ndarray, within: np.ndarray, band: list[float] | None
-                 ) -> tuple[np.ndarray, dict]:
+                 ) -> tuple[np.ndarray, dict, np.ndarray]:
     """Singlets: FSC-A/FSC-H close to the singlet trend at the event's size, or in a manual band.
 
     Bigger cells (blasts) have wider pulses, so the singlet ratio grows with FSC-H; a band of fixed
     ratio would keep small cells and drop blasts. The trend is a robust line of log10(FSC-A/FSC-H)
-    against log10 FSC-H (events in ``within``; least squares on the events within 4 robust SD,
-    iterated); singlets lie from 8 robust SD below it to 6 above (doublets sit ~0.2-0.3 decades above; below
-    the trend the band is wider, as cells of different sizes share an FSC-H bin there: dead
-    blasts beside live resting cells).
+    against log10 FSC-H (up to 50,000 events in ``within``; least squares on the events within
+    4 robust SD, iterated); singlets lie from 8 robust SD below it to 6 above (doublets sit
+    ~0.2-0.3 decades above; below the trend the band is wider, as cells of different sizes share
+    an FSC-H there: dead blasts beside live resting cells).
 
     Parameters
     ----------
     fsc_a, fsc_h : ndarray (n_events,), linear.
     within : ndarray (n_events,) bool; events the trend is learnt from.
     band : [low, high] manual FSC-A/FSC-H band, or None.
+
+    Returns
+    -------
+    keep : ndarray (n_events,) bool
+    params : dict (the trend and band, or the manual band)
+    margin : ndarray (n_events,) float32, decades inside the band (negative outside; +1/-inf for a
+        manual band, which is not moved)
     """
     fa = np.asarray(fsc_a, np.float64)
     fh = np.asarray(fsc_h, np.float64)
     if band is not None:
         ratio = fa / np.maximum(fh, 1e-9)
-        return (ratio >= band[0]) & (ratio <= band[1]), {"ratio_low": float(band[0]), "ratio_high": float(band[1])}
-    lr = safe_log10(fa) - safe_log10(fh)
+        keep = (ratio >= band[0]) & (ratio <= band[1])
+        return keep, {"ratio_low": float(band[0]), "ratio_high": float(band[1])}, \
+            np.where(keep, 1.0, -np.inf).astype(np.float32)
     lh = safe_log10(fh)
-    sel = within & np.isfinite(lr)
-    x, y = lh[sel], lr[sel]
-    if x.size > 200_000:  # the trend needs no more
-        x, y = x[:: x.size // 200_000 + 1], y[:: x.size // 200_000 + 1]
+    lr = safe_log10(fa) - lh
+    idx = np.flatnonzero(within & np.isfinite(lr))
+    idx = idx[:: max(1, idx.size // 50_000)]  # the trend needs no more
+    x, y = lh[idx], lr[idx]
     # robust line: least squares on the events within 4 robust SD of the current line (doublets,
     # ~0.25 decades above, never take part)
     coef = np.array([0.0, float(np.median(y))])
@@ -333,10 +343,11 @@ def singlet_gate(fsc_a: np.ndarray, fsc_h: np.ndarray, within: np.ndarray, band:
         coef = np.polyfit(x[core], y[core], 1)
         resid = y - np.polyval(coef, x)
         sd = max(1.4826 * float(np.median(np.abs(resid[core]))), 1e-3)
-    band = (-8 * sd, 6 * sd)
-    off = lr - np.polyval(coef, lh)
-    keep = (off >= band[0]) & (off <= band[1])
-    return keep, {"trend_slope": float(coef[0]), "trend_intercept_log10": float(coef[1]), "band_log10": list(band)}
+    lo, hi = -8 * sd, 6 * sd
+    off = lr - (coef[0] * lh + coef[1])
+    margin = np.minimum(off - lo, hi - off).astype(np.float32)
+    return margin >= 0, {"trend_slope": float(coef[0]), "trend_intercept_log10": float(coef[1]),
+                         "band_log10": [lo, hi]}, margin
 
 
 def viability_threshold_from(values: np.ndarray) -> float:
@@ -349,7 +360,7 @@ def viability_threshold_from(values: np.ndarray) -> float:
     + 4 robust SD (log10).
     """
     lv = safe_log10(values)
-    lo, hi = np.quantile(lv, [0.001, 0.999])
+    lo, hi = np.quantile(lv[:: max(1, lv.size // 200_000)], [0.001, 0.999])
     hist, edges = np.histogram(lv, bins=128, range=(lo, hi + 1e-9))
     smooth = ndimage.gaussian_filter1d(hist.astype(float), 2.0)
     centers = (edges[:-1] + edges[1:]) / 2
@@ -425,17 +436,11 @@ def gate_events(
     if scatter.fsc_a and scatter.fsc_h:
         fa = events[:, data.channel_index(scatter.fsc_a)]
         fh = events[:, data.channel_index(scatter.fsc_h)]
-        keep, params = singlet_gate(fa, fh, mask, None if singlet_ratio is None else list(singlet_ratio))
+        keep, params, margins["singlets"] = singlet_gate(fa, fh, mask, None if singlet_ratio is None else list(singlet_ratio))
         params.update(fsc_a=scatter.fsc_a, fsc_h=scatter.fsc_h)
         gates.append(Gate("singlets", int(mask.sum()), int((mask & keep).sum()), params))
         mask &= keep
-        if "trend_slope" in params:
-            off = safe_log10(fa) - safe_log10(fh) - (params["trend_slope"] * safe_log10(fh) + params["trend_intercept_log10"])
-            lo, hi = params["band_log10"]
-            margins["singlets"] = np.minimum(off - lo, hi - off).astype(np.float32)
-            ranges["singlets"] = SINGLET_BAND_RANGE * hi
-        else:
-            margins["singlets"] = np.where(keep, 1.0, -np.inf).astype(np.float32)
+        ranges["singlets"] = SINGLET_BAND_RANGE * params["band_log10"][1] if "band_log10" in params else 0.0
     else:
         gates.append(Gate("singlets", int(mask.sum()), int(mask.sum()),
                           note="skipped: the file has only one of FSC-A and FSC-H"))
