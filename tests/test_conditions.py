@@ -107,12 +107,19 @@ def test_qc_table_lists_samples_gates_and_cells():
 def test_provenance_fingerprints_inputs(tmp_path):
     from datetime import UTC, datetime
 
+    from zincassay.status import run_sample_step
+    from zincassay.tables import read_json
+
     f = tmp_path / "a.fcs"
     f.write_bytes(b"FCS3.1 data")
     sheet = tmp_path / "s.tsv"
     sheet.write_text("sample_id\n")
-    prov = build_provenance({"k": 1}, sheet, [f], datetime(2026, 1, 1, tzinfo=UTC), tmp_path)
+    # the per-sample job records the SHA-256 of the bytes it read; provenance is built from those records
+    run_sample_step(lambda: None, labels={"sample_id": "a"}, assay="cfse", role="sample", raw=f, outputs={},
+                    primary="", failed_columns={}, extra={}, status_path=tmp_path / "status.json")
+    prov = build_provenance({"k": 1}, sheet, [read_json(tmp_path / "status.json")], datetime(2026, 1, 1, tzinfo=UTC))
     assert prov["inputs"][0]["sha256"] == sha256(f) == __import__("hashlib").sha256(b"FCS3.1 data").hexdigest()
+    assert prov["inputs"][0]["bytes"] == 11 and prov["inputs"][0]["status"] == "ok"
     assert prov["sample_sheet"]["sha256"] == sha256(sheet)
     assert prov["packages"]["numpy"] == np.__version__ and prov["config"] == {"k": 1}
     assert prov["start"] == "2026-01-01T00:00:00+00:00" and prov["end"] >= prov["start"]

@@ -30,7 +30,13 @@ __all__ = ["SEVERE_FLAGS", "Autofluorescence", "CFSEResult", "ControlSummary", "
 
 AF_QUANTILES = 400
 #: QC flags that make a sample fail (others are reported but keep qc_pass true).
-SEVERE_FLAGS = ("too_few_events", "parent_shift", "poor_fit")
+SEVERE_FLAGS = ("too_few_events", "parent_shift", "poor_fit", "off_scale", "unstimulated_control_off_scale",
+                "unstained_control_off_scale", "unstained_control_stained")
+#: Share of gated events piled up at the channel's top value above which the channel is off scale.
+MAX_OFF_SCALE_SHARE = 0.05
+#: An "unstained" control whose autofluorescence median comes within this many decades of the
+#: unstimulated parent peak carries dye (a mislabelled tube): its samples fail QC.
+MIN_DYE_OVER_AF_LOG10 = 1.0
 
 
 @dataclass
@@ -61,6 +67,7 @@ def load_gated(path: str | Path, settings: CFSESettings) -> GatedFile:
     Raises :class:`zincassay.io.fcs.FCSError` / :class:`CompensationError` for expected problems.
     """
     data = read_fcs(path)
+    _check_finite(data, [settings.channel, settings.viability_channel])
     flags: list[str] = []
     mode = settings.compensate
     if mode != "off":
@@ -79,7 +86,34 @@ def load_gated(path: str | Path, settings: CFSESettings) -> GatedFile:
                          viability_threshold=settings.gates.viability_threshold)
     if any(g.name == "singlets" and g.note.startswith("skipped") for g in gating.gates):
         flags.append("singlet_gate_skipped")
-    return GatedFile(data, gating, data.events[gating.mask, cfse_idx], flags)
+    cfse = data.events[gating.mask, cfse_idx]
+    if off_scale_share(cfse) > MAX_OFF_SCALE_SHARE:
+        flags.append("off_scale")
+    return GatedFile(data, gating, cfse, flags)
+
+
+def off_scale_share(values: np.ndarray) -> float:
+    """Share of ``values`` piled up at their maximum (events clipped at the top of the scale)."""
+    if values.size == 0:
+        return 0.0
+    top = float(np.max(values))
+    return float(np.mean(values >= top - 1e-6 * abs(top)))
+
+
+def _check_finite(data: FCSData, channels: list[str | None]) -> None:
+    """Refuse events holding NaN or infinite values in the channels used or compensated (a damaged export)."""
+    from zincassay.flow.gating import find_scatter_channels
+
+    used = [data.channel_index(c) for c in channels if c and data.has_channel(c)]  # missing ones: said later
+    sc = find_scatter_channels(data)
+    used += [data.channel_index(c) for c in (sc.fsc_a, sc.fsc_h, sc.ssc) if c]
+    if data.spill is not None:
+        used += [data.channel_index(c) for c in data.spill.labels if data.has_channel(c)]
+    bad = ~np.isfinite(data.events[:, sorted(set(used))]).all(axis=1)
+    if bad.any():
+        raise ZincassayError(f"{data.path}: {int(bad.sum())} of {data.n_events} events hold NaN or infinite values "
+                             "in the channels used; the file is damaged or was exported wrongly: export it again "
+                             "from the acquisition software")
 
 
 @dataclass(frozen=True)
@@ -120,9 +154,12 @@ class ControlSummary:
         return out
 
     @classmethod
-    def from_dict(cls, d: dict) -> ControlSummary:
-        """Inverse of :meth:`to_dict`."""
+    def from_dict(cls, d: dict, role: str = "") -> ControlSummary:
+        """Inverse of :meth:`to_dict`. A failed control's record raises :class:`ZincassayError`
+        naming the control and its reason, so its samples fail with it."""
         d = dict(d)
+        if d.get("status") == "failed":
+            raise ZincassayError(f"its {role or 'matched'} control {d.get('sample_id', '')} failed: {d.get('reason', '')}")
         parent = ParentPeak(**d.pop("parent")) if "parent" in d else None
         af = d.pop("autofluorescence", None)
         auto = Autofluorescence(float(af["median"]), tuple(map(float, af["quantiles"]))) if af else None
@@ -195,7 +232,8 @@ def analyse_sample(gated: GatedFile, settings: CFSESettings, unstimulated: Contr
     flags = list(gated.flags)
     values = gated.cfse
     if values.size < 50:
-        raise ZincassayError(f"{gated.data.path}: only {values.size} events left after gating; cannot fit generations")
+        raise ZincassayError(f"{gated.data.path}: only {values.size} events left after gating; at least 50 are needed "
+                             "to fit generations (see gating.png for where the events went)")
     fit = fit_generations(values, parent, af, max_generations=settings.max_generations, peak_ratio_bounds=bounds)
     ci = bootstrap_indices(values, parent, af, fit, replicates=settings.bootstrap_replicates, seed=settings.seed,
                            max_generations=settings.max_generations, peak_ratio_bounds=bounds)
@@ -206,12 +244,20 @@ def analyse_sample(gated: GatedFile, settings: CFSESettings, unstimulated: Contr
         flags.append("parent_shift")
     if fit.reduced_chi2 > settings.max_reduced_chi2:
         flags.append("poor_fit")
+    if "off_scale" in unstimulated.flags:
+        flags.append("unstimulated_control_off_scale")
     if unstained is None:
         flags.append("no_unstained_control")
-    elif fit.af_median_log10 is not None:
-        below = fit.generation_mu < fit.af_median_log10
-        if fit.cells[below].sum() > 0.01 * fit.cells.sum():
-            flags.append("peaks_below_autofluorescence")
+    else:
+        if "off_scale" in unstained.flags:
+            flags.append("unstained_control_off_scale")
+        af_median = unstained.autofluorescence.median if unstained.autofluorescence else 1.0
+        if parent.mu_log10 - np.log10(max(af_median, 1.0)) < MIN_DYE_OVER_AF_LOG10:
+            flags.append("unstained_control_stained")
+        if fit.af_median_log10 is not None:
+            below = fit.generation_mu < fit.af_median_log10
+            if fit.cells[below].sum() > 0.01 * fit.cells.sum():
+                flags.append("peaks_below_autofluorescence")
     return CFSEResult(gated=gated, fit=fit, ci=ci, flags=flags, parent=parent,
                       bootstrap_replicates=settings.bootstrap_replicates,
                       unstimulated_id=unstimulated.sample_id, unstained_id=unstained.sample_id if unstained else "")

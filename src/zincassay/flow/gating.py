@@ -204,7 +204,8 @@ def gate_events(
         gates.append(Gate("all_events", n, n, note="cfse.gating: none"))
         return GatingResult(mask, gates, scatter)
     if n < 50:
-        raise GatingError(f"{data.path}: only {n} events; too few to gate (set cfse.gating: none to keep all)")
+        raise GatingError(f"{data.path}: only {n} events; at least 50 are needed to gate and analyse a tube "
+                          "(was the tube empty, or the acquisition stopped early?)")
     if scatter.fsc and scatter.ssc:
         fsc = events[:, data.channel_index(scatter.fsc)]
         ssc = events[:, data.channel_index(scatter.ssc)]
