@@ -24,7 +24,7 @@ import socket
 import sys
 import time
 
-__all__ = ["ENV", "run_remote", "serve"]
+__all__ = ["ENV", "enable_server", "run_remote", "serve"]
 
 #: Environment variable naming the server's socket (set by the workflow for its jobs).
 ENV = "ZINCASSAY_SERVER"
@@ -54,6 +54,13 @@ def _recv_request(conn: socket.socket) -> tuple[dict, list[int]]:
             raise ConnectionError("request cut short")
         body += chunk
     return json.loads(body), list(fds)
+
+
+def enable_server() -> None:
+    """Let this process's jobs share a warm server (called by the workflow for a local run): name
+    one in ``$ZINCASSAY_SERVER`` unless it is ``off``. The first job starts it."""
+    if os.environ.get(ENV) != "off":
+        os.environ[ENV] = f"zincassay-{os.getpid()}"
 
 
 def _connect(name: str, wait_s: float) -> socket.socket | None:

@@ -9,6 +9,7 @@ from snakemake.exceptions import WorkflowError
 from zincassay.checksums import refresh_checksums
 from zincassay.errors import ValidationError
 from zincassay.samplesheet import load_inputs
+from zincassay.server import enable_server
 
 # Validate config and sample sheet before any job runs: every problem at once, no traceback.
 try:
@@ -33,12 +34,8 @@ ZINCASSAY = f'"{sys.executable}" -m zincassay run'
 # a local run's jobs share one warm process that runs their steps, so the batch does not pay
 # Python's imports once per job (zincassay.server; the first job starts it). ZINCASSAY_SERVER=off:
 # every job in its own process, as on a cluster.
-if (
-    workflow.is_main_process
-    and workflow.local_exec
-    and os.environ.get("ZINCASSAY_SERVER") != "off"
-):
-    os.environ["ZINCASSAY_SERVER"] = f"zincassay-{os.getpid()}"
+if workflow.is_main_process and workflow.local_exec:
+    enable_server()
 
 
 wildcard_constraints:
