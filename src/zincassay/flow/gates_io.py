@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,7 +38,7 @@ import numpy as np
 import pandas as pd
 
 from zincassay.errors import ZincassayError
-from zincassay.io.fcs import SPILL_KEYWORDS, FCSData, SpillMatrix, read_fcs
+from zincassay.io.fcs import FCSData, SpillMatrix, read_fcs
 
 __all__ = [
     "GateDimension",
@@ -475,17 +474,12 @@ def _matrix(m: Any, name: str) -> SpillMatrix:
 
 # --------------------------------------------------------------------------- FlowKit sample
 
-_STRUCTURAL = re.compile(
-    r"^\$(BEGIN|END)(DATA|ANALYSIS|STEXT)$|^\$(NEXTDATA|PAR|TOT|DATATYPE|BYTEORD|MODE)$|^\$P\d+[A-Z]+$"
-)
-
-
 def _flowkit_sample(data: FCSData, sample_id: str, spill: SpillMatrix | None, flowjo_labels: bool) -> Any:
     """A FlowKit Sample holding our decoded (linear, uncompensated) events and the file's keywords."""
-    from zincassay.io.fcs_write import fcs_bytes
+    from zincassay.io.fcs_write import carried_keywords, fcs_bytes
 
     fk = require_flowkit()
-    keep = {k: v for k, v in data.keywords.items() if not _STRUCTURAL.match(k) and k not in SPILL_KEYWORDS}
+    keep = carried_keywords(data)
     events = data.events
     datatype = "F" if events.dtype == np.float32 else "D"
     pnr = [float(r) if float(r) > 0 else 262144.0 for r in data.channels["$PnR"]]
