@@ -34,10 +34,12 @@ from zincassay.io.fcs import FCSData, SpillMatrix
 
 __all__ = [
     "assign_generations",
+    "component_probabilities",
     "export_generations_fcs",
     "generation_boundaries",
     "generation_gate_shapes",
     "generation_probabilities",
+    "mixing_matrix",
     "most_probable_generation",
 ]
 
@@ -46,8 +48,8 @@ def _n_gen(fit: GenerationFit) -> int:
     return int(np.asarray(fit.cells).size)
 
 
-def generation_probabilities(values: np.ndarray, fit: GenerationFit) -> np.ndarray:
-    """Probability that each event belongs to each fitted generation.
+def component_probabilities(values: np.ndarray, fit: GenerationFit) -> np.ndarray:
+    """Probability that each event belongs to each component of the fit.
 
     Parameters
     ----------
@@ -57,21 +59,53 @@ def generation_probabilities(values: np.ndarray, fit: GenerationFit) -> np.ndarr
 
     Returns
     -------
-    ndarray (n_events, n_generations), float64
-        Column ``g`` is P(generation g | event). Rows add up to at most 1; the rest is the
-        probability of being background (dye-negative or debris).
+    ndarray (n_events, n_components), float64
+        Columns follow ``fit.components``: generations 0..G, then the background shapes. Rows add
+        up to 1.
     """
+    share, centers = _shares(fit)
+    x = np.clip(safe_log10(values), fit.edges[0], fit.edges[-1])
+    out = np.empty((x.size, share.shape[0]), dtype=np.float64)
+    for k in range(share.shape[0]):
+        out[:, k] = np.interp(x, centers, share[k])
+    return out
+
+
+def generation_probabilities(values: np.ndarray, fit: GenerationFit) -> np.ndarray:
+    """P(generation g | event): the generation columns of :func:`component_probabilities`.
+
+    Returns
+    -------
+    ndarray (n_events, n_generations); each row adds up to at most 1, the rest being the
+    probability that the event is background (dye-negative or debris).
+    """
+    return component_probabilities(values, fit)[:, : _n_gen(fit)]
+
+
+def _shares(fit: GenerationFit) -> tuple[np.ndarray, np.ndarray]:
     comps = np.asarray(fit.components, dtype=float)
     edges = np.asarray(fit.edges, dtype=float)
     total = comps.sum(axis=0)
     share = np.divide(comps, total, out=np.zeros_like(comps), where=total > 0)
-    centers = (edges[:-1] + edges[1:]) / 2
-    x = np.clip(safe_log10(values), edges[0], edges[-1])
-    ng = _n_gen(fit)
-    out = np.empty((x.size, ng), dtype=np.float64)
-    for g in range(ng):
-        out[:, g] = np.interp(x, centers, share[g])
-    return out
+    share[_n_gen(fit), total <= 0] = 1.0  # nothing expected: background (rows still add up to 1)
+    return share, (edges[:-1] + edges[1:]) / 2
+
+
+def mixing_matrix(fit: GenerationFit) -> np.ndarray:
+    """Expected posterior weight of component ``g`` given by an event of component ``k``.
+
+    ``M[g, k] = sum_b c_k(b) s_g(b) / sum_b c_k(b)`` over bins ``b``, with ``c_k`` the fitted
+    curves and ``s_g`` the shares of :func:`component_probabilities`. Weighted sums over events
+    mix the components' distributions through ``M``: ``S_g = sum_k M[g, k] N_k F_k``.
+
+    Returns
+    -------
+    ndarray (n_components, n_components); columns add up to 1 (0 for an empty component).
+    """
+    comps = np.asarray(fit.components, dtype=float)
+    share, _ = _shares(fit)
+    mass = comps.sum(axis=1)
+    return np.divide(share @ comps.T, mass[None, :], out=np.zeros((comps.shape[0],) * 2), where=mass[None, :] > 0)
 
 
 def generation_boundaries(fit: GenerationFit) -> np.ndarray:
