@@ -89,12 +89,17 @@ def require_flowkit() -> Any:
 @contextlib.contextmanager
 def _flowkit_pandas() -> Iterator[None]:
     """FlowKit 1.3 tests ``None in set(column)`` on a string column; keep object strings there."""
-    try:
-        ctx = pd.option_context("future.infer_string", False)
-    except (KeyError, pd.errors.OptionError):  # pandas without the option: nothing to do
-        ctx = contextlib.nullcontext()
-    with ctx:
-        yield
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # pandas 3 deprecates the option (Pandas4Warning)
+        warnings.simplefilter("ignore", FutureWarning)
+        try:
+            ctx = pd.option_context("future.infer_string", False)
+        except (KeyError, pd.errors.OptionError):  # pandas without the option: nothing to do
+            ctx = contextlib.nullcontext()
+        with ctx:
+            yield
 
 
 # --------------------------------------------------------------------------- descriptions
@@ -431,10 +436,29 @@ def _dimension(gs: Any, dim: Any, lo: float | None = None, hi: float | None = No
     else:
         channel = dim.dimension_ref if isinstance(dim, fk.QuadrantDivider) else dim.id
         transform = _transform_dict(xf)
+        matrix = gs.comp_matrices.get(comp)
+        fluor = list(getattr(matrix, "fluorochromes", []) or [])
+        if matrix is not None and channel in fluor and channel not in list(matrix.detectors):
+            channel = str(matrix.detectors[fluor.index(channel)])  # a fluorochrome name: its detector
     if use_range:
         lo, hi = getattr(dim, "min", None), getattr(dim, "max", None)
     return GateDimension(channel, comp, transform, None if lo is None else float(lo),
                          None if hi is None else float(hi))
+
+
+def _fk_key(dim: Any) -> str:
+    """Column FlowKit gives a dimension in its preprocessed events."""
+    fk = require_flowkit()
+    if isinstance(dim, fk.RatioDimension):
+        return dim.ratio_ref
+    return dim.dimension_ref if isinstance(dim, fk.QuadrantDivider) else dim.id
+
+
+def _shape_keys(gate: Any, quadrant: str | None) -> list[str]:
+    dims = gate.dimensions
+    if quadrant is not None:
+        dims = [d for d in dims if d.id in gate.quadrants[quadrant].divider_refs]
+    return [_fk_key(d) for d in dims]
 
 
 def _shape(gs: Any, gate: Any, population: tuple[str, ...], quadrant: str | None) -> GateShape:
@@ -474,6 +498,9 @@ def _matrix(m: Any, name: str) -> SpillMatrix:
 
 # --------------------------------------------------------------------------- FlowKit sample
 
+_FLOWKIT_NOT_FLUORESCENT = ("FSC-A", "FSC-H", "FSC-W", "SSC-A", "SSC-H", "SSC-W", "Time")
+
+
 def _flowkit_sample(data: FCSData, sample_id: str, spill: SpillMatrix | None, flowjo_labels: bool) -> Any:
     """A FlowKit Sample holding our decoded (linear, uncompensated) events and the file's keywords."""
     from zincassay.io.fcs_write import carried_keywords, fcs_bytes
@@ -485,8 +512,14 @@ def _flowkit_sample(data: FCSData, sample_id: str, spill: SpillMatrix | None, fl
     pnr = [float(r) if float(r) > 0 else 262144.0 for r in data.channels["$PnR"]]
     blob = fcs_bytes(events, list(data.channels["$PnN"]), pns=list(data.channels["$PnS"]), datatype=datatype,
                      byteorder="little", pnr=pnr, spill=spill, keywords=keep)
+    # FlowKit's "FCS" compensation needs the matrix to cover every channel it deems fluorescent
+    # (all but FSC/SSC-A/H/W and Time); channels the matrix leaves out are declared null for it
+    null = None
+    if spill is not None:
+        null = [c for c in data.channel_names if c not in spill.labels and c not in _FLOWKIT_NOT_FLUORESCENT] or None
     with _quiet():
-        return fk.Sample(io.BytesIO(blob), sample_id=sample_id, use_flowjo_labels=flowjo_labels, subsample=0)
+        return fk.Sample(io.BytesIO(blob), sample_id=sample_id, use_flowjo_labels=flowjo_labels, subsample=0,
+                         null_channel_list=null)
 
 
 # --------------------------------------------------------------------------- public
@@ -579,7 +612,6 @@ def apply_gates(
         else:
             with _quiet():
                 frame = gs._preprocess_sample_events(fk_sample, gate)  # FlowKit's own gate-space values
-            cols = [d.channel for d in shape.dimensions]
-            coords.append(np.asarray(frame[cols].to_numpy(), dtype=np.float32))
+            coords.append(np.asarray(frame[_shape_keys(gate, quadrant)].to_numpy(), dtype=np.float32))
     matrices = {k: _matrix(m, k) for k, m in getattr(gs, "comp_matrices", {}).items() if hasattr(m, "detectors")}
     return ImportedGating(path, sid, _fmt(target), gates, masks, coords, used_spill, matrices)
