@@ -298,11 +298,12 @@ def test_missing_flowkit_names_the_extra(monkeypatch):
 def analysed(tmp_path_factory):
     """A simulated CFSE tube, gated by the automatic gates and deconvolved, for both file flavours."""
     from zincassay.cfse.pipeline import load_gated, summarise_control
+    from zincassay.cfse.settings import CFSESettings
     from zincassay.config import resolve_config
     from zincassay.simulate.cfse import CFSEParams, write_cfse_sample
 
     tmp = tmp_path_factory.mktemp("flowjo")
-    cfg = resolve_config({"cfse": {"viability_channel": "LiveDead"}})["cfse"]
+    cfg = CFSESettings.from_config(resolve_config({"cfse": {"viability_channel": "LiveDead"}})["cfse"])
     out = {}
     for k, fmt in enumerate(("fcs3.1-float", "fcs3.0-int32")):
         rng = np.random.default_rng(40 + k)
@@ -313,14 +314,15 @@ def analysed(tmp_path_factory):
         unstim = load_gated(tmp / f"u{k}.fcs", cfg)
         unstained = summarise_control(load_gated(tmp / f"n{k}.fcs", cfg), "unstained")
         g = load_gated(tmp / f"s{k}.fcs", cfg)
-        fit = fit_generations(g.cfse, fit_parent(unstim.cfse), np.asarray(unstained["autofluorescence"]["quantiles"]))
-        out[fmt] = (tmp, g, fit)
+        fit = fit_generations(g.cfse, fit_parent(unstim.cfse), np.asarray(unstained.autofluorescence.quantiles))
+        assert g.data.compensation != "none"  # the pipeline's events are compensated
+        out[fmt] = (tmp, g, fit, read_fcs(tmp / f"s{k}.fcs"))
     return out
 
 
 @pytest.mark.parametrize("fmt", ["fcs3.1-float", "fcs3.0-int32"])
 def test_gatingml_round_trip_counts_per_gate_and_generation(analysed, fmt):
-    tmp, g, fit = analysed[fmt]
+    tmp, g, fit, raw = analysed[fmt]
     fsc_h_max = 2 * max(float(g.data.column("FSC-H").max()), 262144.0)
     shapes = auto_gate_shapes(g.gating, fsc_h_max=fsc_h_max, compensated=g.data.spill.labels)
     assert [s.population for s in shapes] == ["/lymphocytes", "/lymphocytes/singlets", "/lymphocytes/singlets/live"]
@@ -331,7 +333,7 @@ def test_gatingml_round_trip_counts_per_gate_and_generation(analysed, fmt):
     kept = {x.name: x.events_kept for x in g.gating.gates}
     cumulative = np.ones(g.data.n_events, bool)
     for s in shapes:
-        back = apply_gates(xml, s.population, g.data)
+        back = apply_gates(xml, s.population, raw)  # FlowKit compensates the events as read
         if s.name.startswith("generation_"):
             gen = int(s.name.split("_")[1])
             assert back.mask.sum() == np.sum(hard == gen), s.population
@@ -472,21 +474,28 @@ def test_by_generation_figure_and_fluorescence_channels(tmp_path):
 
 
 @pytest.mark.parametrize("fmt", ["fcs3.1-float", "fcs3.0-int32"])
-def test_export_fcs_round_trip(analysed, fmt, tmp_path):
+@pytest.mark.parametrize("events", ["as read", "compensated"])
+def test_export_fcs_round_trip(analysed, fmt, events, tmp_path):
     import flowio
 
-    _tmp, g, fit = analysed[fmt]
+    _tmp, g, fit, raw = analysed[fmt]
+    data = raw if events == "as read" else g.data
     prob = generation_probabilities(g.cfse, fit)
-    out = export_generations_fcs(tmp_path / "live.fcs", g.data, g.gating.mask, prob)
+    out = export_generations_fcs(tmp_path / "live.fcs", data, g.gating.mask, prob)
     back = read_fcs(out)
     n = int(g.gating.mask.sum())
     assert back.n_events == n and back.version == "FCS3.1"
-    assert back.channel_names == [*g.data.channel_names, "generation", "generation_probability"]
-    np.testing.assert_array_equal(back.events[:, :-2], g.data.events[g.gating.mask].astype(back.events.dtype))
+    assert back.channel_names == [*data.channel_names, "generation", "generation_probability"]
+    np.testing.assert_array_equal(back.events[:, :-2], data.events[g.gating.mask].astype(back.events.dtype))
     gen, p = most_probable_generation(prob)
     np.testing.assert_array_equal(back.column("generation"), gen)
     np.testing.assert_allclose(back.column("generation_probability"), p, rtol=1e-6)
-    assert back.spill is not None and back.spill.labels == g.data.spill.labels
+    if events == "as read":  # the spill matrix travels, so FlowJo compensates as usual
+        assert back.spill is not None and back.spill.labels == raw.spill.labels
+    else:  # already compensated: no matrix, or it would be applied twice
+        assert back.spill is None and back.keywords["ZINCASSAY_COMPENSATION"] == g.data.compensation
+        with pytest.raises(ZincassayError, match="already compensated"):
+            apply_gates(GATING / "x.xml", "/a", g.data)
     assert back.keywords["$FIL"] == "live.fcs"
     fio = flowio.FlowData(str(out))
     assert fio.event_count == n and fio.channel_count == len(back.channel_names)

@@ -209,8 +209,9 @@ def export_generations_fcs(
     ----------
     path : str or Path
     data : FCSData
-        The sample as read (its linear, uncompensated events are written, with ``spill`` as
-        ``$SPILLOVER`` so FlowJo / FCS Express compensate as usual).
+        The sample: as read (uncompensated events, written with ``spill`` as ``$SPILLOVER`` so
+        FlowJo / FCS Express compensate as usual) or compensated (written as they are, without a
+        spill matrix); see :func:`zincassay.io.fcs_write.write_events_fcs`.
     mask : ndarray of bool (n_events,)
         Events to write (e.g. the live singlets the fit was made on).
     probabilities : ndarray (mask.sum(), n_generations)

@@ -542,8 +542,8 @@ def apply_gates(
     population : str
         Population path, e.g. ``/Lymphocytes/Single Cells/Live`` (a leading ``root`` is allowed).
     sample : FCSData, str or Path
-        The sample's events (as :func:`zincassay.io.fcs.read_fcs` reads them: linear,
-        uncompensated) or its FCS file.
+        The sample's events as :func:`zincassay.io.fcs.read_fcs` reads them (linear,
+        uncompensated: ``compensation == "none"``) or its FCS file.
     sample_id : str, optional
         The sample's name in the workspace. Default: the FCS file name, then its ``$FIL``.
         Ignored for GatingML (which holds one gating for every sample).
@@ -563,6 +563,12 @@ def apply_gates(
     """
     path = Path(gates_file)
     data = sample if isinstance(sample, FCSData) else read_fcs(sample)
+    if data.compensation != "none":
+        raise ZincassayError(
+            f"{data.path}: gates from {path.name} are applied to the events as read, and these are already "
+            f"compensated ({data.compensation}); pass read_fcs(path) or the file path: FlowKit compensates "
+            "with the gates' own matrices"
+        )
     target = _split_path(population)
     if not target:
         raise PopulationNotFoundError(f"{path}: population path {population!r} is empty; give e.g. /Lymphocytes/Live")

@@ -196,7 +196,10 @@ def write_events_fcs(
         Extra columns, each of length ``mask.sum()`` (e.g. a generation and its probability).
         ``$PnR`` is the next integer above the column's maximum (at least 1).
     spill : SpillMatrix, optional
-        Written as ``$SPILLOVER``; default the file's own matrix (none if it has none).
+        Written as ``$SPILLOVER``; default the file's own matrix (none if it has none). When
+        ``data`` is already compensated (``data.compensation != "none"``) its values are written
+        as they are and no spill matrix is written (a program would compensate them twice);
+        ``ZINCASSAY_COMPENSATION`` names the matrix that was applied.
 
     Returns
     -------
@@ -220,5 +223,9 @@ def write_events_fcs(
     keywords = carried_keywords(data)
     keywords["$FIL"] = Path(path).name
     keywords["ZINCASSAY_SOURCE"] = data.path.name
+    compensated = getattr(data, "compensation", "none") != "none"
+    if compensated:
+        keywords["ZINCASSAY_COMPENSATION"] = data.compensation
+    matrix = None if compensated else (spill if spill is not None else data.spill)
     return write_fcs(path, table, pnn, pns=pns, datatype="D" if dtype == np.float64 else "F", byteorder="little",
-                     version="3.1", pnr=pnr, spill=spill if spill is not None else data.spill, keywords=keywords)
+                     version="3.1", pnr=pnr, spill=matrix, keywords=keywords)
