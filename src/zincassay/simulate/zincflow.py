@@ -144,8 +144,17 @@ class ZincflowCulture:
     dead_dye_fraction: float = 0.15
     fmax_scatter: tuple[float, float] = (0.96, 1.08)
     instrument: str = "zincassay simulator"
+    type_shares: dict[str, float] | None = None
     stains: dict[str, str] = field(default_factory=lambda: {"PE-A": "CD4", "APC-A": "CD8", "BV421-A": "CD3",
                                                             "APC-Cy7-A": "LiveDead"})
+
+    def shares(self) -> np.ndarray:
+        """Share of each of :data:`TYPES` among live lymphocytes (``type_shares`` or the defaults)."""
+        if self.type_shares is None:
+            p = np.array([CELL_TYPES[t]["share"] for t in TYPES])
+        else:
+            p = np.array([self.type_shares.get(t, 0.0) for t in TYPES])
+        return p / p.sum()
 
     def with_zinc(self, scale: float) -> ZincflowCulture:
         """The same culture with every type's resting zinc multiplied by ``scale``."""
@@ -194,8 +203,7 @@ def _tube_theta(c: ZincflowCulture, tube: str, zn_rest: np.ndarray, t_s: np.ndar
 def _cells(rng: np.random.Generator, c: ZincflowCulture, n: int, tube: str, t_s: np.ndarray | None,
            kinetic: KineticParams | None) -> dict[str, np.ndarray]:
     """Live cells: scatter, dye-only probe signal, markers, viability, type and resting zinc."""
-    shares = np.array([CELL_TYPES[t]["share"] for t in TYPES])
-    kind = rng.choice(len(TYPES), size=n, p=shares / shares.sum())
+    kind = rng.choice(len(TYPES), size=n, p=c.shares())
     zn_med = np.array([c.zn_nM[t] for t in TYPES])[kind]
     zn_rest = _logn(rng, zn_med, c.zn_sigma_log10, n)
     load = _logn(rng, c.fmin_median, c.load_sigma_log10, n)
@@ -285,13 +293,13 @@ def simulate_tube(rng: np.random.Generator, c: ZincflowCulture, tube: str,
     return ev[order], info
 
 
-def _write(path: Path, ev: np.ndarray, c: ZincflowCulture, *, write_timestep: bool = True) -> Path:
+def _write(path: Path, ev: np.ndarray, c: ZincflowCulture, *, instrument: str, write_timestep: bool = True) -> Path:
     stored = ev.astype(np.float64, copy=True)
     stored[:, -1] = np.rint(ev[:, -1] / TIMESTEP_S)
     true = spill_matrix(c)
     written = true + c.spill_error * (true - np.eye(len(FLUOR)))
     pns = ["", "", "", c.probe, *(c.stains.get(ch, "") for ch in FLUOR[1:]), ""]
-    kw = {"$CYT": c.instrument, "$FIL": path.name}
+    kw = {"$CYT": instrument, "$FIL": path.name}
     if write_timestep:
         kw["$TIMESTEP"] = f"{TIMESTEP_S:g}"
     pnr = [262144] * 8 + [float(2 ** int(np.ceil(np.log2(max(stored[:, -1].max(), 2) + 1))))]
@@ -309,14 +317,14 @@ def culture_truth(c: ZincflowCulture, subsets: list[str], kinetic: KineticParams
     (probe dye + autofluorescence, compensated), i.e. what infinitely many events would give.
     """
     rng = np.random.default_rng(seed)
-    shares = np.array([CELL_TYPES[t]["share"] for t in TYPES])
+    shares = c.shares()
     rows = []
     for expr in subsets:
         sub = parse_subset(expr)
         member = np.array([all((CELL_TYPES[t][m] > 0) == pos for m, pos in sub.markers) for t in TYPES])
-        if not member.any():
-            raise ValueError(f"subset {expr!r} matches no simulated cell type")
         p = np.where(member, shares, 0.0)
+        if not p.sum() > 0:
+            raise ValueError(f"subset {expr!r} matches no simulated cell type")
         kind = rng.choice(len(TYPES), size=n_draw, p=p / p.sum())
         zn = _logn(rng, np.array([c.zn_nM[t] for t in TYPES])[kind], c.zn_sigma_log10, n_draw)
         load = _logn(rng, c.fmin_median, c.load_sigma_log10, n_draw)
@@ -348,18 +356,21 @@ def culture_truth(c: ZincflowCulture, subsets: list[str], kinetic: KineticParams
 
 def write_culture(outdir: str | Path, stem: str, rng: np.random.Generator, c: ZincflowCulture, *,
                   unstained: bool = True, kinetic: KineticParams | None = None,
-                  write_timestep: bool = True) -> dict[str, Path]:
+                  write_timestep: bool = True, instruments: dict[str, str] | None = None) -> dict[str, Path]:
     """Write a culture's tubes as ``<stem>_<role>.fcs``; return role -> path.
 
     Roles: ``sample``, ``fmin``, ``fmax``, and ``unstained`` / ``kinetic`` when asked for.
+    ``instruments`` overrides ``$CYT`` per role (default: the culture's ``instrument``).
     """
+    instruments = instruments or {}
     outdir = Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
     roles = ["sample", "fmin", "fmax"] + (["unstained"] if unstained else []) + (["kinetic"] if kinetic else [])
     paths = {}
     for role in roles:
         ev, _ = simulate_tube(rng, c, role, kinetic)
-        paths[role] = _write(outdir / f"{stem}_{role}.fcs", ev, c, write_timestep=write_timestep)
+        paths[role] = _write(outdir / f"{stem}_{role}.fcs", ev, c, instrument=instruments.get(role, c.instrument),
+                             write_timestep=write_timestep)
     return paths
 
 

@@ -112,7 +112,7 @@ class SubsetCalibration:
 
     @property
     def qc_pass(self) -> bool:
-        return not any(f.split(":")[0] in SEVERE_FLAGS for f in self.flags)
+        return not any(f.split("(")[0] in SEVERE_FLAGS for f in self.flags)
 
 
 def calibrate_subset(
