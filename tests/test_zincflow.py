@@ -70,7 +70,7 @@ def test_parse_subset():
     assert parse_subset("CD3+ CD45RA-").markers == (("CD3", True), ("CD45RA", False))
     assert parse_subset("HLA-DR+CD38-", known=("HLA-DR",)).markers == (("HLA-DR", True), ("CD38", False))
     for bad in ("CD4+CD8", "CD4", "CD4+CD4-"):
-        with pytest.raises(ZincassayError, match="zincflow.subsets"):
+        with pytest.raises(ZincassayError, match=r"zincflow\.subsets"):
             parse_subset(bad)
 
 
@@ -365,9 +365,9 @@ def test_culture_without_fmax_is_named():
 
 
 def test_culture_problems():
-    rows = (_culture_rows("D1", "deficient", "B1") + [("dup", "zincflow", "x.fcs", "deficient", "fmin", "D1", "B1")]
-            + _culture_rows("D1", "replete", "B1", ("fmin", "fmax"))  # controls with no sample (a typo?)
-            + [("bad", "zincflow", "x.fcs", "deficient", "tpen", "D1", "B1")])
+    rows = [*_culture_rows("D1", "deficient", "B1"), ("dup", "zincflow", "x.fcs", "deficient", "fmin", "D1", "B1"),
+            *_culture_rows("D1", "replete", "B1", ("fmin", "fmax")),  # controls with no sample (a typo?)
+            ("bad", "zincflow", "x.fcs", "deficient", "tpen", "D1", "B1")]
     _, problems = match_cultures(_sheet(rows))
     text = "\n".join(problems)
     assert "2 fmin tubes (D1_deficient_fmin, dup)" in text
@@ -376,7 +376,7 @@ def test_culture_problems():
 
 
 def test_explicit_culture_column():
-    rows = _culture_rows("D1", "deficient", "B1") + [("s2", "zincflow", "x.fcs", "deficient", "sample", "D1", "B1")]
+    rows = [*_culture_rows("D1", "deficient", "B1"), ("s2", "zincflow", "x.fcs", "deficient", "sample", "D1", "B1")]
     sheet = _sheet(rows)
     sheet["culture"] = ["A", "A", "A", "B"]
     _, problems = match_cultures(sheet)
