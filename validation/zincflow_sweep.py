@@ -16,7 +16,7 @@ per-cell zinc spread        U(0, 0.15) decades
 dynamic range Fmax/Fmin     U(3, 15)
 dye loading                 culture median Fmin log-uniform 500-8,000; per-cell spread U(0.1, 0.3) decades
 events per tube             log-uniform 10,000-100,000 (all events, debris and dead included)
-spillover                   PE->FITC U(0, 0.08), FITC->PE U(0.1, 0.3); $SPILLOVER exact
+spillover                   PE->FITC U(0, 0.08), FITC->PE U(0.1, 0.3); every $SPILLOVER coefficient off by U(-10, 10) %
 autofluorescence            median U(100, 600)
 ==========================  ==========================================================
 
@@ -69,7 +69,7 @@ def draw_experiment(rng: np.random.Generator) -> dict:
         dynamic_range=float(rng.uniform(3, 15)), fmin_median=float(10 ** rng.uniform(np.log10(500), np.log10(8000))),
         load_sigma_log10=float(rng.uniform(0.1, 0.3)), af_median=float(rng.uniform(100, 600)),
         spill_pe_to_fitc=float(rng.uniform(0, 0.08)), spill_fitc_to_pe=float(rng.uniform(0.1, 0.3)),
-        n_events=int(10 ** rng.uniform(4, 5)))
+        spill_error=float(rng.uniform(-0.1, 0.1)), n_events=int(10 ** rng.uniform(4, 5)))
     return {"case": "sweep", "culture": culture, "unstained": bool(rng.random() < 0.5), "instruments": {},
             "expect": None}
 
