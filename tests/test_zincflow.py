@@ -402,3 +402,15 @@ def test_instruments_not_pooled_unless_configured():
     assert "zincflow.pool_instruments" in problems[0]
     assert instrument_problems(table, pool_instruments=True, source="zinc.tsv") == []
     assert instrument_problems(table[table["sample_id"] == "a"], pool_instruments=False, source="zinc.tsv") == []
+
+
+def test_overcompensated_viability_channel_keeps_live_cells(tmp_path):
+    """$SPILLOVER 10 % too high pushes live CD8+ cells below 0 in the viability channel (APC spills
+    into APC-Cy7); they are live, not a mode of their own, and every marker keeps its valley."""
+    c = ZincflowCulture(n_events=20000, spill_error=0.1)
+    paths = write_culture(tmp_path, "oc", np.random.default_rng(8), c, unstained=False)
+    res = run_sample(paths["sample"], paths["fmin"], paths["fmax"], None, _settings())
+    live = next(g for g in res.sample.gating.gates if g.name == "live")
+    assert live.events_kept > 0.95 * live.events_in
+    assert all(m.source == "valley" for t in res.tubes.values() for m in t.markers.values())
+    assert all(sr.calibration.qc_pass for sr in res.subsets)
