@@ -414,3 +414,16 @@ def test_overcompensated_viability_channel_keeps_live_cells(tmp_path):
     assert live.events_kept > 0.95 * live.events_in
     assert all(m.source == "valley" for t in res.tubes.values() for m in t.markers.values())
     assert all(sr.calibration.qc_pass for sr in res.subsets)
+
+
+def test_bad_spill_matrix_stops_or_warns(culture, tmp_path):
+    p = culture["paths"]
+    csv = tmp_path / "spill.csv"
+    csv.write_text("FITC-A,PE-X\n1,0.1\n0.02,1\n")
+    with pytest.raises(ZincassayError) as exc:
+        run_sample(p["sample"], p["fmin"], p["fmax"], None, _settings(compensate=str(csv)))
+    assert "PE-X" in _one_line(exc)
+    res = run_sample(p["sample"], p["fmin"], p["fmax"], None, _settings(compensate=str(csv), on_bad_spill="warn"))
+    flags = res.subsets[0].calibration.flags
+    assert {"spill_not_applied(sample)", "spill_not_applied(fmin)", "spill_not_applied(fmax)"} <= set(flags)
+    assert res.subsets[0].calibration.qc_pass  # a warning: the medians cancel marker spillover
