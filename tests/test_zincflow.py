@@ -22,6 +22,7 @@ from zincassay.config import resolve_config
 from zincassay.errors import ZincassayError
 from zincassay.io.fcs import read_fcs
 from zincassay.io.fcs_write import write_fcs
+from zincassay.samplesheet import Sample
 from zincassay.simulate.zincflow import KineticParams, ZincflowCulture, culture_truth, write_culture
 from zincassay.zincflow import figures, tables
 from zincassay.zincflow.calibrate import bootstrap_medians, bound_fraction, calibrate_subset, zinc_nM
@@ -56,11 +57,12 @@ def _settings(**over) -> ZincflowSettings:
 
 def test_settings_from_schema_defaults():
     s = _settings()
-    assert s.kd_nM == 15.0 and s.probe == "FluoZin-3" and s.channel == "FITC-A"
-    assert [x.name for x in s.subsets] == ["CD3+", "CD3+CD4+CD8-", "CD3+CD4-CD8+"]
+    assert s.kd_in_force_nM == 15.0 and s.kd_nM is None and s.probe == "FluoZin-3" and s.channel == "FITC-A"
+    assert [x.name for x in s.subset_list] == ["CD3+", "CD3+CD4+CD8-", "CD3+CD4-CD8+"]
     assert s.markers == ("CD3", "CD4", "CD8")
-    assert _settings(probe="Zinpyr-1").kd_nM == 0.7
-    assert _settings(kd_nM=8.9).kd_nM == 8.9
+    assert s.gates.lymphocyte_coverage == 0.97 and s.scatter.fsc_a is None and s.kinetic.bin_s == 10
+    assert _settings(probe="Zinpyr-1").kd_in_force_nM == 0.7
+    assert _settings(kd_nM=8.9).kd_in_force_nM == 8.9
     with pytest.raises(AttributeError):
         s.kd_nM = 1.0  # type: ignore[misc]
 
@@ -160,7 +162,7 @@ def culture(tmp_path_factory):
     s = _settings()
     res = run_sample(paths["sample"], paths["fmin"], paths["fmax"], paths["unstained"], s)
     kres = run_sample(paths["kinetic"], paths["fmin"], paths["fmax"], paths["unstained"], s, kinetic=True)
-    truth = culture_truth(c, [x.name for x in s.subsets], kin).set_index("subset")
+    truth = culture_truth(c, list(s.subsets), kin).set_index("subset")
     return {"tmp": tmp, "paths": paths, "res": res, "kres": kres, "truth": truth, "culture": c, "settings": s,
             "kin": kin}
 
@@ -212,19 +214,20 @@ def test_kinetics_with_addition_from_the_sheet(culture):
 
 def test_tables_and_figures(culture):
     res, kres = culture["res"], culture["kres"]
-    meta = {"sample_id": "s1", "condition": "replete", "donor": "D1", "batch": "B1", "culture": "D1/replete/B1",
-            "fmin": "s1_fmin", "fmax": "s1_fmax", "unstained": "s1_u", "notes": "n"}
-    z = tables.zinc_rows(res, meta)
-    assert list(z.columns[: len(tables.ZINC_COLUMNS)]) == list(tables.ZINC_COLUMNS) and z.columns[-1] == "notes"
-    assert z["subset"].tolist() == [x.name for x in culture["settings"].subsets]
+    sample = Sample("s1", assay="zincflow", condition="replete", donor="D1", batch="B1",
+                    controls={"fmin": "s1_fmin", "fmax": "s1_fmax", "unstained": "s1_u"}, extra={"notes": "n"})
+    z = tables.zinc_table(res, sample, culture="D1/replete/B1")
+    assert list(z.columns) == [*tables.ZINC_COLUMNS, "notes"] and (z["notes"] == "n").all()
+    assert z["subset"].tolist() == list(culture["settings"].subsets)
     assert (z["instrument"] == "zincassay simulator").all() and z["qc_pass"].all()
-    g = tables.gate_rows(res, meta)
+    assert (z["fmax"] == "s1_fmax").all() and (z["culture"] == "D1/replete/B1").all()
+    g = tables.gates_table(res, "s1")
     assert set(g["tube"]) == {"sample", "fmin", "fmax", "unstained"}
     assert set(g.loc[g["gate"].str.endswith("+"), "note"]) == {"valley"}
-    assert tables.kinetic_rows(res, meta).empty
-    k = tables.kinetic_rows(kres, meta)
+    assert tables.kinetics_table(res, sample, culture="c").empty
+    k = tables.kinetics_table(kres, sample, culture="c")
     assert len(k) == 3 and (k["addition_source"] == "gap").all()
-    b = tables.kinetic_bin_rows(kres, meta)
+    b = tables.kinetic_bins_table(kres, "s1")
     assert (b.loc[b["events"] < culture["settings"].kinetic.min_events_per_bin, "zn_nM"].isna()).all()
     fig = figures.histograms_figure(res, "s1")
     assert isinstance(fig, Figure) and len([a for a in fig.axes if a.get_legend()]) == 3

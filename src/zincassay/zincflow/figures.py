@@ -29,9 +29,9 @@ def gating_figure(tube: GatedTube, title: str, *, marker_scale: str, asinh_cofac
     n_markers = len(tube.markers)
     ncols = max(3, n_markers)
     fig, axes = new_figure(2, ncols, figsize=(3.6 * ncols, 7), squeeze=False)
-    lymphocyte_panel(axes[0, 0], tube.data, tube.events, tube.gating)
-    singlet_panel(axes[0, 1], tube.data, tube.events, tube.gating)
-    live_panel(axes[0, 2], tube.data, tube.events, tube.gating, "zincflow.viability_channel")
+    lymphocyte_panel(axes[0, 0], tube.data, tube.gating)
+    singlet_panel(axes[0, 1], tube.data, tube.gating)
+    live_panel(axes[0, 2], tube.data, tube.gating, "zincflow.viability_channel")
     for ax in axes[0, 3:]:
         ax.set_axis_off()
     gated = tube.gating.mask

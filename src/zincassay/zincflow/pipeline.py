@@ -110,7 +110,7 @@ def analyse_sample(sample: GatedTube, fmin: GatedTube, fmax: GatedTube, unstaine
                                  path=str(sample.path))
         sample_keep = t_sample <= addition.addition_s if addition.source == "gap" else t_sample < addition.addition_s
     out = []
-    for sub in settings.subsets:
+    for sub in settings.subset_list:
         masks = {role: t.subset(sub) for role, t in tubes.items()}
         flags = list(common)
         missing = [name for name, _ in sub.markers for role in ("sample", "fmin", "fmax")
@@ -134,7 +134,7 @@ def analyse_sample(sample: GatedTube, fmin: GatedTube, fmax: GatedTube, unstaine
                     "fmax": fmax.probe[masks["fmax"]]}
             top = fmax.probe_at_top[masks["fmax"]]
         cal = calibrate_subset(
-            vals["sample"], vals["fmin"], vals["fmax"], kd_nM=settings.kd_nM, af=af_values, fmax_at_top=top,
+            vals["sample"], vals["fmin"], vals["fmax"], kd_nM=settings.kd_in_force_nM, af=af_values, fmax_at_top=top,
             min_dynamic_range=settings.min_dynamic_range, f_low=settings.f_low, f_high=settings.f_high,
             max_saturated_fraction=settings.max_saturated_fraction, min_events=settings.min_events,
             replicates=settings.bootstrap_replicates, rng=rng)
@@ -149,10 +149,10 @@ def analyse_sample(sample: GatedTube, fmin: GatedTube, fmax: GatedTube, unstaine
             af = cal.af if np.isfinite(cal.af) else 0.0
             trace = kinetic_trace(t_sample[m], sample.probe[m], addition=addition, bin_s=settings.kinetic.bin_s,
                                   min_events_per_bin=settings.kinetic.min_events_per_bin, fmin=cal.Fmin,
-                                  fmax=cal.Fmax, af=af, kd_nM=settings.kd_nM)
+                                  fmax=cal.Fmax, af=af, kd_nM=settings.kd_in_force_nM)
         out.append(SubsetResult(sub, cal, vals["sample"], vals["fmin"], vals["fmax"], af_values, trace))
     return ZincflowResult(sample=sample, fmin=fmin, fmax=fmax, unstained=unstained, probe=settings.probe,
-                          channel=settings.channel, kd_nM=settings.kd_nM,
+                          channel=settings.channel, kd_nM=settings.kd_in_force_nM,
                           bootstrap_replicates=settings.bootstrap_replicates, subsets=out, addition=addition)
 
 

@@ -1,19 +1,20 @@
 """Settings of the zinc-by-flow assay, built once from the validated ``zincflow`` config section.
 
-Every value comes from the section as :func:`zincassay.config.resolve_config` returns it (defaults
-filled in from ``workflow/schemas/config.schema.yaml``); nothing here has a default of its own.
+Field names and meanings mirror ``workflow/schemas/config.schema.yaml`` (the only place defaults
+live) and ``config/README.md``; the gating keys are the shared flow ones
+(:mod:`zincassay.flow.settings`). Units: linear fluorescence unless a name says otherwise.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any
 
-from zincassay.config import KD_NM
+from zincassay.config import KD_NM, build_settings
 from zincassay.errors import ZincassayError
+from zincassay.flow.settings import GateSettings, ScatterSettings
 
-__all__ = ["FlowGateSettings", "KineticSettings", "Subset", "ZincflowSettings", "parse_subset"]
+__all__ = ["KineticSettings", "Subset", "ZincflowSettings", "parse_subset"]
 
 
 @dataclass(frozen=True)
@@ -34,15 +35,15 @@ def parse_subset(expr: str, known: tuple[str, ...] = ()) -> Subset:
     Raises
     ------
     ZincassayError
-        When the expression is not a run of ``name+`` / ``name-`` tokens.
+        When the expression is not a run of ``name+`` / ``name-`` tokens, or names a marker twice.
     """
     text = expr.replace(" ", "")
     out: list[tuple[str, bool]] = []
     pos = 0
     names = sorted(known, key=len, reverse=True)
     while pos < len(text):
-        name = next((k for k in names if text.startswith(k, pos) and text[pos + len(k): pos + len(k) + 1] in ("+", "-")
-                     and len(text) > pos + len(k)), None)
+        name = next((k for k in names if text.startswith(k, pos) and text[pos + len(k): pos + len(k) + 1] in ("+", "-")),
+                    None)
         if name is None:
             m = re.match(r"[^+\-]+", text[pos:])
             if m is None or pos + m.end() >= len(text):
@@ -61,34 +62,9 @@ def parse_subset(expr: str, known: tuple[str, ...] = ()) -> Subset:
 
 
 @dataclass(frozen=True)
-class FlowGateSettings:
-    """Lymphocyte / singlet / live gates (:mod:`zincassay.flow.gating`); same keys as ``cfse``."""
-
-    mode: str  # "auto" | "none"
-    fsc_a: str | None
-    fsc_h: str | None
-    ssc: str | None
-    lymphocyte_coverage: float
-    singlet_ratio: tuple[float, float] | None
-    viability_channel: str | None
-    viability_threshold: float | None
-    compensate: str  # "auto" | "off" | CSV path
-    on_bad_spill: str  # "error" | "warn"
-
-    def as_flow_config(self) -> dict[str, Any]:
-        """The section layout :func:`zincassay.flow.gating.gate_events` reads."""
-        return {
-            "gating": self.mode,
-            "scatter": {"fsc_a": self.fsc_a, "fsc_h": self.fsc_h, "ssc": self.ssc},
-            "gates": {"lymphocyte_coverage": self.lymphocyte_coverage,
-                      "singlet_ratio": list(self.singlet_ratio) if self.singlet_ratio else None,
-                      "viability_threshold": self.viability_threshold},
-            "viability_channel": self.viability_channel,
-        }
-
-
-@dataclass(frozen=True)
 class KineticSettings:
+    """The ``zincflow.kinetic`` keys (seconds; events)."""
+
     bin_s: float
     min_events_per_bin: int
     min_gap_s: float
@@ -97,27 +73,22 @@ class KineticSettings:
 
 @dataclass(frozen=True)
 class ZincflowSettings:
-    """Everything the zinc-by-flow analysis needs, typed.
+    """The ``zincflow`` config section.
 
-    Attributes
-    ----------
-    channel : probe channel ($PnN or $PnS).
-    probe : "FluoZin-3" or "Zinpyr-1".
-    kd_nM : Kd in force (nM): ``kd_nM`` from the config, else the probe's literature value.
-    subsets : the populations calibrated, in config order.
-    marker_channels : marker name -> channel, for markers that are not channel names.
-    marker_thresholds : marker name -> manual threshold (linear, compensated units).
-    marker_scale : "asinh" or "log"; asinh_cofactor : linear units.
-    min_dynamic_range, f_low, f_high, max_saturated_fraction, min_events : QC limits.
-    bootstrap_replicates, seed : the bootstrap CI.
-    pool_instruments : allow pooling across ``$CYT`` values downstream.
+    Derived: :attr:`kd_in_force_nM` (``kd_nM`` or the probe's literature value),
+    :attr:`subset_list` (the parsed ``subsets``) and :attr:`markers`.
     """
 
     channel: str
     probe: str
-    kd_nM: float
-    gates: FlowGateSettings
-    subsets: tuple[Subset, ...]
+    kd_nM: float | None
+    viability_channel: str | None
+    compensate: str
+    on_bad_spill: str
+    gating: str
+    scatter: ScatterSettings
+    gates: GateSettings
+    subsets: tuple[str, ...]
     marker_channels: dict[str, str]
     marker_thresholds: dict[str, float]
     marker_scale: str
@@ -132,55 +103,38 @@ class ZincflowSettings:
     kinetic: KineticSettings
     pool_instruments: bool
 
-    @property
-    def markers(self) -> tuple[str, ...]:
-        """Every marker named by a subset, in first-use order."""
-        seen: dict[str, None] = {}
-        for s in self.subsets:
-            for name, _ in s.markers:
-                seen.setdefault(name, None)
-        return tuple(seen)
-
     @classmethod
     def from_config(cls, section: dict) -> ZincflowSettings:
-        """Build from the ``zincflow`` section of a resolved config (defaults already filled in).
+        """From the resolved ``zincflow`` section (see :func:`zincassay.config.resolve_config`).
 
         Raises
         ------
         ZincassayError
-            For a subset expression that cannot be parsed.
+            A subset that cannot be parsed, or a ``marker_channels``/``marker_thresholds`` key that
+            no subset uses (a typo).
         """
-        s = section
-        known = tuple(s["marker_channels"])
-        subsets = tuple(parse_subset(e, known) for e in s["subsets"])
-        g, sc = s["gates"], s["scatter"]
-        gates = FlowGateSettings(
-            mode=s["gating"], fsc_a=sc["fsc_a"], fsc_h=sc["fsc_h"], ssc=sc["ssc"],
-            lymphocyte_coverage=float(g["lymphocyte_coverage"]),
-            singlet_ratio=tuple(float(v) for v in g["singlet_ratio"]) if g["singlet_ratio"] else None,  # type: ignore[arg-type]
-            viability_channel=s["viability_channel"],
-            viability_threshold=None if g["viability_threshold"] is None else float(g["viability_threshold"]),
-            compensate=s["compensate"], on_bad_spill=s["on_bad_spill"],
-        )
-        k = s["kinetic"]
-        kinetic = KineticSettings(bin_s=float(k["bin_s"]), min_events_per_bin=int(k["min_events_per_bin"]),
-                                  min_gap_s=float(k["min_gap_s"]),
-                                  timestep_s=None if k["timestep_s"] is None else float(k["timestep_s"]))
-        used = {name for sub in subsets for name, _ in sub.markers}
+        settings = build_settings(cls, section)
+        used = set(settings.markers)
         for key in ("marker_channels", "marker_thresholds"):
-            for name in s[key]:
+            for name in getattr(settings, key):
                 if name not in used:
                     raise ZincassayError(
                         f"config key zincflow.{key}: {name!r} is not a marker of zincflow.subsets "
                         f"({', '.join(sorted(used))}); fix the spelling or remove it")
-        kd = float(s["kd_nM"]) if s["kd_nM"] is not None else KD_NM[s["probe"]]
-        return cls(
-            channel=s["channel"], probe=s["probe"], kd_nM=kd, gates=gates, subsets=subsets,
-            marker_channels=dict(s["marker_channels"]),
-            marker_thresholds={k: float(v) for k, v in s["marker_thresholds"].items()},
-            marker_scale=s["marker_scale"], asinh_cofactor=float(s["asinh_cofactor"]),
-            min_dynamic_range=float(s["min_dynamic_range"]), f_low=float(s["f_low"]), f_high=float(s["f_high"]),
-            max_saturated_fraction=float(s["max_saturated_fraction"]), min_events=int(s["min_events"]),
-            bootstrap_replicates=int(s["bootstrap_replicates"]), seed=int(s["seed"]), kinetic=kinetic,
-            pool_instruments=bool(s["pool_instruments"]),
-        )
+        return settings
+
+    @property
+    def kd_in_force_nM(self) -> float:
+        """Kd (nM) used: ``kd_nM`` when set, else the probe's literature value (:data:`KD_NM`)."""
+        return float(self.kd_nM) if self.kd_nM else KD_NM[self.probe]
+
+    @property
+    def subset_list(self) -> tuple[Subset, ...]:
+        """The subsets, parsed, in config order."""
+        known = tuple(self.marker_channels)
+        return tuple(parse_subset(e, known) for e in self.subsets)
+
+    @property
+    def markers(self) -> tuple[str, ...]:
+        """Every marker named by a subset, in first-use order."""
+        return tuple(dict.fromkeys(name for s in self.subset_list for name, _ in s.markers))

@@ -41,8 +41,9 @@ class GatedTube:
     ----------
     path, role : the file and its sheet role (sample, fmin, fmax, unstained).
     data : FCSData
-    events : ndarray (n_events, n_channels), compensated when a matrix was applied.
-    compensation : what was applied; flags : e.g. ``spill_not_applied``, ``singlet_gate_skipped``.
+        Its ``events`` (n_events, n_channels) compensated when a matrix was applied
+        (``data.compensation`` says which).
+    flags : e.g. ``spill_not_applied``, ``singlet_gate_skipped``.
     gating : lymphocyte / singlet / live gates (``gating.mask``).
     probe_column : column of the probe channel in ``events``.
     probe_at_top : bool (n_events,), the uncompensated probe value is at the top of the scale.
@@ -54,8 +55,6 @@ class GatedTube:
     path: Path
     role: str
     data: FCSData
-    events: np.ndarray
-    compensation: str
     flags: list[str]
     gating: GatingResult
     probe_column: int
@@ -64,6 +63,14 @@ class GatedTube:
     marker_values: dict[str, np.ndarray]
     instrument: str
     instrument_serial: str
+
+    @property
+    def events(self) -> np.ndarray:
+        return self.data.events
+
+    @property
+    def compensation(self) -> str:
+        return self.data.compensation
 
     @property
     def probe(self) -> np.ndarray:
@@ -117,25 +124,27 @@ def gate_tube(path: str | Path, role: str, settings: ZincflowSettings) -> GatedT
         The file cannot be read, the probe channel or a subset marker is not in it, the spill
         matrix is bad (with ``on_bad_spill: error``), or too few events to gate.
     """
-    data = read_fcs(path)
-    probe_column = _channel(data, settings.channel, "probe channel (zincflow.channel)",
+    raw = read_fcs(path)
+    probe_column = _channel(raw, settings.channel, "probe channel (zincflow.channel)",
                             "set zincflow.channel to the probe's $PnN or $PnS")
-    g = settings.gates
-    events, applied, flags = apply_compensation(data, g.compensate, g.on_bad_spill)
-    if g.viability_channel:
-        _channel(data, g.viability_channel, "viability channel (zincflow.viability_channel)",
+    if settings.viability_channel:
+        _channel(raw, settings.viability_channel, "viability channel (zincflow.viability_channel)",
                  "set zincflow.viability_channel to the dye's $PnN or $PnS, or null")
-    gating = gate_events(data, events, g.as_flow_config(), g.viability_channel)
+    data, flags = apply_compensation(raw, settings.compensate, settings.on_bad_spill)
+    g = settings.gates
+    gating = gate_events(data, gating=settings.gating, scatter=settings.scatter,  # type: ignore[arg-type]
+                         lymphocyte_coverage=g.lymphocyte_coverage, singlet_ratio=g.singlet_ratio,
+                         viability_channel=settings.viability_channel, viability_threshold=g.viability_threshold)
     if any(x.name == "singlets" and x.note.startswith("skipped") for x in gating.gates):
         flags.append("singlet_gate_skipped")
     markers: dict[str, MarkerSplit] = {}
     values: dict[str, np.ndarray] = {}
     for name in settings.markers:
         ch_name = settings.marker_channels.get(name, name)
-        using = [s.name for s in settings.subsets if any(m == name for m, _ in s.markers)]
+        using = [s.name for s in settings.subset_list if any(m == name for m, _ in s.markers)]
         col = _channel(data, ch_name, f"marker {name!r} of subset(s) {', '.join(using)}",
                        f"map it to its detector with zincflow.marker_channels (e.g. {name}: PE-A)")
-        v = events[:, col]
+        v = data.events[:, col]
         values[name] = v
         if name in settings.marker_thresholds:
             thr, source = settings.marker_thresholds[name], "manual"
@@ -144,8 +153,8 @@ def gate_tube(path: str | Path, role: str, settings: ZincflowSettings) -> GatedT
             source = "valley" if thr is not None else "no valley"
         markers[name] = MarkerSplit(name, data.channel_names[col], thr, source)
     return GatedTube(
-        path=Path(path), role=role, data=data, events=events, compensation=applied, flags=flags, gating=gating,
-        probe_column=probe_column, probe_at_top=top_of_scale(data.events[:, probe_column]), markers=markers,
+        path=Path(path), role=role, data=data, flags=flags, gating=gating,
+        probe_column=probe_column, probe_at_top=top_of_scale(raw.events[:, probe_column]), markers=markers,
         marker_values=values, instrument=data.keywords.get("$CYT", "").strip(),
         instrument_serial=data.keywords.get("$CYTSN", "").strip(),
     )
