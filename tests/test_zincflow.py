@@ -32,9 +32,10 @@ from zincassay.zincflow.kinetics import find_addition
 from zincassay.zincflow.pipeline import run_sample
 from zincassay.zincflow.settings import ZincflowSettings, parse_subset
 from zincassay.zincflow.subsets import valley_threshold
-from zincassay.zincflow.tubes import top_of_scale
+from zincassay.zincflow.tubes import gate_tube, top_of_scale
 
 REPO = Path(__file__).resolve().parents[1]
+FCS_CORPUS = REPO.parent / "shared" / "data" / "fcs-corpus"
 
 
 def _sweep_module():
@@ -430,3 +431,27 @@ def test_bad_spill_matrix_stops_or_warns(culture, tmp_path):
     flags = res.subsets[0].calibration.flags
     assert {"spill_not_applied(sample)", "spill_not_applied(fmin)", "spill_not_applied(fmax)"} <= set(flags)
     assert res.subsets[0].calibration.qc_pass  # a warning: the medians cancel marker spillover
+
+
+# --------------------------------------------------------------------------- real files (skip without ../shared)
+
+
+def test_marker_valleys_on_real_files(fcs_corpus):
+    """Real T-cell stains: the CD3 split lies between the negative and positive modes seen in the
+    histograms (MACSQuant, compensated 18-bit data on asinh; FACSCanto 4-decade data on log)."""
+    mq = _settings(viability_channel=None, channel="HDR-TM", marker_channels={"CD3": "cd3 PE-A", "CD4": "cd4 APC-A", "CD8": "cd8 FITC-A"})
+    t = gate_tube(fcs_corpus / "cytoflow__Miltenyi_Biotec_-_MACSQuant_Analyzer.fcs", "sample", mq)
+    assert t.markers["CD3"].source == "valley" and 200 < t.markers["CD3"].threshold < 3000
+    cd3 = t.subset(parse_subset("CD3+"))
+    assert 0.05 < cd3.sum() / t.gating.events_gated < 0.5
+    canto = _settings(viability_channel=None, channel="Time", marker_scale="log")
+    t = gate_tube(fcs_corpus / "cytoflow__itn_02.fcs", "sample", canto)
+    assert 30 < t.markers["CD3"].threshold < 1000 and 30 < t.markers["CD8"].threshold < 1000
+
+
+def test_marker_named_by_detector_and_stain_on_a_real_file(fcs_corpus):
+    path = fcs_corpus / "FlowIO__data1.fcs"
+    with pytest.raises(ZincassayError) as exc:
+        gate_tube(path, "sample", _settings(viability_channel=None, channel="FL1-H"))
+    msg = _one_line(exc)
+    assert "marker 'CD3'" in msg and "did you mean 'CD3 PerCP'" in msg and str(path) in msg

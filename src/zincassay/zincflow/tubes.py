@@ -8,6 +8,7 @@ Fmax tube's cells are a little smaller and more of them are dead).
 from __future__ import annotations
 
 import difflib
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -97,15 +98,25 @@ def top_of_scale(raw: np.ndarray) -> np.ndarray:
     return at if at.sum() >= 2 else np.zeros(raw.shape, dtype=bool)
 
 
+def _suggest(name: str, names: list[str]) -> list[str]:
+    """Channel names the user may have meant: those holding ``name`` as a word, else close spellings."""
+    word = re.compile(rf"(?<![A-Za-z0-9]){re.escape(name)}(?![A-Za-z0-9])", re.I)
+    hits = [n for n in names if word.search(n)]
+    return hits or difflib.get_close_matches(name, names, n=1, cutoff=0.6)
+
+
 def _channel(data: FCSData, name: str, what: str, fix: str) -> int:
+    """Column of channel ``name``; else one line naming the file, what was looked up, a guess and the
+    fix (``{guess}`` in ``fix`` becomes the first guess, or ``PE-A``)."""
     try:
         return data.channel_index(name)
     except FCSError:
-        names = [n for n in list(data.channels["$PnN"]) + list(data.channels["$PnS"]) if n]
-        guess = difflib.get_close_matches(name, names, n=1, cutoff=0.6)
-        hint = f"did you mean {guess[0]!r}? " if guess else ""
+        names = list(dict.fromkeys(n for n in list(data.channels["$PnN"]) + list(data.channels["$PnS"]) if n))
+        guess = _suggest(name, names)
+        hint = f"did you mean {' or '.join(repr(g) for g in guess)}? " if guess else ""
+        fix = fix.replace("{guess}", guess[0] if guess else "PE-A")
         raise ZincassayError(
-            f"{data.path}: {what} {name!r} is not a channel of this file; {hint}{fix}. "
+            f"{data.path}: {what} is not a channel of this file (no $PnN or $PnS named {name!r}); {hint}{fix}. "
             f"Channels ($PnN / $PnS): {data.describe_channels()}") from None
 
 
@@ -125,10 +136,11 @@ def gate_tube(path: str | Path, role: str, settings: ZincflowSettings) -> GatedT
         matrix is bad (with ``on_bad_spill: error``), or too few events to gate.
     """
     raw = read_fcs(path)
-    probe_column = _channel(raw, settings.channel, "probe channel (zincflow.channel)",
+    probe_column = _channel(raw, settings.channel, f"the probe channel {settings.channel!r} (zincflow.channel)",
                             "set zincflow.channel to the probe's $PnN or $PnS")
     if settings.viability_channel:
-        _channel(raw, settings.viability_channel, "viability channel (zincflow.viability_channel)",
+        _channel(raw, settings.viability_channel,
+                 f"the viability channel {settings.viability_channel!r} (zincflow.viability_channel)",
                  "set zincflow.viability_channel to the dye's $PnN or $PnS, or null")
     data, flags = apply_compensation(raw, settings.compensate, settings.on_bad_spill)
     g = settings.gates
@@ -142,8 +154,8 @@ def gate_tube(path: str | Path, role: str, settings: ZincflowSettings) -> GatedT
     for name in settings.markers:
         ch_name = settings.marker_channels.get(name, name)
         using = [s.name for s in settings.subset_list if any(m == name for m, _ in s.markers)]
-        col = _channel(data, ch_name, f"marker {name!r} of subset(s) {', '.join(using)}",
-                       f"map it to its detector with zincflow.marker_channels (e.g. {name}: PE-A)")
+        col = _channel(data, ch_name, f"marker {name!r} (subsets {', '.join(using)})",
+                       f"map the marker to its channel with zincflow.marker_channels (e.g. {{{name}: {{guess}}}})")
         v = data.events[:, col]
         values[name] = v
         if name in settings.marker_thresholds:
