@@ -35,7 +35,6 @@ from zincassay.zincflow.subsets import valley_threshold
 from zincassay.zincflow.tubes import gate_tube, top_of_scale
 
 REPO = Path(__file__).resolve().parents[1]
-FCS_CORPUS = REPO.parent / "shared" / "data" / "fcs-corpus"
 
 
 def _sweep_module():
