@@ -22,8 +22,9 @@ from zincassay.cfse.deconvolve import (
 )
 from zincassay.cfse.settings import CFSESettings
 from zincassay.errors import ZincassayError
+from zincassay.flow.compensation import apply_compensation, check_finite
 from zincassay.flow.gating import GatingResult, gate_events
-from zincassay.io.fcs import CompensationError, FCSData, read_fcs, read_spill_csv
+from zincassay.io.fcs import FCSData, read_fcs
 
 __all__ = ["SEVERE_FLAGS", "Autofluorescence", "CFSEResult", "ControlSummary", "GatedFile", "analyse_sample",
            "load_gated", "summarise_control"]
@@ -67,18 +68,8 @@ def load_gated(path: str | Path, settings: CFSESettings) -> GatedFile:
     Raises :class:`zincassay.io.fcs.FCSError` / :class:`CompensationError` for expected problems.
     """
     data = read_fcs(path)
-    _check_finite(data, [settings.channel, settings.viability_channel])
-    flags: list[str] = []
-    mode = settings.compensate
-    if mode != "off":
-        spill = read_spill_csv(mode) if mode != "auto" else None
-        if spill is not None or data.spill is not None or data.spill_problem:
-            try:
-                data = data.compensated(spill)
-            except CompensationError:
-                if settings.on_bad_spill == "error":
-                    raise
-                flags.append("spill_not_applied")
+    check_finite(data, [settings.channel, settings.viability_channel])
+    data, flags = apply_compensation(data, settings.compensate, settings.on_bad_spill)
     cfse_idx = data.channel_index(settings.channel)
     gating = gate_events(data, gating=settings.gating, scatter=settings.scatter,  # type: ignore[arg-type]
                          lymphocyte_coverage=settings.gates.lymphocyte_coverage,
@@ -98,22 +89,6 @@ def off_scale_share(values: np.ndarray) -> float:
         return 0.0
     top = float(np.max(values))
     return float(np.mean(values >= top - 1e-6 * abs(top)))
-
-
-def _check_finite(data: FCSData, channels: list[str | None]) -> None:
-    """Refuse events holding NaN or infinite values in the channels used or compensated (a damaged export)."""
-    from zincassay.flow.gating import find_scatter_channels
-
-    used = [data.channel_index(c) for c in channels if c and data.has_channel(c)]  # missing ones: said later
-    sc = find_scatter_channels(data)
-    used += [data.channel_index(c) for c in (sc.fsc_a, sc.fsc_h, sc.ssc) if c]
-    if data.spill is not None:
-        used += [data.channel_index(c) for c in data.spill.labels if data.has_channel(c)]
-    bad = ~np.isfinite(data.events[:, sorted(set(used))]).all(axis=1)
-    if bad.any():
-        raise ZincassayError(f"{data.path}: {int(bad.sum())} of {data.n_events} events hold NaN or infinite values "
-                             "in the channels used; the file is damaged or was exported wrongly: export it again "
-                             "from the acquisition software")
 
 
 @dataclass(frozen=True)

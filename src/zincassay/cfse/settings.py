@@ -9,26 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from zincassay.config import build_settings
+from zincassay.flow.settings import GateSettings, ScatterSettings
 
 __all__ = ["CFSESettings", "GateSettings", "ScatterSettings"]
-
-
-@dataclass(frozen=True)
-class ScatterSettings:
-    """Scatter channels by name; None = found by name in the file."""
-
-    fsc_a: str | None
-    fsc_h: str | None
-    ssc: str | None
-
-
-@dataclass(frozen=True)
-class GateSettings:
-    """Manual gate settings; None = chosen from the data."""
-
-    lymphocyte_coverage: float
-    singlet_ratio: tuple[float, float] | None
-    viability_threshold: float | None
 
 
 @dataclass(frozen=True)

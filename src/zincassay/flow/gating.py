@@ -148,8 +148,16 @@ def singlet_gate(fsc_a: np.ndarray, fsc_h: np.ndarray, within: np.ndarray, band:
 
 
 def viability_threshold_from(values: np.ndarray) -> float:
-    """Linear threshold between the negative and positive modes of a viability dye."""
+    """Linear threshold between the negative and positive modes of a viability dye.
+
+    Compensated values at or below 1 (over-compensated live cells) all land on log10(1) = 0; they
+    are dye-negative, not a mode of their own, so they are left out of the histogram (they stay
+    below the threshold).
+    """
     lv = safe_log10(values)
+    above = lv[lv > 0.0]
+    if above.size >= 50:
+        lv = above
     lo, hi = np.quantile(lv, [0.001, 0.999])
     hist, edges = np.histogram(lv, bins=128, range=(lo, hi + 1e-9))
     smooth = ndimage.gaussian_filter1d(hist.astype(float), 2.0)
