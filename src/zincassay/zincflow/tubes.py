@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from zincassay.errors import ZincassayError
-from zincassay.flow.compensation import apply_compensation
+from zincassay.flow.compensation import apply_compensation, check_finite
 from zincassay.flow.gating import GatingResult, gate_events
 from zincassay.io.fcs import FCSData, FCSError, read_fcs
 from zincassay.zincflow.settings import Subset, ZincflowSettings
