@@ -1,0 +1,49 @@
+"""Rows of a standard curve for ``standards.tsv`` (one per curve) and ``standard_levels.tsv``
+(one per standard level), shared by every assay with standard curves."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from zincassay.curves.quantify import StandardCurve
+
+__all__ = ["CURVE_COLUMNS", "LEVEL_COLUMNS", "curve_row", "level_rows"]
+
+CURVE_COLUMNS = ("model", "criterion", "score_4pl", "score_5pl", "a", "b", "c", "d", "g", "variance_power",
+                 "sigma", "n_points", "df", "lloq", "uloq", "lloq_standards", "uloq_standards", "lloq_profile",
+                 "uloq_profile", "levels_passing", "levels_total", "excluded_levels", "curve_failed", "notes")
+LEVEL_COLUMNS = ("level", "nominal", "n_wells", "signal_mean", "signal_cv_pct", "backcalc_mean", "recovery_pct",
+                 "backcalc_cv_pct", "used", "passes", "note")
+
+
+def curve_row(curve: StandardCurve) -> dict:
+    """Parameters, model choice and quantifiable range of one curve (concentrations in the analyte's units).
+
+    ``a`` is the reading at zero concentration, ``d`` at infinite concentration, ``c`` the inflection
+    concentration, ``b`` the slope, ``g`` the asymmetry (1 for a 4PL); ``sigma`` the residual SD
+    scale of the variance function sigma^2 * mu^(2*variance_power).
+    """
+    row: dict = dict.fromkeys(CURVE_COLUMNS, np.nan)
+    row.update(criterion=curve.criterion, excluded_levels=";".join(curve.excluded_levels),
+               curve_failed=curve.failed, notes=" | ".join(curve.notes), model="")
+    for m in ("4pl", "5pl"):
+        row[f"score_{m}"] = curve.alternatives.get(m, np.nan)
+    nonzero = [s for s in curve.levels if s.nominal > 0]
+    row["levels_total"] = len(nonzero)
+    row["levels_passing"] = sum(s.passes for s in nonzero)
+    if curve.fit is not None:
+        c = curve.fit.curve
+        row.update(model=curve.fit.model, a=c.a, b=c.b, c=c.c, d=c.d, g=c.g,
+                   variance_power=curve.fit.variance_power, sigma=float(np.sqrt(curve.fit.sigma2)),
+                   n_points=curve.fit.n, df=curve.fit.df)
+    row.update(lloq=curve.lloq, uloq=curve.uloq, lloq_standards=curve.lloq_standards,
+               uloq_standards=curve.uloq_standards, lloq_profile=curve.lloq_profile, uloq_profile=curve.uloq_profile)
+    return row
+
+
+def level_rows(curve: StandardCurve) -> list[dict]:
+    """One row per standard level, lowest concentration first."""
+    return [{"level": s.level, "nominal": s.nominal, "n_wells": s.n, "signal_mean": s.signal_mean,
+             "signal_cv_pct": s.signal_cv_pct, "backcalc_mean": s.backcalc_mean, "recovery_pct": s.recovery_pct,
+             "backcalc_cv_pct": s.backcalc_cv_pct, "used": s.used, "passes": s.passes, "note": s.note}
+            for s in curve.levels]
