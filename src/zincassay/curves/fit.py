@@ -30,7 +30,7 @@ import numpy as np
 
 from zincassay.curves.model import Logistic, n_params
 
-__all__ = ["WEIGHTINGS", "CurveFit", "FitError", "fit_logistic", "variance_function"]
+__all__ = ["WEIGHTINGS", "CurveFit", "FitError", "fit_logistic", "profile_interval_lnc", "variance_function"]
 
 WEIGHTINGS = ("power", "1/y2", "none")
 _LNB = np.log(np.geomspace(0.3, 5.0, 12))
@@ -180,9 +180,10 @@ def _grid_starts(x: np.ndarray, y: np.ndarray, w: np.ndarray, model: str, n_star
     return starts
 
 
-def _bounds(x: np.ndarray, model: str) -> tuple[np.ndarray, np.ndarray]:
+def _bounds(x: np.ndarray, model: str, nonnegative: bool) -> tuple[np.ndarray, np.ndarray]:
     pos = x[x > 0]
-    lo = [-np.inf, -np.inf, np.log(pos.min()) - 10.0, np.log(0.05)]
+    floor = 0.0 if nonnegative else -np.inf
+    lo = [floor, floor, np.log(pos.min()) - 10.0, np.log(0.05)]
     hi = [np.inf, np.inf, np.log(pos.max()) + 10.0, np.log(20.0)]
     if model == "5pl":
         lo.append(np.log(0.02))
@@ -245,7 +246,7 @@ def _estimate_power(y: np.ndarray, mu: np.ndarray, offset: float, floor: float) 
 
 
 def fit_logistic(x: np.ndarray, y: np.ndarray, *, model: str, weighting: str, offset: float = 0.0,
-                 max_reweights: int = 8, n_starts: int = _N_STARTS) -> CurveFit:
+                 max_reweights: int = 8, n_starts: int = _N_STARTS, nonnegative: bool = False) -> CurveFit:
     """Fit a 4PL or 5PL to (x, y) by weighted least squares, globally then refined.
 
     Parameters
@@ -263,6 +264,8 @@ def fit_logistic(x: np.ndarray, y: np.ndarray, *, model: str, weighting: str, of
         Reweighting passes at most (stops earlier when parameters settle).
     n_starts : int
         Best grid nodes refined (at least two ln c grid steps apart).
+    nonnegative : bool
+        Keep both asymptotes >= 0 (readouts that cannot be negative, e.g. concentrations).
 
     Returns
     -------
@@ -289,7 +292,7 @@ def fit_logistic(x: np.ndarray, y: np.ndarray, *, model: str, weighting: str, of
         raise FitError("all responses are equal")
     floor = 1e-3 * float(np.max(np.abs(y + offset)))
     power = {"power": 1.0, "1/y2": 1.0, "none": 0.0}[weighting]
-    bounds = _bounds(x, model)
+    bounds = _bounds(x, model, nonnegative)
     w = 1.0 / variance_function(y, power, offset, floor)
     starts = _grid_starts(x, y, w, model, n_starts)
     if not starts:
@@ -317,3 +320,74 @@ def fit_logistic(x: np.ndarray, y: np.ndarray, *, model: str, weighting: str, of
     loglik = -0.5 * (n * np.log(2 * np.pi * sigma2_ml) + np.log(v).sum() + n)
     k = p + 1 + (1 if weighting == "power" else 0)
     return CurveFit(model, weighting, theta, cov, sigma2, power, float(offset), floor, n, k, float(loglik))
+
+
+def profile_interval_lnc(x: np.ndarray, y: np.ndarray, fit: CurveFit, level: float) -> tuple[float, float]:
+    """Profile-likelihood interval of ln c (the inflection / EC50) of a fitted curve.
+
+    With the fit's final weights held, the weighted residual sum of squares is profiled over ln c:
+    for every ln c on a fine grid the other parameters are re-optimised (b and g on grids, a and d
+    solved exactly). The interval is the connected set around the estimate where
+    RSS(c) <= RSS_min * (1 + F(1, n - p; level) / (n - p)) (Bates & Watts, Nonlinear Regression
+    Analysis, 1988, ch. 6). Unlike the delta method it follows the curve's real shape: an EC50
+    the doses cannot pin down gets an interval open towards the end it cannot exclude (+-inf).
+
+    Returns
+    -------
+    (low, high) of ln c; -inf / +inf where the profile stays below the threshold up to the grid's
+    end (3 decades beyond the data).
+    """
+    from scipy.stats import f as f_dist
+
+    x = np.asarray(x, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    keep = np.isfinite(x) & np.isfinite(y) & (x >= 0)
+    x, y = x[keep], y[keep]
+    design = _Design(x)
+    mu = design.response(fit.theta)
+    w = 1.0 / variance_function(mu, fit.variance_power, fit.offset, fit.floor)
+    pos = x[x > 0]
+    lnc_hat = float(fit.theta[2])
+    lnc = np.union1d(np.linspace(np.log(pos.min()) - 7.0, np.log(pos.max()) + 7.0, 281), [lnc_hat])
+    lnb = np.linspace(np.log(0.05), np.log(20.0), 100)
+    lng = np.log(np.geomspace(0.05, 20.0, 15)) if fit.model == "5pl" else np.array([0.0])
+    lx = np.log(np.where(x > 0, x, 1.0))
+    prof = np.empty(lnc.size)
+    B, G = np.meshgrid(np.exp(lnb), np.exp(lng), indexing="ij")
+    B, G = B.ravel()[:, None], G.ravel()[:, None]
+    for i, c in enumerate(lnc):
+        u = np.exp(np.minimum(B * (lx[None, :] - c), 700.0)) * (x[None, :] > 0)
+        h = (1.0 + u) ** -G
+        k = 1.0 - h
+        s_hh, s_hk, s_kk = (w * h * h).sum(1), (w * h * k).sum(1), (w * k * k).sum(1)
+        s_hy, s_ky = (w * h * y).sum(1), (w * k * y).sum(1)
+        det = s_hh * s_kk - s_hk**2
+        ok = det > 1e-12 * np.maximum(s_hh * s_kk, 1e-300)
+        det = np.where(ok, det, 1.0)
+        a = (s_kk * s_hy - s_hk * s_ky) / det
+        d = (s_hh * s_ky - s_hk * s_hy) / det
+        rss = (w * (y[None, :] - a[:, None] * h - d[:, None] * k) ** 2).sum(1)
+        prof[i] = np.min(np.where(ok, rss, np.inf))
+    rss_hat = float(np.sum(w * (y - mu) ** 2))
+    rss_min = min(rss_hat, float(prof.min()))
+    df = max(fit.df, 1)
+    limit = rss_min * (1.0 + f_dist.ppf(level, 1, df) / df)
+    i0 = int(np.searchsorted(lnc, lnc_hat))
+    inside = prof <= limit
+    inside[i0] = True
+    lo = i0
+    while lo > 0 and inside[lo - 1]:
+        lo -= 1
+    hi = i0
+    while hi < lnc.size - 1 and inside[hi + 1]:
+        hi += 1
+
+    def edge(i_in: int, i_out: int) -> float:
+        # linear interpolation of the crossing between a grid point inside and one outside
+        p_in, p_out = prof[i_in], prof[i_out]
+        t = (limit - p_in) / (p_out - p_in) if np.isfinite(p_out) and p_out != p_in else 0.0
+        return float(lnc[i_in] + np.clip(t, 0.0, 1.0) * (lnc[i_out] - lnc[i_in]))
+
+    low = -np.inf if lo == 0 else edge(lo, lo - 1)
+    high = np.inf if hi == lnc.size - 1 else edge(hi, hi + 1)
+    return low, high
