@@ -53,7 +53,7 @@ def draw_standard_curve(ax: Axes, curve: StandardCurve, samples: pd.DataFrame | 
     ax.set_xscale("log")
     if log_signal:
         ax.set_yscale("log")
-    ticks = [x0, *[t for t in 10.0 ** np.arange(-3, 9) if x0 * 1.5 < t < pos.max() * 2.5]]
+    ticks = [x0, *[t for t in 10.0 ** np.arange(-3, 9) if x0 * 3 < t < pos.max() * 2.5]]
     ax.set_xticks(ticks)
     ax.set_xticklabels(["0"] + [f"{t:g}" for t in ticks[1:]])
     ax.set_xlabel(f"concentration ({units})")

@@ -4,10 +4,13 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 
 from zincassay.curves.quantify import StandardCurve
+from zincassay.curves.run import AnalyteResult
 
-__all__ = ["CURVE_COLUMNS", "LEVEL_COLUMNS", "curve_row", "level_rows"]
+__all__ = ["CONCENTRATION_COLUMNS", "CURVE_COLUMNS", "LEVEL_COLUMNS", "concentration_rows", "curve_row", "level_rows",
+           "standard_level_rows", "standards_row"]
 
 CURVE_COLUMNS = ("model", "criterion", "score_4pl", "score_5pl", "a", "b", "c", "d", "g", "variance_power",
                  "sigma", "n_points", "df", "lloq", "uloq", "lloq_standards", "uloq_standards", "lloq_profile",
@@ -47,3 +50,34 @@ def level_rows(curve: StandardCurve) -> list[dict]:
              "signal_cv_pct": s.signal_cv_pct, "backcalc_mean": s.backcalc_mean, "recovery_pct": s.recovery_pct,
              "backcalc_cv_pct": s.backcalc_cv_pct, "used": s.used, "passes": s.passes, "note": s.note}
             for s in curve.levels]
+
+
+CONCENTRATION_COLUMNS = ("assay", "batch", "sample_id", "analyte", "units", "dilution", "n_wells", "signal",
+                         "signal_cv_pct", "concentration", "ci_low", "ci_high", "flag", "bound", "reported",
+                         "concentration_extrapolated", "qc_flags")
+
+
+def concentration_rows(result: AnalyteResult, *, assay: str, batch: str) -> pd.DataFrame:
+    """Rows of ``results/cytokines/concentrations.tsv`` for one analyte of one run.
+
+    Concentrations, intervals, bounds and ``concentration_extrapolated`` are of the undiluted
+    sample in the analyte's ``units``; ``concentration`` is empty unless the sample is within
+    [LLOQ, ULOQ] (``flag`` '<LLOQ' / '>ULOQ' with the ``bound`` otherwise).
+    """
+    s = result.samples
+    out = pd.DataFrame({"assay": assay, "batch": batch, "sample_id": s["sample_id"].astype(str),
+                        "analyte": result.analyte, "units": result.units})
+    for c in CONCENTRATION_COLUMNS[5:]:
+        out[c] = s[c].to_numpy() if c in s else np.nan
+    return out[list(CONCENTRATION_COLUMNS)]
+
+
+def standards_row(result: AnalyteResult, *, assay: str, batch: str) -> dict:
+    """One row of ``results/cytokines/standards.tsv``: ids, units and :func:`curve_row`."""
+    return {"assay": assay, "batch": batch, "analyte": result.analyte, "units": result.units, **curve_row(result.curve)}
+
+
+def standard_level_rows(result: AnalyteResult, *, assay: str, batch: str) -> list[dict]:
+    """Rows of ``results/cytokines/standard_levels.tsv``: ids, units and :func:`level_rows`."""
+    return [{"assay": assay, "batch": batch, "analyte": result.analyte, "units": result.units, **r}
+            for r in level_rows(result.curve)]

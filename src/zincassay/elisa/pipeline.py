@@ -22,7 +22,14 @@ import pandas as pd
 from zincassay.curves.run import AnalyteResult, quantify_analyte, replicate_means
 from zincassay.curves.standards import normalise_label
 from zincassay.elisa.kit import ElisaKit
-from zincassay.elisa.plate import BLANK_LABELS, EMPTY_LABELS, PlateLayout, PlateReading, read_export, read_layout
+from zincassay.elisa.plate import (
+    BLANK_LABELS,
+    EMPTY_LABELS,
+    PlateLayout,
+    PlateReading,
+    read_export,
+    read_layout,
+)
 from zincassay.elisa.settings import ElisaSettings
 from zincassay.errors import ZincassayError
 
