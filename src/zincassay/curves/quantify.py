@@ -130,8 +130,8 @@ def _deletion_check(x: np.ndarray, y: np.ndarray, level: np.ndarray, full: Curve
     """The level that the others show to be an outlier: (level, z, recovery %), or None.
 
     Each level is left out in turn; the candidate is the level whose removal leaves the others
-    fitting best (smallest weighted residual variance, with the full fit's variance function so
-    the subsets compare). A level with a good fit elsewhere but kept with a spoiled one leaves a
+    fitting best (smallest residual variance on a common constant-CV scale, so that the subsets
+    compare and a variance function distorted by the spoiled level does not decide). A level with a good fit elsewhere but kept with a spoiled one leaves a
     distorted curve, so this finds the spoiled level where a largest-deletion-residual rule can
     pick a good end level instead.
     """
@@ -147,7 +147,7 @@ def _deletion_check(x: np.ndarray, y: np.ndarray, level: np.ndarray, full: Curve
         except FitError:
             continue
         mu = f.curve.response(x[~out])
-        v = variance_function(mu, full.variance_power, offset, full.floor)
+        v = variance_function(mu, 1.0, offset, full.floor)
         s2 = float(np.sum((y[~out] - mu) ** 2 / v) / max(f.df, 1))
         if best is None or s2 < best[0]:
             best = (s2, str(name), f)

@@ -91,6 +91,8 @@ def _int_run(row: list[str], j: int) -> int:
 
 
 def _find_grids(rows: list[list[str]]) -> list[_Grid]:
+    """Every plate grid: a header run 1, 2, ..., N (N <= 24) and rows A, B, ... below it. A partial
+    grid (fewer columns or rows than the plate) is kept; missing wells read as empty."""
     grids: list[_Grid] = []
     i = 0
     while i < len(rows):
@@ -99,7 +101,7 @@ def _find_grids(rows: list[list[str]]) -> list[_Grid]:
         for j in range(len(row)):
             if row[j].strip() == "1":
                 n = _int_run(row, j)
-                if n in PLATES:
+                if 2 <= n <= 24:
                     found = (j, n)
                     break
         if found is None:
@@ -108,7 +110,7 @@ def _find_grids(rows: list[list[str]]) -> list[_Grid]:
         j, n = found
         values: dict[str, str] = {}
         k = 0
-        while k < PLATES[n] and i + 1 + k < len(rows):
+        while k < 16 and i + 1 + k < len(rows):
             r = rows[i + 1 + k]
             if j < 1 or len(r) < j or r[j - 1].strip().upper() != chr(65 + k):
                 break
@@ -116,16 +118,16 @@ def _find_grids(rows: list[list[str]]) -> list[_Grid]:
             for c, v in enumerate(cells):
                 values[f"{chr(65 + k)}{c + 1}"] = v
             k += 1
-        if k == PLATES[n]:
-            name = row[j - 1].strip() if j >= 1 else ""
-            if not name or name == "<>":
-                back = [" ".join(c for c in rows[b] if c) for b in range(max(0, i - 3), i)]
-                back = [t for t in back if t]
-                name = back[-1] if back else ""
-            grids.append(_Grid(name, n, values))
-            i += 1 + k
-        else:
+        if k == 0:
             i += 1
+            continue
+        name = row[j - 1].strip() if j >= 1 else ""
+        if not name or name == "<>":
+            back = [" ".join(c for c in rows[b] if c) for b in range(max(0, i - 3), i)]
+            back = [t for t in back if t]
+            name = back[-1] if back else ""
+        grids.append(_Grid(name, 12 if n <= 12 and k <= 8 else 24, values))
+        i += 1 + k
     return grids
 
 
