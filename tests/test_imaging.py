@@ -14,14 +14,38 @@ import tifffile
 from scipy import ndimage as ndi
 from tests.conftest import IMAGING_DATA
 
+from zincassay.config import resolve_config
 from zincassay.imaging.calibrate import estimate_bleaching, find_plateau, zinc_from_f
-from zincassay.imaging.pipeline import analyse_stack, cell_table, summary_row
+from zincassay.imaging.pipeline import analyse_stack as _analyse_stack
 from zincassay.imaging.register import estimate_shifts
 from zincassay.imaging.segment import segment_cells
+from zincassay.imaging.settings import ImagingSettings
+from zincassay.imaging.tables import cell_table, summary_row
 from zincassay.imaging.traces import extract_traces, resampling_weights
 from zincassay.io.stacks import ImagingError, read_stack
+from zincassay.samplesheet import Sample
 from zincassay.simulate import simulate_dataset
 from zincassay.simulate.imaging import ImagingParams, simulate_stack
+
+
+def _settings(**over) -> ImagingSettings:
+    return ImagingSettings.from_config(resolve_config({"imaging": over})["imaging"])
+
+
+def _sample(meta: dict) -> Sample:
+    """A Sample from sheet-like fields (times may be numbers, numeric strings, '' or NaN)."""
+    def sec(v):
+        return None if v is None or (isinstance(v, str) and not v.strip()) or pd.isna(v) else float(v)
+
+    times = {k: sec(meta.get(k)) for k in ("frame_interval_s", "stimulus_s", "pyrithione_s", "tpen_s")}
+    labels = {k: str(meta.get(k, "")) for k in ("condition", "donor", "batch")}
+    return Sample(str(meta["sample_id"]), **labels, **times)
+
+
+def analyse_stack(path: str, settings: dict, meta: dict):
+    """The pipeline with config overrides and sheet-like fields, as the workflow gives them."""
+    return _analyse_stack(path, _settings(**settings), _sample(meta))
+
 
 EVENTS = ("stimulus_s", "pyrithione_s", "tpen_s")
 
@@ -167,7 +191,7 @@ def _analyse(base: Path, row: pd.Series, blank_events: bool = False):
     if blank_events:
         meta.update(dict.fromkeys(EVENTS, ""))
     r = analyse_stack(str(base / row["file"]), {}, meta)
-    return r, cell_table(r, meta, []), summary_row(r, meta, [])
+    return r, cell_table(r, _sample(meta)), summary_row(r, _sample(meta))
 
 
 def test_calibrated_zinc_matches_truth(experiment):
@@ -238,8 +262,8 @@ def test_bleaching_estimated_and_reported(experiment):
     # switching the correction off is reported and biases early [Zn] upwards (the known pitfall)
     row = rows.iloc[0]
     meta = row.to_dict()
-    on = summary_row(analyse_stack(str(base / row["file"]), {}, meta), meta, [])
-    off = summary_row(analyse_stack(str(base / row["file"]), {"bleach_correction": False}, meta), meta, [])
+    on = summary_row(analyse_stack(str(base / row["file"]), {}, meta), _sample(meta))
+    off = summary_row(analyse_stack(str(base / row["file"]), {"bleach_correction": False}, meta), _sample(meta))
     assert "bleaching_uncorrected" in off["sample_flags"].iloc[0]
     assert off["median_baseline_zn_nM"].iloc[0] > 1.2 * on["median_baseline_zn_nM"].iloc[0]
 

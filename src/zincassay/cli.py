@@ -1,4 +1,4 @@
-"""Command-line interface: ``zincassay {validate,simulate,init,...}``.
+"""zincassay: check a sample sheet, draft one from raw files, simulate an experiment (the analysis runs with snakemake).
 
 Expected problems (:class:`zincassay.errors.ZincassayError`) are printed as one message and
 exit with status 1; no Python traceback.
@@ -91,15 +91,15 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--force", action="store_true")
     i.set_defaults(func=_cmd_init)
 
-    from zincassay.cfse.cli import add_cfse_commands
+    # the workflow's steps, one per rule: grouped under 'run', out of the user's way
+    r = sub.add_parser("run", help="a workflow step, as the Snakemake rules call it (not needed by hand)")
+    steps = r.add_subparsers(dest="step", required=True, metavar="STEP")
+    from zincassay.cfse import cli as cfse_cli
+    from zincassay.conditions import cli as conditions_cli
+    from zincassay.imaging import cli as imaging_cli
 
-    add_cfse_commands(sub)
-    from zincassay.imaging.cli import add_imaging_commands
-
-    add_imaging_commands(sub)
-    from zincassay.conditions.cli import add_conditions_commands
-
-    add_conditions_commands(sub)
+    for module in (cfse_cli, imaging_cli, conditions_cli):
+        module.add_commands(steps)
     return ap
 
 
@@ -108,7 +108,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except ZincassayError as exc:
-        print(f"zincassay {args.command}: error: {exc}", file=sys.stderr)
+        name = " ".join(filter(None, (args.command, getattr(args, "step", None))))
+        print(f"zincassay {name}: error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130

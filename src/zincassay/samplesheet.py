@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import itertools
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import jsonschema
@@ -22,10 +22,14 @@ __all__ = [
     "IMAGING_TIME_COLUMNS",
     "REQUIRED_COLUMNS",
     "Inputs",
+    "Sample",
     "extra_columns",
     "load_inputs",
+    "load_sample",
     "match_controls",
+    "prepare_sheet",
     "read_sample_sheet",
+    "sample_record",
     "sheet_problems",
 ]
 
@@ -44,6 +48,61 @@ class Inputs:
 
     config: dict
     sheet: pd.DataFrame
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One row of a validated sample sheet, typed.
+
+    Attributes
+    ----------
+    sample_id, assay, condition, role, donor, batch : str
+        As in the sheet ('' where blank).
+    path : str
+        The raw file (as the workflow names it).
+    controls : dict of str to str
+        Matched control ids by role (``unstimulated``, ``unstained``); '' where none.
+    frame_interval_s, stimulus_s, pyrithione_s, tpen_s : float or None
+        Imaging times (s); None where blank (taken from the metadata or detected).
+    extra : dict of str to str
+        The user's own columns, in sheet order, carried into every per-sample table.
+    """
+
+    sample_id: str
+    assay: str = ""
+    path: str = ""
+    condition: str = ""
+    role: str = "sample"
+    donor: str = ""
+    batch: str = ""
+    controls: dict[str, str] = field(default_factory=dict)
+    frame_interval_s: float | None = None
+    stimulus_s: float | None = None
+    pyrithione_s: float | None = None
+    tpen_s: float | None = None
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def labels(self) -> dict[str, str]:
+        """``sample_id, condition, donor, batch``: the columns every per-sample table starts with."""
+        return {"sample_id": self.sample_id, "condition": self.condition, "donor": self.donor,
+                "batch": self.batch}
+
+
+def _seconds(value: str) -> float | None:
+    return float(value) if value else None
+
+
+def sample_record(sheet: pd.DataFrame, sample_id: str) -> Sample:
+    """The typed :class:`Sample` of ``sample_id`` in a sheet from :func:`load_inputs`."""
+    row = sheet.loc[sample_id]
+    return Sample(
+        sample_id=sample_id, assay=row["assay"], path=row["path"], condition=row["condition"], role=row["role"],
+        donor=row["donor"], batch=row["batch"],
+        controls={"unstimulated": row["unstimulated"], "unstained": row["unstained"]},
+        **{c: _seconds(row[c]) for c in IMAGING_TIME_COLUMNS},
+        extra={c: row[c] for c in extra_columns(sheet)},
+    )
 
 
 def read_sample_sheet(path: str | Path) -> pd.DataFrame:
@@ -187,6 +246,35 @@ def sheet_problems(sheet: pd.DataFrame, config: dict, sheet_dir: Path) -> list[s
     return problems
 
 
+def prepare_sheet(sheet: pd.DataFrame, sheet_path: Path) -> pd.DataFrame:
+    """Add the derived columns to a (validated) sheet: blank imaging times, matched controls,
+    ``path``; index by ``sample_id``."""
+    sheet = sheet.copy()
+    for col in IMAGING_TIME_COLUMNS:
+        if col not in sheet.columns:
+            sheet[col] = ""
+    sheet, _ = match_controls(sheet)
+    sheet["path"] = [str(_resolve_path(f, sheet_path.parent).resolve()) for f in sheet["file"]]
+    return sheet.set_index("sample_id", drop=False)
+
+
+def load_sample(sheet_path: str | Path, sample_id: str) -> Sample:
+    """One sample of a sheet the workflow has already validated (no validation is repeated, so a
+    job over a 1,000-row sheet stays fast).
+
+    Raises
+    ------
+    ValidationError
+        The sheet is unreadable or lacks ``sample_id``.
+    """
+    sheet_path = Path(sheet_path)
+    sheet = read_sample_sheet(sheet_path)
+    if "sample_id" not in sheet.columns or sample_id not in set(sheet["sample_id"]):
+        raise ValidationError([f"sample sheet {sheet_path} has no sample {sample_id!r}; rerun the workflow, "
+                               "which validates the sheet first"])
+    return sample_record(prepare_sheet(sheet, sheet_path), sample_id)
+
+
 def load_inputs(config: dict, base_dir: str | Path = ".") -> Inputs:
     """Validate config and sample sheet together, reporting all problems at once.
 
@@ -206,10 +294,4 @@ def load_inputs(config: dict, base_dir: str | Path = ".") -> Inputs:
     if problems:
         raise ValidationError(problems, "the config and sample sheet")
     assert sheet is not None
-    for col in IMAGING_TIME_COLUMNS:
-        if col not in sheet.columns:
-            sheet[col] = ""
-    sheet, _ = match_controls(sheet)
-    sheet["path"] = [str(_resolve_path(f, sheet_path.parent).resolve()) for f in sheet["file"]]
-    sheet = sheet.set_index("sample_id", drop=False)
-    return Inputs(config=cfg, sheet=sheet)
+    return Inputs(config=cfg, sheet=prepare_sheet(sheet, sheet_path))

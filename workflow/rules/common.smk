@@ -1,10 +1,12 @@
 import json
+import os
+import shlex
 import sys
 
 from snakemake.exceptions import WorkflowError
 
 from zincassay.errors import ValidationError
-from zincassay.samplesheet import extra_columns, load_inputs
+from zincassay.samplesheet import load_inputs
 
 # Validate config and sample sheet before any job runs: every problem at once, no traceback.
 try:
@@ -14,13 +16,13 @@ except ValidationError as exc:
 
 config = INPUTS.config
 SHEET = INPUTS.sheet
-EXTRA_COLUMNS = extra_columns(SHEET)
+SHEET_FILE = config["samples"]
 CFSE = SHEET[SHEET["assay"] == "cfse"]
 CFSE_SAMPLES = sorted(CFSE.index[CFSE["role"] == "sample"])
 CFSE_CONTROLS = sorted(CFSE.index[CFSE["role"] != "sample"])
 IMAGING_SAMPLES = sorted(SHEET.index[SHEET["assay"] == "imaging"])
 # the zincassay CLI of the Python running Snakemake (no reliance on PATH)
-ZINCASSAY = f'"{sys.executable}" -m zincassay'
+ZINCASSAY = f'"{sys.executable}" -m zincassay run'
 
 
 wildcard_constraints:
@@ -31,23 +33,41 @@ def raw_file(wildcards):
     return SHEET.loc[wildcards.sample, "path"]
 
 
-def sample_meta(sample):
-    row = SHEET.loc[sample]
-    keys = ["sample_id", "condition", "donor", "batch", "unstimulated", "unstained"]
-    return json.dumps({k: str(row[k]) for k in keys + EXTRA_COLUMNS}, sort_keys=True)
+def cfse_controls(wildcards):
+    """The control summaries a CFSE sample needs, by role."""
+    row = SHEET.loc[wildcards.sample]
+    controls = {"unstimulated": f"results/cfse/{row['unstimulated']}/control.json"}
+    if row["unstained"]:
+        controls["unstained"] = f"results/cfse/{row['unstained']}/control.json"
+    return controls
 
 
-def imaging_meta(sample):
-    row = SHEET.loc[sample]
-    keys = ["sample_id", "condition", "donor", "batch"]
-    keys += ["frame_interval_s", "stimulus_s", "pyrithione_s", "tpen_s"]
-    return json.dumps(
-        {k: str(row.get(k, "")) for k in keys + EXTRA_COLUMNS}, sort_keys=True
+def settings(section):
+    """An assay's resolved config section as JSON: a params value, so changing it reruns that assay."""
+    return json.dumps(config[section], sort_keys=True)
+
+
+def sheet_row(wildcards):
+    """The sample's sheet row: a params value, so editing the row reruns the sample (and only it)."""
+    return SHEET.loc[wildcards.sample].to_dict()
+
+
+def flags(paths):
+    """``--name path`` for every named input or output (names with _ become -)."""
+    return " ".join(
+        f"--{name.replace('_', '-')} {shlex.quote(str(path))}"
+        for name, path in paths.items()
     )
 
 
-def input_mb(wildcards, input):
-    return max(int(input.size_mb), 1)
+def outs(output):
+    """``--out path`` for every output, in order (the collect step splits its inputs among them)."""
+    return " ".join(f"--out {shlex.quote(str(path))}" for path in output)
+
+
+def input_mb(input):
+    """Size (MB, at least 1) of the inputs that exist."""
+    return max(sum(os.path.getsize(f) for f in input if os.path.exists(f)) >> 20, 1)
 
 
 def final_outputs():

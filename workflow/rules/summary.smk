@@ -20,25 +20,25 @@ rule conditions:
             category="QC",
             labels={"table": "qc"},
         ),
-        cfse=report(
+        cfse_figure=report(
             "results/summary/cfse_conditions.png",
             caption="../report/conditions_cfse.rst",
             category="Conditions",
             labels={"figure": "CFSE indices per donor"},
         ),
-        imaging=report(
+        imaging_figure=report(
             "results/summary/imaging_conditions.png",
             caption="../report/conditions_imaging.rst",
             category="Conditions",
             labels={"figure": "free zinc per donor"},
         ),
-        zinc=report(
+        zinc_figure=report(
             "results/summary/zinc_distributions.png",
             caption="../report/conditions_zinc_distributions.rst",
             category="Conditions",
             labels={"figure": "[Zn2+] per cell"},
         ),
-        overlay=report(
+        overlay_figure=report(
             "results/summary/cfse_overlay.png",
             caption="../report/conditions_cfse_overlay.rst",
             category="Conditions",
@@ -46,28 +46,25 @@ rule conditions:
         ),
     log:
         "logs/summary/conditions.log",
-    conda:
-        "../envs/zincassay.yaml"
     threads: 1
     resources:
-        mem_mb=lambda wc, input: 1000 + 4 * max(int(input.size_mb), 1),
+        mem_mb=lambda wc, input: 1000 + 4 * input_mb(input),
         runtime=10,
     params:
         zincassay=ZINCASSAY,
-        settings=json.dumps(config["conditions"], sort_keys=True),
-        optional=lambda wc, input: " ".join(
-            f"--{k.replace('_', '-')} {input[k][0]}"
-            for k in ("cfse_indices", "cfse_gates", "imaging_summary", "imaging_cells")
-            if input[k]
+        settings=settings("conditions"),
+        tables=lambda wc, input: flags(
+            {k: v[0] for k, v in input.items() if k != "cfse_histograms" and v}
         ),
+        outputs=lambda wc, output: flags(output),
     shell:
-        "{params.zincassay} conditions --settings {params.settings:q} {params.optional}"
-        " --outdir results/summary {input.cfse_histograms:q} 2> {log:q}"
+        "{params.zincassay} conditions --settings {params.settings:q} {params.tables} {params.outputs}"
+        " {input.cfse_histograms:q} 2> {log:q}"
 
 
 rule provenance:
     input:
-        results=[p for p in final_outputs() if not p.startswith("results/provenance")],
+        results=final_outputs(),
         raw=lambda wc: sorted(SHEET["path"]),
         sheet=config["samples"],
     output:
@@ -86,12 +83,10 @@ rule provenance:
         ),
     log:
         "logs/summary/provenance.log",
-    conda:
-        "../envs/zincassay.yaml"
     threads: 1
     resources:
         mem_mb=500,
-        runtime=lambda wc, input: 10 + max(int(input.size_mb), 1) // 500,
+        runtime=lambda wc, input: 10 + input_mb(input) // 500,
     params:
         zincassay=ZINCASSAY,
         config=json.dumps(config, sort_keys=True, default=str),

@@ -11,7 +11,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Ellipse
 
 from zincassay.cfse.deconvolve import GenerationFit
-from zincassay.cfse.pipeline import GatedFile
+from zincassay.cfse.pipeline import ControlSummary, GatedFile
 from zincassay.figures import new_figure
 from zincassay.flow.transforms import safe_log10
 
@@ -116,18 +116,19 @@ def generations_figure(fit: GenerationFit, title: str) -> Figure:
     return fig
 
 
-def control_figure(summary: dict, values: np.ndarray, title: str) -> Figure:
+def control_figure(summary: ControlSummary, values: np.ndarray, title: str) -> Figure:
+    """Gated CFSE histogram of a control with its parent-peak fit or autofluorescence median."""
     fig, ax = new_figure(figsize=(6, 3.6))
     x = safe_log10(values)
     ax.hist(x, bins=200, color="0.5", density=True)
-    if "parent" in summary:
-        p = summary["parent"]
+    if summary.parent is not None:
+        p = summary.parent
         grid = np.linspace(x.min(), x.max(), 400)
-        ax.plot(grid, np.exp(-0.5 * ((grid - p["mu_log10"]) / p["sigma_log10"]) ** 2) / (p["sigma_log10"] * np.sqrt(2 * np.pi)),
-                color="red", lw=1.2, label=f"parent: {p['mu_log10']:.3f} ± {p['sigma_log10']:.3f} (log10)")
+        ax.plot(grid, np.exp(-0.5 * ((grid - p.mu_log10) / p.sigma_log10) ** 2) / (p.sigma_log10 * np.sqrt(2 * np.pi)),
+                color="red", lw=1.2, label=f"parent: {p.mu_log10:.3f} ± {p.sigma_log10:.3f} (log10)")
     else:
-        ax.axvline(np.log10(max(summary["autofluorescence"]["median"], 1)), color="purple", ls="--",
-                   label=f"autofluorescence median {summary['autofluorescence']['median']:.0f}")
+        median = summary.autofluorescence.median  # type: ignore[union-attr]
+        ax.axvline(np.log10(max(median, 1)), color="purple", ls="--", label=f"autofluorescence median {median:.0f}")
     ax.set_xlabel("log10 CFSE")
     ax.legend(fontsize=8)
     ax.set_title(title, fontsize=9)

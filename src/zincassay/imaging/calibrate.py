@@ -3,7 +3,7 @@
 [Zn2+] = Kd * (F - Fmin) / (Fmax - F) (Grynkiewicz, Poenie & Tsien 1985), every F
 background-subtracted and, by default, corrected for photobleaching. Fmax is the plateau after
 pyrithione + ZnCl2, Fmin the plateau after TPEN; plateaus are the frames where the rolling slope
-of the sample's median trace is near zero. See ``docs`` in science.md §2 for the pitfalls handled.
+of the sample's median trace is near zero. See ``docs/science.md`` §2 for the pitfalls handled.
 """
 
 from __future__ import annotations

@@ -2,21 +2,20 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
-import pandas as pd
 
-from zincassay.config import kd_nM as config_kd_nM
 from zincassay.imaging.calibrate import Calibration, calibrate_cells, population_trace
 from zincassay.imaging.events import Events, detect_events
 from zincassay.imaging.register import estimate_shifts
 from zincassay.imaging.segment import Segmentation, reference_image, segment_cells
+from zincassay.imaging.settings import ImagingSettings
 from zincassay.imaging.traces import Traces, extract_traces, interior
 from zincassay.io.stacks import ImagingError, Stack, read_stack
+from zincassay.samplesheet import Sample
 
-__all__ = ["ImagingResult", "analyse_stack", "cell_table", "frame_table", "summary_row", "trace_table"]
+__all__ = ["ImagingResult", "analyse_stack"]
 
 
 @dataclass
@@ -34,56 +33,40 @@ class ImagingResult:
     bit_depth_source: str
 
 
-def _number(meta: dict, key: str) -> float | None:
-    v = meta.get(key)
-    if v is None or (isinstance(v, str) and v.strip() in ("", "nan", "NA")):
-        return None
-    v = float(v)
-    return None if math.isnan(v) else v
-
-
-def _area_limits_px(cfg: dict, pixel_size_um: float | None) -> tuple[float, float]:
-    if pixel_size_um:
-        lo, hi = cfg.get("cell_area_um2", [15, 700])
-        return lo / pixel_size_um**2, hi / pixel_size_um**2
-    return tuple(cfg.get("cell_area_px", [25, 5000]))
-
-
-def analyse_stack(path: str, cfg: dict, meta: dict) -> ImagingResult:
+def analyse_stack(path: str, settings: ImagingSettings, sample: Sample) -> ImagingResult:
     """Analyse one stack.
 
     Parameters
     ----------
     path : str
         The stack (see :func:`zincassay.io.stacks.read_stack`).
-    cfg : dict
-        The resolved ``imaging`` config section.
-    meta : dict
-        Sample-sheet fields; ``frame_interval_s``, ``stimulus_s``, ``pyrithione_s``, ``tpen_s``
-        may be blank (taken from the metadata / detected).
+    settings : ImagingSettings
+    sample : Sample
+        Its sample-sheet row; ``frame_interval_s``, ``stimulus_s``, ``pyrithione_s``, ``tpen_s``
+        may be None (taken from the metadata / detected).
     """
-    stack = read_stack(path, cfg.get("channel"))
+    stack = read_stack(path, settings.channel)
     data = stack.data
-    interval = _number(meta, "frame_interval_s") or stack.frame_interval_s
+    interval = sample.frame_interval_s or stack.frame_interval_s
     if not interval:
         raise ImagingError(f"{path}: the frame interval is neither in the sample sheet nor in the file's metadata; "
                            "fill in frame_interval_s (seconds) in the sample sheet")
     T = stack.n_frames
     time_s = np.arange(T) * interval
-    known = {k: _number(meta, k) for k in ("stimulus_s", "pyrithione_s", "tpen_s")}
+    known = {k: getattr(sample, k) for k in ("stimulus_s", "pyrithione_s", "tpen_s")}
     for k, v in known.items():
         if v is not None and v >= time_s[-1] - interval:
             raise ImagingError(f"{path}: the stack ends at {time_s[-1]:g} s ({T} frames at {interval:g} s per "
                                f"frame), so {k} = {v:g} s leaves fewer than 2 frames after it; check "
                                "frame_interval_s and the event times, or whether the stack is truncated")
-    if cfg.get("bit_depth"):
-        bits, bit_src = int(cfg["bit_depth"]), "config"
+    if settings.bit_depth:
+        bits, bit_src = int(settings.bit_depth), "config"
     elif stack.bit_depth:
         bits, bit_src = int(stack.bit_depth), "metadata"
     else:
         bits, bit_src = (8 if data.dtype == np.uint8 else 16), "pixel type"
     saturation = float(2**bits - 1) if np.issubdtype(data.dtype, np.integer) else float(np.nanmax(data[-1]))
-    shifts = estimate_shifts(data) if cfg.get("registration", True) else np.zeros((T, 2))
+    shifts = estimate_shifts(data) if settings.registration else np.zeros((T, 2))
     # provisional events: the Fmax window is needed for the segmentation reference
     if None in known.values():
         rough = np.array([np.asarray(data[t], dtype=np.float32).mean() for t in range(T)])
@@ -104,12 +87,12 @@ def analyse_stack(path: str, cfg: dict, meta: dict) -> ImagingResult:
     # reference: the brightest part of the Fmax window (skip the first frames of the rise)
     ref_frames = pyr[len(pyr) // 4: max(len(pyr) // 4 + 1, (3 * len(pyr)) // 4)]
     reference = reference_image(data, shifts, ref_frames)
-    pixel_size_um = stack.pixel_size_um or cfg.get("pixel_size_um")
-    seg = segment_cells(reference, _area_limits_px(cfg, pixel_size_um))
+    pixel_size_um = stack.pixel_size_um or settings.pixel_size_um
+    seg = segment_cells(reference, settings.area_limits_px(pixel_size_um))
     if seg.n == 0:
         raise ImagingError(f"{path}: no cells found on the Fmax reference image; check the channel and that the "
                            "stack contains the pyrithione + ZnCl2 step")
-    measured = interior(seg.labels, int(cfg.get("erode_px", 1)))
+    measured = interior(seg.labels, settings.erode_px)
     traces = extract_traces(data, measured, shifts, saturation)
     if None in known.values():
         F = traces.mean - traces.background[:, None]
@@ -119,106 +102,13 @@ def analyse_stack(path: str, cfg: dict, meta: dict) -> ImagingResult:
             events = detect_events(pop, time_s, shifts, known)
         except ValueError as exc:
             raise ImagingError(f"{path}: {exc}") from None
-    kd = config_kd_nM({"imaging": {"probe": "FluoZin-3", **cfg}})
+    kd = settings.kd_in_force_nM
     cal = calibrate_cells(traces.mean, traces.background, traces.saturated, time_s, events, kd, seg.reason,
-                          min_dynamic_range=cfg.get("min_dynamic_range", 2.0),
-                          bleach_correction=cfg.get("bleach_correction", True),
-                          plateau_max_slope_pct_per_min=cfg.get("plateau_max_slope_pct_per_min", 6.0),
-                          responder_min_rise=cfg.get("responder_min_rise", 0.5),
+                          min_dynamic_range=settings.min_dynamic_range,
+                          bleach_correction=settings.bleach_correction,
+                          plateau_max_slope_pct_per_min=settings.plateau_max_slope_pct_per_min,
+                          responder_min_rise=settings.responder_min_rise,
                           area_px=np.bincount(measured.ravel(), minlength=seg.n + 1)[1:])
     return ImagingResult(stack=stack, time_s=time_s, shifts=shifts, reference=reference, segmentation=seg,
                          traces=traces, events=events, calibration=cal, kd_nM=kd, saturation_value=saturation,
                          bit_depth_source=bit_src)
-
-
-def cell_table(r: ImagingResult, meta: dict, extra: list[str]) -> pd.DataFrame:
-    """One row per segmented object (``results/imaging/cells.tsv``)."""
-    c, s = r.calibration, r.segmentation
-    df = pd.DataFrame({
-        "sample_id": meta["sample_id"],
-        "cell_id": np.arange(1, s.n + 1),
-        "centroid_x": s.centroid_x, "centroid_y": s.centroid_y, "area_px": s.area_px,
-        "fmin": c.fmin, "fmax": c.fmax, "dynamic_range": c.dynamic_range,
-        "baseline_zn_nM": c.baseline_zn_nM, "peak_zn_nM": c.peak_zn_nM, "delta_zn_nM": c.delta_zn_nM,
-        "time_to_peak_s": c.time_to_peak_s, "auc_zn_nM_s": c.auc_zn_nM_s,
-        "responder": c.responder, "qc_pass": c.qc_pass, "qc_reason": c.qc_reason, "qc_flags": c.qc_flags,
-        "saturated_px_fmax": r.traces.saturated[c.fmax_frames].max(axis=0),
-    })
-    for k in ["condition", "donor", "batch", *extra]:
-        df[k] = meta.get(k, "")
-    return df
-
-
-def trace_table(r: ImagingResult, sample_id: str) -> pd.DataFrame:
-    """Long per-frame traces: ``sample_id, cell_id, frame, time_s, F_counts, f, zn_nM``.
-
-    ``F_counts``: background-subtracted (and bleach-corrected) mean intensity; ``f``: fractional
-    saturation (F - Fmin)/(Fmax - Fmin); ``zn_nM``: free zinc, empty where F >= Fmax.
-    """
-    T, N = r.calibration.F.shape
-    return pd.DataFrame({
-        "sample_id": sample_id,
-        "cell_id": np.tile(np.arange(1, N + 1), T),
-        "frame": np.repeat(np.arange(T), N),
-        "time_s": np.repeat(r.time_s, N),
-        "F_counts": r.calibration.F.ravel(),
-        "f": r.calibration.f.ravel(),
-        "zn_nM": r.calibration.zn_nM.ravel(),
-    }).sort_values(["cell_id", "frame"], kind="stable")
-
-
-def frame_table(r: ImagingResult, sample_id: str) -> pd.DataFrame:
-    """Per frame: ``time_s``, registration ``shift_y_px``/``shift_x_px``, ``background``, phase."""
-    e, t = r.events, r.time_s
-    phase = np.select([t < e.stimulus_s, t < e.pyrithione_s, t < e.tpen_s], ["baseline", "stimulus", "pyrithione"],
-                      "tpen")
-    c = r.calibration
-    plateau = np.full(len(t), "", dtype=object)
-    plateau[c.fmax_frames] = "fmax"
-    plateau[c.fmin_frames] = "fmin"
-    return pd.DataFrame({"sample_id": sample_id, "frame": np.arange(len(t)), "time_s": t,
-                         "shift_y_px": r.shifts[:, 0], "shift_x_px": r.shifts[:, 1],
-                         "background": r.traces.background, "phase": phase, "plateau": plateau})
-
-
-def _quartiles(x: np.ndarray) -> tuple[float, float, float]:
-    x = x[np.isfinite(x)]
-    if not len(x):
-        return (np.nan, np.nan, np.nan)
-    q = np.percentile(x, [50, 25, 75])
-    return float(q[0]), float(q[1]), float(q[2])
-
-
-def summary_row(r: ImagingResult, meta: dict, extra: list[str]) -> pd.DataFrame:
-    """One row per sample (``results/imaging/summary.tsv``)."""
-    c = r.calibration
-    ok = c.qc_pass
-    row: dict = {"sample_id": meta["sample_id"]}
-    for k in ("condition", "donor", "batch"):
-        row[k] = meta.get(k, "")
-    row["n_cells"] = r.segmentation.n
-    row["n_pass"] = int(ok.sum())
-    for name, vals in (("baseline_zn_nM", c.baseline_zn_nM), ("peak_zn_nM", c.peak_zn_nM),
-                       ("delta_zn_nM", c.delta_zn_nM)):
-        med, lo, hi = _quartiles(vals[ok])
-        row[f"median_{name}"], row[f"q25_{name}"], row[f"q75_{name}"] = med, lo, hi
-    row["fraction_responding"] = float(c.responder[ok].mean()) if ok.any() else np.nan
-    row["stimulus_s"], row["pyrithione_s"], row["tpen_s"] = (r.events.stimulus_s, r.events.pyrithione_s,
-                                                             r.events.tpen_s)
-    row["events_detected"] = ",".join(f"{k}:{r.events.source[k]}" for k in r.events.detected)
-    row["fmax_window_s"] = f"{r.time_s[c.fmax_frames[0]]:g}-{r.time_s[c.fmax_frames[-1]]:g}"
-    row["fmin_window_s"] = f"{r.time_s[c.fmin_frames[0]]:g}-{r.time_s[c.fmin_frames[-1]]:g}"
-    drift = np.hypot(*r.shifts.T)
-    row["mean_drift_px"] = float(drift.mean())
-    row["max_drift_px"] = float(drift.max())
-    row["bleaching_pct"] = float(100 * (1 - np.exp(-c.bleach_rate_per_s * r.time_s[-1])))
-    row["bleach_corrected"] = "bleaching_uncorrected" not in c.sample_flags and c.bleach_rate_per_s > 0
-    row["kd_nM"] = r.kd_nM
-    row["saturation_value"] = r.saturation_value
-    row["bit_depth_source"] = r.bit_depth_source
-    row["frame_interval_s"] = float(r.time_s[1] - r.time_s[0])
-    row["n_frames"] = len(r.time_s)
-    row["sample_flags"] = ";".join(c.sample_flags)
-    for k in extra:
-        row[k] = meta.get(k, "")
-    return pd.DataFrame([row])

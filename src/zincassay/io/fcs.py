@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -110,6 +110,9 @@ class FCSData:
         Irregularities met and how they were resolved.
     dataset : int
         Which data set of the file this is (0 = first).
+    compensation : str
+        What compensation ``events`` carry: ``"none"``, or the source of the spill matrix applied
+        (see :meth:`compensated`).
     """
 
     path: Path
@@ -121,6 +124,7 @@ class FCSData:
     spill_problem: str = ""
     warnings: list[str] = field(default_factory=list)
     dataset: int = 0
+    compensation: str = "none"
 
     @property
     def n_events(self) -> int:
@@ -170,6 +174,17 @@ class FCSData:
     def column(self, name: str) -> np.ndarray:
         """Linear values of one channel, shape (n_events,)."""
         return self.events[:, self.channel_index(name)]
+
+    def compensated(self, spill: SpillMatrix | None = None) -> FCSData:
+        """A copy whose ``events`` are compensated (see :func:`compensate`), with ``compensation``
+        naming the matrix applied (``"file <keyword>"`` or the CSV path).
+
+        Raises :class:`CompensationError` like :func:`compensate`.
+        """
+        events = compensate(self, spill)
+        used = spill if spill is not None else self.spill
+        source = used.source if spill is not None else f"file {used.source}"  # type: ignore[union-attr]
+        return replace(self, events=events, compensation=source)
 
     def to_dataframe(self, naming: str = "$PnN") -> pd.DataFrame:
         """Events as a DataFrame with columns named by ``$PnN`` or ``$PnS`` (falling back to $PnN)."""

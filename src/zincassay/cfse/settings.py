@@ -1,0 +1,56 @@
+"""Settings of the CFSE assay, built once from the validated ``cfse`` config section.
+
+Field names and meanings mirror ``workflow/schemas/config.schema.yaml`` (the only place defaults
+live) and ``config/README.md``. Units: linear fluorescence unless a name says ``log10``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from zincassay.config import build_settings
+
+__all__ = ["CFSESettings", "GateSettings", "ScatterSettings"]
+
+
+@dataclass(frozen=True)
+class ScatterSettings:
+    """Scatter channels by name; None = found by name in the file."""
+
+    fsc_a: str | None
+    fsc_h: str | None
+    ssc: str | None
+
+
+@dataclass(frozen=True)
+class GateSettings:
+    """Manual gate settings; None = chosen from the data."""
+
+    lymphocyte_coverage: float
+    singlet_ratio: tuple[float, float] | None
+    viability_threshold: float | None
+
+
+@dataclass(frozen=True)
+class CFSESettings:
+    """The ``cfse`` config section."""
+
+    channel: str
+    viability_channel: str | None
+    compensate: str
+    on_bad_spill: str
+    gating: str
+    scatter: ScatterSettings
+    gates: GateSettings
+    max_generations: int
+    peak_ratio_bounds: tuple[float, float]
+    bootstrap_replicates: int
+    seed: int
+    min_events: int
+    max_parent_shift_log10: float
+    max_reduced_chi2: float
+
+    @classmethod
+    def from_config(cls, section: dict) -> CFSESettings:
+        """From the resolved ``cfse`` section (see :func:`zincassay.config.resolve_config`)."""
+        return build_settings(cls, section)
