@@ -25,7 +25,7 @@ from zincassay.curves.settings import CurveSettings
 from zincassay.curves.standards import parse_dilution
 from zincassay.errors import ZincassayError
 from zincassay.flow.gating import find_scatter_channels
-from zincassay.io.fcs import FCSData, compensate, read_fcs, read_spill_csv
+from zincassay.io.fcs import FCSData, read_fcs, read_spill_csv
 
 __all__ = ["BEAD_COLUMNS", "ROLES", "BeadplexRun", "WellMeasurement", "measure_well", "quantify_run"]
 
@@ -50,14 +50,15 @@ class WellMeasurement:
     notes: list[str]
 
 
-def _events(data: FCSData, mode: str) -> tuple[np.ndarray, str]:
+def _compensated(data: FCSData, mode: str) -> FCSData:
+    """``data`` compensated as configured (``auto``, ``off`` or a CSV path); a bad matrix raises
+    :class:`zincassay.io.fcs.CompensationError` (a ZincassayError)."""
     if mode == "off":
-        return data.events, "none"
+        return data
     spill = read_spill_csv(mode) if mode != "auto" else None
     if spill is None and data.spill is None and not data.spill_problem:
-        return data.events, "none"
-    events = compensate(data, spill)  # raises CompensationError (a ZincassayError) for a bad matrix
-    return events, spill.source if spill is not None else f"file {data.spill.source}"  # type: ignore[union-attr]
+        return data
+    return data.compensated(spill)
 
 
 def measure_well(path: str | Path, *, panel: Panel, settings: BeadplexSettings) -> WellMeasurement:
@@ -81,9 +82,9 @@ def measure_well(path: str | Path, *, panel: Panel, settings: BeadplexSettings) 
     ZincassayError
         Unreadable file, unknown channel, bad spill matrix, no scatter channels.
     """
-    data = read_fcs(path)
-    events, applied = _events(data, settings.compensate)
-    overrides = {"fsc_a": settings.fsc_a, "fsc_h": settings.fsc_h, "ssc": settings.ssc}
+    data = _compensated(read_fcs(path), settings.compensate)
+    events = data.events
+    overrides = {"fsc_a": settings.scatter.fsc_a, "fsc_h": settings.scatter.fsc_h, "ssc": settings.scatter.ssc}
     sc = find_scatter_channels(data, overrides)
     if not (sc.fsc and sc.ssc):
         raise ZincassayError(f"{data.path}: no FSC/SSC channels among {', '.join(data.channel_names)}; "
@@ -120,7 +121,7 @@ def measure_well(path: str | Path, *, panel: Panel, settings: BeadplexSettings) 
             notes.append(f"{data.path}: bead {b.bead_id} ({b.analyte}) not found; {b.analyte} is not measured "
                          "in this well (other analytes are)")
     return WellMeasurement(Path(path), pd.DataFrame(rows, columns=list(BEAD_COLUMNS)), pops, col["fsc"], col["ssc"],
-                           col["cls"], col["rep"], applied, notes)
+                           col["cls"], col["rep"], data.compensation, notes)
 
 
 @dataclass

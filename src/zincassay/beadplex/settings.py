@@ -1,27 +1,38 @@
-"""Bead-array settings, built once from the validated ``beadplex`` config section (defaults live
-only in ``workflow/schemas/config.schema.yaml``)."""
+"""Bead-array settings, built once from the validated ``beadplex`` config section. Fields mirror
+the schema keys; defaults live only in ``workflow/schemas/config.schema.yaml``."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from zincassay.config import build_settings
 from zincassay.curves.settings import CurveSettings
 
-__all__ = ["BeadplexSettings"]
+__all__ = ["BeadScatterSettings", "BeadplexSettings"]
+
+
+@dataclass(frozen=True)
+class BeadScatterSettings:
+    """Scatter channels by name; None = found by name in the file."""
+
+    fsc_a: str | None
+    fsc_h: str | None
+    ssc: str | None
 
 
 @dataclass(frozen=True)
 class BeadplexSettings:
-    """Attributes
+    """The ``beadplex`` config section.
+
+    Attributes
     ----------
-    panel : str
+    panel : str or None
         Kit file (path) or the name of a shipped kit (:func:`zincassay.beadplex.panel.builtin_kits`).
     reporter_channel, classification_channel : str
         ``$PnN`` or ``$PnS`` of the reporter (PE) and classification (APC) channels.
     compensate : str
         ``auto`` (the file's spill matrix when present), ``off``, or a CSV spill matrix.
-    fsc_a, fsc_h, ssc : str or None
-        Scatter channels; None = found by name.
+    scatter : BeadScatterSettings
     min_beads_per_population : int
         Fewer events in a bead population flag its reading (``low_bead_count``).
     curve : CurveSettings
@@ -31,15 +42,10 @@ class BeadplexSettings:
     reporter_channel: str
     classification_channel: str
     compensate: str
-    fsc_a: str | None
-    fsc_h: str | None
-    ssc: str | None
+    scatter: BeadScatterSettings
     min_beads_per_population: int
     curve: CurveSettings
 
     @classmethod
     def from_config(cls, section: dict) -> BeadplexSettings:
-        sc = section["scatter"]
-        return cls(section["panel"], section["reporter_channel"], section["classification_channel"],
-                   section["compensate"], sc["fsc_a"], sc["fsc_h"], sc["ssc"],
-                   int(section["min_beads_per_population"]), CurveSettings.from_config(section["curve"]))
+        return build_settings(cls, section)

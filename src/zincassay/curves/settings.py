@@ -1,11 +1,12 @@
-"""Standard-curve settings, built once from the validated ``curve`` subsection of an assay's config.
-
-Defaults live only in ``workflow/schemas/config.schema.yaml``; this module reads every key.
-"""
+"""Standard-curve settings, built once from the validated ``curve`` subsection of an assay's
+config section (``beadplex.curve``, ``elisa.curve``). Fields mirror the schema keys; defaults live
+only in ``workflow/schemas/config.schema.yaml``."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+from zincassay.config import build_settings
 
 __all__ = ["CurveSettings"]
 
@@ -24,7 +25,8 @@ class CurveSettings:
     recovery_pct : (low, high)
         A standard level passes when its mean back-calculated concentration is within this % of nominal.
     max_cv_pct : float
-        ... and the CV of its replicates' back-calculated concentrations is at most this.
+        ... and the CV of its replicates' back-calculated concentrations is at most this; samples whose
+        replicate readings vary more are flagged ``high_replicate_cv``.
     max_sample_cv_pct : float
         The quantifiable range also requires the precision profile (predicted CV of a concentration
         back-calculated from one reading) to be at most this.
@@ -48,8 +50,4 @@ class CurveSettings:
 
     @classmethod
     def from_config(cls, section: dict) -> CurveSettings:
-        lo, hi = section["recovery_pct"]
-        return cls(tuple(section["models"]), section["weighting"], section["criterion"], (float(lo), float(hi)),
-                   float(section["max_cv_pct"]), float(section["max_sample_cv_pct"]),
-                   bool(section["exclude_failed_level"]),
-                   bool(section["blanks_as_zero_standard"]), float(section["ci_level"]))
+        return build_settings(cls, section)

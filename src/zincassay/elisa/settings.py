@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from zincassay.config import build_settings
 from zincassay.curves.settings import CurveSettings
 
 __all__ = ["ElisaSettings"]
@@ -36,7 +37,4 @@ class ElisaSettings:
 
     @classmethod
     def from_config(cls, section: dict) -> ElisaSettings:
-        ref = section["reference_wavelength_nm"]
-        return cls(section["kit"], float(section["wavelength_nm"]), None if ref is None else float(ref),
-                   bool(section["dual_wavelength"]), bool(section["blank_subtraction"]),
-                   CurveSettings.from_config(section["curve"]))
+        return build_settings(cls, section)
