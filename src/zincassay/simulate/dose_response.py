@@ -1,8 +1,8 @@
 """Zinc dose series with truth: readouts per donor, source and dose following a 4-parameter log-logistic.
 
 Cytokines from stimulated T cells fall with the zinc dose, more with zinc aspartate than with zinc
-oxide (a lower IC50 and a deeper maximal suppression; Guttek et al., J Trace Elem Med Biol 49 (2018)
-86, PMID 29895377, for aspartate on pre-activated T cells). Each donor has its own untreated level
+oxide (a lower IC50 and a deeper maximal suppression; Guttek et al., J Trace Elem Med Biol 2018,
+PMID 29895377, for aspartate on pre-activated T cells). Each donor has its own untreated level
 (lognormal, ``donor_sd_log10_level``) and IC50 (lognormal, ``donor_sd_log10_ec50``); every sample
 carries a multiplicative measurement error (``noise_cv``). Truth: the 4PL parameters of every donor
 x source x readout.
