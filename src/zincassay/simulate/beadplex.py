@@ -5,7 +5,9 @@ Physics
 - **Bead size groups**: each group a 2-D lognormal cloud in (FSC, SSC) with correlated spread;
   FSC-H = FSC-A / ratio with the singlet pulse-shape ratio ~ N(1.15, 0.01).
 - **Classification**: log10 intensity = ``cls_base_log10 + cls_step_log10 * position`` of the bead's
-  ladder position plus a per-bead Gaussian spread (``cls_sd_log10``) from uneven dye loading.
+  ladder position plus a per-bead Gaussian spread (``cls_sd_log10``) from uneven dye loading. The
+  ladder step of 0.30 decades is an assumption (kits spread their 6-7 beads over about two decades);
+  how much the clusters overlap is set by ``cls_sd_log10`` relative to it.
 - **Reporter**: the bead's median follows a 5PL of the analyte concentration in the well
   (per-analyte parameters in the truth), times a well factor (pipetting, incubation; lognormal
   ``well_cv``); single beads scatter around it lognormally (``bead_sd_log10``), plus electronic
@@ -49,8 +51,8 @@ class BeadplexParams:
     group_fsc_log10: tuple[float, ...] = (4.50, 4.72)
     group_ssc_log10: tuple[float, ...] = (3.95, 4.30)
     scatter_sd_log10: float = 0.025
-    cls_base_log10: float = 2.95
-    cls_step_log10: float = 0.22
+    cls_base_log10: float = 2.0
+    cls_step_log10: float = 0.30
     cls_sd_log10: float = 0.035
     bead_sd_log10: float = 0.11
     well_cv: float = 0.04
