@@ -9,8 +9,10 @@ GraphPad's). This is drc's LL.4 (Ritz et al., PLoS ONE 10 (2015) e0146021) fitte
 curve machinery (:mod:`zincassay.curves.fit`: global grid over c and b with the asymptotes solved
 exactly, then refined; weights by ``weighting``).
 
-A flat line (no dose effect) is fitted too; when its AICc is not higher, the readout has
-``no_dose_effect`` and no EC50. EC50 interval: profile likelihood
+A flat line (no dose effect) is tested against the curve by the extra-sum-of-squares F test (3 and
+n - 4 degrees of freedom, weighted as the curve); with p >= 0.05 the readout has ``no_dose_effect``
+and no EC50 (AICc, used for standard curves, penalises 4 parameters too hard at the 7-16 points of
+one donor's series). EC50 interval: profile likelihood
 (:func:`zincassay.curves.fit.profile_interval_lnc`; 0 or inf where the doses cannot bound it);
 Hill slope interval: delta method on ln b with a t quantile on n - 4 degrees of freedom. An EC50 outside the tested doses is flagged
 ``ec50_beyond_doses`` (the interval then is wide and one-sided in practice).
@@ -32,11 +34,15 @@ from scipy import stats
 from zincassay.conditions.stats import holm
 from zincassay.curves.fit import CurveFit, FitError, fit_logistic, profile_interval_lnc, variance_function
 
-__all__ = ["COMPARISON_COLUMNS", "FIT_COLUMNS", "DoseResponseFit", "dose_response_table", "fit_dose_response"]
+__all__ = ["COMPARISON_COLUMNS", "FIT_COLUMNS", "NO_EFFECT_P", "DoseResponseFit", "dose_response_table",
+           "fit_dose_response"]
+
+#: A curve whose F test against a flat line gives p >= this has no dose effect (and no EC50).
+NO_EFFECT_P = 0.05
 
 FIT_COLUMNS = ("readout", "source", "donor", "dose_column", "n_points", "n_doses", "max_dose", "model", "direction",
                "ec50", "ec50_ci_low", "ec50_ci_high", "hill_slope", "hill_ci_low", "hill_ci_high",
-               "response_untreated", "response_saturating", "response_at_max_dose_pct", "aicc_4pl", "aicc_flat",
+               "response_untreated", "response_saturating", "response_at_max_dose_pct", "p_dose_effect",
                "n_censored", "flags")
 COMPARISON_COLUMNS = ("readout", "source", "reference_source", "dose_column", "n_donors", "n_fitted", "gmean_ec50",
                       "ec50_ci_low", "ec50_ci_high", "mean_response_at_max_dose_pct", "n_paired", "ec50_ratio",
@@ -62,23 +68,24 @@ class DoseResponseFit:
     response_untreated: float
     response_saturating: float
     response_at_max_dose_pct: float
-    aicc_4pl: float
-    aicc_flat: float
+    p_dose_effect: float
     flags: tuple[str, ...]
 
 
-def _flat_aicc(y: np.ndarray, weighting: str) -> float:
-    """AICc of a constant mean with the same variance function (power fixed at 1 for 1/y2, 0 for none;
-    the power model's exponent is taken as 1, its most common estimate, so the two compare)."""
-    n = len(y)
-    power = 0.0 if weighting == "none" else 1.0
-    mu = float(np.mean(y))
-    floor = 1e-3 * float(np.max(np.abs(y)))
-    v = variance_function(np.full(n, mu), power, 0.0, floor)
-    s2 = max(float(np.sum((y - mu) ** 2 / v) / n), 1e-300)
-    ll = -0.5 * (n * np.log(2 * np.pi * s2) + np.log(v).sum() + n)
-    k = 2
-    return float(2 * k - 2 * ll + 2 * k * (k + 1) / max(n - k - 1, 1e-9))
+def _dose_effect_p(x: np.ndarray, y: np.ndarray, fit: CurveFit) -> float:
+    """F test of the 4PL against a flat line (the 4PL with a = d), both weighted as the 4PL's final fit."""
+    mu = fit.curve.response(x)
+    w = 1.0 / variance_function(mu, fit.variance_power, fit.offset, fit.floor)
+    rss_4pl = float(np.sum(w * (y - mu) ** 2))
+    flat = float(np.sum(w * y) / np.sum(w))
+    rss_flat = float(np.sum(w * (y - flat) ** 2))
+    df = len(y) - 4
+    if df <= 0:
+        return np.nan
+    if rss_4pl <= 0:
+        return 0.0
+    f = ((rss_flat - rss_4pl) / 3.0) / (rss_4pl / df)
+    return float(stats.f.sf(max(f, 0.0), 3, df))
 
 
 def fit_dose_response(dose: np.ndarray, response: np.ndarray, *, weighting: str, ci_level: float,
@@ -112,24 +119,23 @@ def fit_dose_response(dose: np.ndarray, response: np.ndarray, *, weighting: str,
     if len(pos) < 3 or len(y) < 6:
         return DoseResponseFit(None, False, ec50=np.nan, ec50_ci=nan2, hill_slope=np.nan, hill_ci=nan2,
                                response_untreated=np.nan, response_saturating=np.nan, response_at_max_dose_pct=np.nan,
-                               aicc_4pl=np.nan, aicc_flat=np.nan, flags=("too_few_doses",), **base)
-    flat_score = _flat_aicc(y, weighting)
+                               p_dose_effect=np.nan, flags=("too_few_doses",), **base)
     try:
         fit = fit_logistic(x, y, model="4pl", weighting=weighting, nonnegative=nonnegative)
     except FitError:
         return DoseResponseFit(None, True, ec50=np.nan, ec50_ci=nan2, hill_slope=np.nan, hill_ci=nan2,
                                response_untreated=float(np.mean(y)), response_saturating=float(np.mean(y)),
-                               response_at_max_dose_pct=100.0, aicc_4pl=np.nan, aicc_flat=flat_score,
-                               flags=("no_dose_effect",), **base)
+                               response_at_max_dose_pct=100.0, p_dose_effect=np.nan, flags=("no_dose_effect",), **base)
     c = fit.curve
     at0 = c.a
     at_max = float(c.response(np.array([x.max()]))[0])
     pct = 100.0 * at_max / at0 if at0 else np.nan
-    if flat_score <= fit.aicc:
+    p_effect = _dose_effect_p(x, y, fit)
+    if not p_effect < NO_EFFECT_P:
         return DoseResponseFit(fit, True, ec50=np.nan, ec50_ci=nan2, hill_slope=np.nan, hill_ci=nan2,
                                response_untreated=float(np.mean(y)), response_saturating=float(np.mean(y)),
-                               response_at_max_dose_pct=100.0, aicc_4pl=fit.aicc, aicc_flat=flat_score,
-                               flags=("no_dose_effect",), **base)
+                               response_at_max_dose_pct=100.0, p_dose_effect=p_effect, flags=("no_dose_effect",),
+                               **base)
     t = stats.t.ppf(0.5 + ci_level / 2, max(fit.df, 1))
     se_b = np.sqrt(max(fit.cov[3, 3], 0.0))
     sign = 1.0 if c.d > c.a else -1.0
@@ -140,7 +146,7 @@ def fit_dose_response(dose: np.ndarray, response: np.ndarray, *, weighting: str,
     return DoseResponseFit(fit, False, ec50=c.c, ec50_ci=(float(np.exp(lo)), float(np.exp(hi))),
                            hill_slope=sign * c.b, hill_ci=(float(hill_ci[0]), float(hill_ci[1])),
                            response_untreated=at0, response_saturating=c.d, response_at_max_dose_pct=pct,
-                           aicc_4pl=fit.aicc, aicc_flat=flat_score, flags=flags, **base)
+                           p_dose_effect=p_effect, flags=flags, **base)
 
 
 def _t_ci(v: np.ndarray, level: float) -> tuple[float, float, float]:
@@ -229,8 +235,8 @@ def dose_response_table(
                     "direction": direction, "ec50": r.ec50, "ec50_ci_low": r.ec50_ci[0], "ec50_ci_high": r.ec50_ci[1],
                     "hill_slope": r.hill_slope, "hill_ci_low": r.hill_ci[0], "hill_ci_high": r.hill_ci[1],
                     "response_untreated": r.response_untreated, "response_saturating": r.response_saturating,
-                    "response_at_max_dose_pct": r.response_at_max_dose_pct, "aicc_4pl": r.aicc_4pl,
-                    "aicc_flat": r.aicc_flat, "n_censored": n_cens, "flags": ";".join(flags)})
+                    "response_at_max_dose_pct": r.response_at_max_dose_pct, "p_dose_effect": r.p_dose_effect,
+                    "n_censored": n_cens, "flags": ";".join(flags)})
     fits = pd.DataFrame(rows, columns=list(FIT_COLUMNS))
     if fits.empty:
         return fits, pd.DataFrame(columns=list(COMPARISON_COLUMNS))
