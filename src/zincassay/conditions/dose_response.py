@@ -35,7 +35,7 @@ from zincassay.conditions.stats import holm
 from zincassay.curves.fit import CurveFit, FitError, fit_logistic, profile_interval_lnc, variance_function
 
 __all__ = ["COMPARISON_COLUMNS", "FIT_COLUMNS", "NO_EFFECT_P", "DoseResponseFit", "dose_response_table",
-           "fit_dose_response"]
+           "fit_dose_response", "wide_concentrations"]
 
 #: A curve whose F test against a flat line gives p >= this has no dose effect (and no EC50).
 NO_EFFECT_P = 0.05
@@ -283,3 +283,23 @@ def dose_response_table(
     comparisons["p_holm_ec50"] = adj[: len(comparisons)]
     comparisons["p_holm_max_dose"] = adj[len(comparisons):]
     return fits, comparisons
+
+
+def wide_concentrations(concentrations: pd.DataFrame) -> pd.DataFrame:
+    """``results/cytokines/concentrations.tsv`` (sample x analyte rows) as one row per sample.
+
+    Returns ``sample_id`` and per analyte the concentration (NaN when flagged out of range or not
+    measured) and ``<analyte>__censored`` (True when flagged ``<LLOQ``/``>ULOQ``), the form
+    :func:`dose_response_table` and the condition comparison take. An analyte measured by two assays
+    (bead array and ELISA) keeps both, as ``<analyte> (<assay>)``.
+    """
+    c = concentrations.copy()
+    both = c.groupby("analyte")["assay"].nunique()
+    c["readout"] = [a if both[a] == 1 else f"{a} ({s})" for a, s in zip(c["analyte"], c["assay"], strict=True)]
+    c["censored"] = c["flag"].isin(["<LLOQ", ">ULOQ"])
+    value = c.pivot_table(index="sample_id", columns="readout", values="concentration", aggfunc="first", dropna=False)
+    cens = c.pivot_table(index="sample_id", columns="readout", values="censored", aggfunc="first").astype(bool)
+    cens.columns = [f"{k}__censored" for k in cens.columns]
+    out = value.join(cens).reset_index()
+    out.columns.name = None
+    return out.sort_values("sample_id", kind="stable").reset_index(drop=True)
