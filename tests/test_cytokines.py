@@ -339,7 +339,7 @@ def test_simulated_dose_series_through_bead_arrays_gives_dose_response(tmp_path)
     conc, _, _ = run_tables(quantify_run(bp, beads, panel=panel, settings=BEAD.curve), batch="B1")
     wide = wide_concentrations(conc)
     table = bp[bp["role"] == "sample"][["sample_id", "donor", "zn_uM", "zn_source"]].merge(wide, on="sample_id")
-    fits, comp = dose_response_table(table, readouts=["IFN-γ", "IL-6"], dose_column="zn_uM", source_column="zn_source",
+    fits, _comp = dose_response_table(table, readouts=["IFN-γ", "IL-6"], dose_column="zn_uM", source_column="zn_source",
                                      weighting="1/y2", ci_level=0.95, source_reference="zinc_oxide")
     ifn = fits[(fits["readout"] == "IFN-γ") & (fits["source"] == "zinc_aspartate")]
     assert (ifn["model"] == "4pl").all() and (ifn["hill_slope"] < 0).all()
