@@ -276,6 +276,44 @@ def test_layout_that_does_not_match_the_export_is_one_line_naming_both(tmp_path)
         analyse_plate(ex, lay, kit=kit, settings=ElisaSettings.from_config({**CFG["elisa"], "wavelength_nm": 405}))
 
 
+def test_384_well_plate_from_an_xlsx_layout(tmp_path):
+    """A 384-well plate (16 rows x 24 columns) whose layout is drawn in Excel, read with one wavelength."""
+    import openpyxl
+
+    kit = load_kit("sandwich_elisa_7pt_2fold")
+    curve = ElisaParams().curve(kit)
+    rng = np.random.default_rng(384)
+    rows, cols = "ABCDEFGHIJKLMNOP", range(1, 25)
+    labels = {f"{r}{c}": "" for r in rows for c in cols}
+    for i, lv in enumerate([*kit.standards.levels, "BLANK"]):
+        for c in (1, 2, 3):
+            labels[f"{rows[i]}{c}"] = lv
+    truth = {}
+    for k, conc in enumerate(np.geomspace(20, 500, 30)):
+        r, c = rows[k % 16], 5 + 2 * (k // 16)
+        labels[f"{r}{c}"] = labels[f"{r}{c + 1}"] = f"X{k}"
+        truth[f"X{k}"] = conc
+    od = {}
+    for w, lab in labels.items():
+        x = 0.0 if lab in ("", "BLANK") else (kit.concentration(lab) if kit.concentration(lab) is not None else truth[lab])
+        od[w] = float(curve.response(np.array([x]))[0]) * np.exp(rng.normal(0, 0.02)) + 0.05
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    ws.append(["", *cols])
+    for r in rows:
+        ws.append([r, *[labels[f"{r}{c}"] or None for c in cols]])
+    wb.save(tmp_path / "layout384.xlsx")
+    (tmp_path / "export384.csv").write_text("450\n<>," + ",".join(map(str, cols)) + "\n" + "".join(
+        r + "," + ",".join(f"{od[f'{r}{c}']:.3f}" for c in cols) + "\n" for r in rows))
+    p = analyse_plate(tmp_path / "export384.csv", tmp_path / "layout384.xlsx", kit=kit, settings=ELISA)
+    s = p.result.samples.set_index("sample_id")
+    assert len(s) == 30 and (s["n_wells"] == 2).all()
+    ok = s["flag"] == ""
+    assert ok.sum() >= 25
+    err = (s.loc[ok, "concentration"] / pd.Series(truth)[s.index[ok]] - 1).abs()
+    assert err.max() < 0.15
+
+
 def test_dual_wavelength_and_blank_correction(tmp_path):
     kit, ex, lay, _truth = _plate(tmp_path, plate_bg_sd=0.03)
     p = analyse_plate(ex, lay, kit=kit, settings=ELISA)

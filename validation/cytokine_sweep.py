@@ -223,7 +223,8 @@ def main(argv: list[str] | None = None) -> int:
         keys = ["kit", "well_cv", "cls_sd", "sample_wells", "failed_level"]
         table = b.groupby(keys).agg(n_in_range=("n_in_range", "sum"), within15=("within15", "mean"),
                                     flagged_1_2x=("flagged_1.2x", "mean"), out_flagged=("out_flagged", "mean"),
-                                    ci_coverage=("ci_coverage", "mean"), bead_accuracy=("bead_accuracy", "min"), bead_misassigned=("bead_misassigned", "max"),
+                                    ci_coverage=("ci_coverage", "mean"), bead_accuracy=("bead_accuracy", "min"),
+                                    bayes_limit=("bayes_accuracy", "first"), bead_misassigned=("bead_misassigned", "max"),
                                     missing_found=("missing_found", "mean"), failed_detected=("failed_detected", "mean"),
                                     false_exclusions=("false_exclusions", "mean")).reset_index()
         print("\nBead arrays (per corner; within15 = share of in-range samples within 15 % of truth; bead_accuracy = "

@@ -13,8 +13,8 @@
    present this is the order; with one missing, the gap it leaves in the ladder says which one
    (when two matchings fit about equally well, the group is flagged ambiguous instead of guessed).
    A 1-D Gaussian mixture (one component per peak plus a uniform background), fitted by EM,
-   assigns each event to its most probable bead; events more than 4 SD from their bead, or
-   more probably background, stay unassigned.
+   gives each bead's centre and width; each event goes to its most probable bead, and events
+   more than 4 SD from it stay unassigned.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from scipy.stats import chi2
 
 __all__ = ["BeadPopulations", "GroupFit", "find_bead_populations"]
 
-_EM_ITER = 60
+_EM_ITER = 300
 _PEAK_SD_LOG10 = 0.03  # how far a cluster's peak may sit off the ladder line by chance (decades)
 
 
@@ -102,7 +102,7 @@ def _em_2d(xy: np.ndarray, means: list[np.ndarray], iters: int = _EM_ITER
     mu = np.array(means, dtype=np.float64)
     cov = np.array([np.diag([0.03**2, 0.05**2]) for _ in range(k)])
     box = float(np.prod(np.ptp(xy, axis=0) + 1e-9))
-    w = np.full(k + 1, 1.0 / (k + 1))
+    w = np.append(np.full(k, 0.9 / k), 0.1)  # background starts small: it only has to take debris
     resp = np.zeros((xy.shape[0], k + 1))
     for _ in range(iters):
         dens = np.empty((xy.shape[0], k + 1))
@@ -115,19 +115,25 @@ def _em_2d(xy: np.ndarray, means: list[np.ndarray], iters: int = _EM_ITER
         resp = dens / np.maximum(dens.sum(1, keepdims=True), 1e-300)
         nk = resp.sum(0)
         w = nk / nk.sum()
-        previous = mu.copy()
+        previous = np.concatenate([mu.ravel(), w])
         for j in range(k):
             r = resp[:, j]
             mu[j] = (r[:, None] * xy).sum(0) / max(nk[j], 1e-9)
             diff = xy - mu[j]
             cov[j] = (r[:, None, None] * np.einsum("ij,ik->ijk", diff, diff)).sum(0) / max(nk[j], 1e-9)
             cov[j] += np.eye(2) * 1e-6
-        if np.max(np.abs(mu - previous)) < 1e-5:
+        if np.max(np.abs(np.concatenate([mu.ravel(), w]) - previous)) < 1e-5:
             break
     return mu, cov, w, resp
 
 
 def _peaks_1d(v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Peaks of the smoothed histogram (0.01-decade bins, 0.02-decade kernel) of log intensities.
+
+    A peak must reach 2 % of the tallest, hold >= 10 events within +/- 0.05 decades, and be
+    separated from its taller neighbour by a valley below 80 % of its own height (a noisy wide
+    cluster otherwise splits into two maxima).
+    """
     lo, hi = np.quantile(v, [0.001, 0.999])
     edges = np.arange(lo - 0.05, hi + 0.06, 0.01)
     h, _ = np.histogram(v, bins=edges)
@@ -135,10 +141,17 @@ def _peaks_1d(v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     centers = (edges[:-1] + edges[1:]) / 2
     local = (hs >= np.roll(hs, 1)) & (hs > np.roll(hs, -1)) & (hs > 0.02 * hs.max())
     local[[0, -1]] = False
-    idx = np.flatnonzero(local)
-    # a peak must hold at least 10 events within +/- 0.05 decades
-    keep = [i for i in idx if np.sum(np.abs(v - centers[i]) <= 0.05) >= 10]
-    return centers[keep], hs[keep]
+    idx = [i for i in np.flatnonzero(local) if np.sum(np.abs(v - centers[i]) <= 0.05) >= 10]
+    merged = True
+    while merged and len(idx) > 1:
+        merged = False
+        for a, b in itertools.pairwise(list(idx)):
+            valley = hs[a : b + 1].min()
+            if valley > 0.8 * min(hs[a], hs[b]):
+                idx.remove(a if hs[a] < hs[b] else b)
+                merged = True
+                break
+    return centers[idx], hs[idx]
 
 
 def _line_ss(pos: np.ndarray, peaks: np.ndarray) -> float:
@@ -182,7 +195,7 @@ def _em_1d(v: np.ndarray, means: np.ndarray, iters: int = _EM_ITER) -> tuple[np.
     mu = means.astype(np.float64).copy()
     sd = np.full(k, 0.04)
     span = float(np.ptp(v) + 1e-9)
-    w = np.full(k + 1, 1.0 / (k + 1))
+    w = np.append(np.full(k, 0.98 / k), 0.02)
     resp = np.zeros((v.size, k + 1))
     for _ in range(iters):
         dens = np.empty((v.size, k + 1))
@@ -191,11 +204,11 @@ def _em_1d(v: np.ndarray, means: np.ndarray, iters: int = _EM_ITER) -> tuple[np.
         resp = dens / np.maximum(dens.sum(1, keepdims=True), 1e-300)
         nk = resp.sum(0)
         w = nk / nk.sum()
-        previous = mu
+        previous = np.concatenate([mu, sd, w])
         mu = (resp[:, :k] * v[:, None]).sum(0) / np.maximum(nk[:k], 1e-9)
         sd = np.sqrt((resp[:, :k] * (v[:, None] - mu) ** 2).sum(0) / np.maximum(nk[:k], 1e-9))
         sd = np.maximum(sd, 0.003)
-        if np.max(np.abs(mu - previous)) < 1e-5:
+        if np.max(np.abs(np.concatenate([mu, sd, w]) - previous)) < 1e-5:
             break
     return mu, sd, resp
 
@@ -295,7 +308,9 @@ def find_bead_populations(
                          "left unassigned (aggregates or another kit's beads?)")
         if len(peaks):
             m_fit, sd_fit, r = _em_1d(v, peaks)
-            win = np.argmax(r, axis=1)
+            # the background component makes the means and widths robust; the assignment itself is
+            # between beads only (Bayes between Gaussians), with events beyond 4 SD left out
+            win = np.argmax(r[:, : len(peaks)], axis=1)
             comp_to_bead = {p: i for i, p in pairs}
             for comp in range(len(peaks)):
                 sel = (win == comp) & (np.abs(v - m_fit[comp]) <= 4.0 * sd_fit[comp])
