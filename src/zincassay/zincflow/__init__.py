@@ -10,5 +10,5 @@ and zinc + pyrithione (Fmax) tubes, per T-cell subset, with optional kinetics.
 - :mod:`~zincassay.zincflow.tables`, :mod:`~zincassay.zincflow.figures` — result to rows / figures
 - :mod:`~zincassay.zincflow.controls` — sample-sheet culture matching; :mod:`~zincassay.zincflow.instruments` — pooling rule
 
-See ``docs/science.md`` §4.
+See ``docs/science.md`` §5.
 """
