@@ -97,9 +97,17 @@ def input_mb(input):
     return max(sum(os.path.getsize(f) for f in input if os.path.exists(f)) >> 20, 1)
 
 
+#: Each assay's collected per-sample table: its readouts are compared across conditions.
+ASSAY_TABLES = {
+    "cfse": ("results/cfse/indices.tsv", CFSE_SAMPLES),
+    "imaging": ("results/imaging/summary.tsv", IMAGING_SAMPLES),
+}
+
+
 def summary_inputs(wildcards):
-    """The collected tables of the assays present, the CFSE histograms and every status record."""
+    """The per-sample tables of the assays present, the QC extras and every status record."""
     out = {
+        "tables": [path for path, samples in ASSAY_TABLES.values() if samples],
         "cfse_histograms": expand(
             "results/cfse/{sample}/histogram.tsv", sample=CFSE_SAMPLES
         ),
@@ -107,16 +115,23 @@ def summary_inputs(wildcards):
         + status_files(IMAGING_SAMPLES, "imaging"),
     }
     if CFSE_SAMPLES:
-        out |= {
-            "cfse_indices": ["results/cfse/indices.tsv"],
-            "cfse_gates": ["results/cfse/gates.tsv"],
-        }
+        out["cfse_gates"] = ["results/cfse/gates.tsv"]
     if IMAGING_SAMPLES:
-        out |= {
-            "imaging_summary": ["results/imaging/summary.tsv"],
-            "imaging_cells": ["results/imaging/cells.tsv"],
-        }
+        out["imaging_cells"] = ["results/imaging/cells.tsv"]
     return out
+
+
+def table_flags(wildcards, input):
+    """``--table ASSAY=PATH`` for the conditions step, plus the QC extras as ``--name path``."""
+    tables = [
+        f"--table {assay}={shlex.quote(path)}"
+        for assay, (path, samples) in ASSAY_TABLES.items()
+        if samples
+    ]
+    extras = {
+        k: input[k][0] for k in ("cfse_gates", "imaging_cells") if k in input.keys()
+    }
+    return " ".join(tables) + " " + flags(extras)
 
 
 def summary_figures():

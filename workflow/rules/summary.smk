@@ -26,13 +26,7 @@ rule conditions:
         zincassay=ZINCASSAY,
         settings=settings("conditions"),
         sheet=SHEET_FILE,
-        tables=lambda wc, input: flags(
-            {
-                k: v[0]
-                for k, v in input.items()
-                if k not in ("cfse_histograms", "statuses") and v
-            }
-        ),
+        tables=table_flags,
         outputs=lambda wc, output: flags(output),
     shell:
         "{params.zincassay} conditions --settings {params.settings:q} --sheet {params.sheet:q} {params.tables}"

@@ -22,6 +22,16 @@ def _read(path: str | None) -> pd.DataFrame | None:
     return read_table(path)
 
 
+def _assay_path(value: str) -> tuple[str, str]:
+    """``ASSAY=PATH`` of ``--table``."""
+    assay, sep, path = value.partition("=")
+    if not sep or not assay or not path:
+        from zincassay.errors import ZincassayError
+
+        raise ZincassayError(f"--table {value!r}: give it as ASSAY=PATH (e.g. cfse=results/cfse/indices.tsv)")
+    return assay, path
+
+
 def _cmd_conditions(args: argparse.Namespace) -> int:
     from zincassay import __version__
     from zincassay.conditions.figures import cfse_overlay_figure, readout_figure, zinc_distribution_figure
@@ -34,23 +44,23 @@ def _cmd_conditions(args: argparse.Namespace) -> int:
 
     settings = ConditionsSettings.from_config(json.loads(args.settings))
     hists = [t for t in (_read(p) for p in args.histograms) if t is not None and not t.empty]
-    tables = {"cfse_indices": _read(args.cfse_indices), "cfse_gates": _read(args.cfse_gates),
-              "imaging_summary": _read(args.imaging_summary), "imaging_cells": _read(args.imaging_cells),
-              "cfse_histograms": pd.concat(hists, ignore_index=True) if hists else None}
-    r = summarise_conditions(tables, [read_json(p) for p in args.statuses], settings)
-    cfse, imaging = r.usable("cfse_indices"), r.usable("imaging_summary")
+    readouts = dict(_assay_path(v) for v in args.table)
+    r = summarise_conditions({assay: _read(path) for assay, path in readouts.items()},
+                             {"cfse_gates": _read(args.cfse_gates), "imaging_cells": _read(args.imaging_cells),
+                              "cfse_histograms": pd.concat(hists, ignore_index=True) if hists else None},
+                             [read_json(p) for p in args.statuses], settings)
+    cfse, imaging = r.usable("cfse"), r.usable("imaging")
     if args.cfse_figure:
         save_figure(readout_figure(cfse, [k for k in CFSE_READOUTS if k in cfse], r.conditions, r.stats,
                                    "CFSE indices per donor"), args.cfse_figure)
     if args.overlay_figure:
-        hist = tables["cfse_histograms"] if tables["cfse_histograms"] is not None else pd.DataFrame(
-            columns=["sample_id"])
+        hist = r.extra.get("cfse_histograms", pd.DataFrame(columns=["sample_id"]))
         save_figure(cfse_overlay_figure(hist, cfse, r.conditions), args.overlay_figure)
     if args.imaging_figure:
         save_figure(readout_figure(imaging, [k for k in IMAGING_READOUTS if k in imaging], r.conditions, r.stats,
                                    "Free zinc per donor (medians of QC-passing cells)"), args.imaging_figure)
     if args.zinc_figure:
-        cells = tables["imaging_cells"]
+        cells = r.extra.get("imaging_cells")
         if cells is None or cells.empty:
             cells = pd.DataFrame(columns=["qc_pass", "condition", "baseline_zn_nM", "peak_zn_nM"])
         save_figure(zinc_distribution_figure(cells, r.conditions), args.zinc_figure)
@@ -102,10 +112,10 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
 
     c = sub.add_parser("conditions", help="donor-aware comparison of conditions, QC table and figures")
     c.add_argument("--settings", required=True, help="the conditions config section as JSON")
-    c.add_argument("--cfse-indices")
-    c.add_argument("--cfse-gates")
-    c.add_argument("--imaging-summary")
-    c.add_argument("--imaging-cells")
+    c.add_argument("--table", action="append", default=[],
+                   help="ASSAY=PATH: an assay's collected per-sample table, whose readouts are compared")
+    c.add_argument("--cfse-gates", help="results/cfse/gates.tsv (gate losses in the QC table)")
+    c.add_argument("--imaging-cells", help="results/imaging/cells.tsv (excluded cells in the QC table)")
     c.add_argument("--sheet", default="", help="the sample sheet (named on the report's first page)")
     for name in ("conditions", "qc", "overview"):
         c.add_argument(f"--{name}", required=True)

@@ -22,9 +22,9 @@ __all__ = ["ConditionsResult", "summarise_conditions"]
 class ConditionsResult:
     """Everything the across-condition step reports.
 
-    ``tables`` maps ``cfse_indices``, ``cfse_gates``, ``imaging_summary``, ``imaging_cells`` and
-    ``cfse_histograms`` to the frames read (absent assays are missing); ``conditions`` lists the
-    conditions present in display order; ``statuses`` are the per-sample status records.
+    ``readouts`` maps each assay to its per-sample table (the tables compared); ``extra`` holds the
+    other tables read (``cfse_gates``, ``imaging_cells``, ``cfse_histograms``); ``conditions`` lists
+    the conditions present in display order; ``statuses`` are the per-sample status records.
     """
 
     settings: ConditionsSettings
@@ -32,40 +32,44 @@ class ConditionsResult:
     qc: pd.DataFrame
     conditions: list[str]
     statuses: list[dict]
-    tables: dict[str, pd.DataFrame] = field(default_factory=dict)
+    readouts: dict[str, pd.DataFrame] = field(default_factory=dict)
+    extra: dict[str, pd.DataFrame] = field(default_factory=dict)
 
     @property
     def failed(self) -> list[dict]:
         return [s for s in self.statuses if s.get("status") == "failed"]
 
-    def usable(self, name: str) -> pd.DataFrame:
-        """The rows of a collected sample table that enter the statistics (empty frame if absent)."""
-        t = self.tables.get(name)
+    def usable(self, assay: str) -> pd.DataFrame:
+        """An assay's rows that enter the statistics (an empty frame when the assay is absent)."""
+        t = self.readouts.get(assay)
         return usable_samples(t) if t is not None and not t.empty else pd.DataFrame(
             columns=["sample_id", "condition", "donor"])
 
 
-def summarise_conditions(tables: dict[str, pd.DataFrame | None], statuses: list[dict],
-                         settings: ConditionsSettings) -> ConditionsResult:
+def summarise_conditions(readouts: dict[str, pd.DataFrame | None], extra: dict[str, pd.DataFrame | None],
+                         statuses: list[dict], settings: ConditionsSettings) -> ConditionsResult:
     """Compare conditions donor by donor and gather QC.
 
     Parameters
     ----------
-    tables : dict
-        ``cfse_indices``, ``cfse_gates``, ``imaging_summary``, ``imaging_cells``,
-        ``cfse_histograms`` (any may be None or missing).
+    readouts : dict of assay to DataFrame
+        Each assay's collected per-sample table (``cfse``: ``indices.tsv``, ``imaging``:
+        ``summary.tsv``, ...); None or missing for absent assays.
+    extra : dict
+        ``cfse_gates``, ``imaging_cells``, ``cfse_histograms`` when present (QC and figures).
     statuses : list of dict
         Every per-sample ``status.json`` (controls included).
     settings : ConditionsSettings
     """
-    present = {k: v for k, v in tables.items() if v is not None}
-    indices, summary = present.get("cfse_indices"), present.get("imaging_summary")
-    stats = compare_conditions(indices, summary, list(settings.order), settings.reference)
+    present = {k: v for k, v in readouts.items() if v is not None}
+    extra = {k: v for k, v in extra.items() if v is not None}
+    stats = compare_conditions(present, list(settings.order), settings.reference)
     seen: set[str] = set()
-    for t in (indices, summary):
-        if t is not None and not t.empty:
+    for t in present.values():
+        if not t.empty and "condition" in t:
             seen |= set(t["condition"].dropna().astype(str))
     conditions = [c for c in settings.order if c in seen] + sorted(seen - set(settings.order))
-    qc = qc_table(indices, present.get("cfse_gates"), present.get("imaging_cells"), summary, statuses)
+    qc = qc_table(present, extra.get("cfse_gates"), extra.get("imaging_cells"), statuses)
     return ConditionsResult(settings=settings, stats=stats, qc=qc, conditions=conditions,
-                            statuses=sorted(statuses, key=lambda s: s.get("sample_id", "")), tables=present)
+                            statuses=sorted(statuses, key=lambda s: s.get("sample_id", "")), readouts=present,
+                            extra=extra)

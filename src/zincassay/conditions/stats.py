@@ -15,7 +15,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats as st
 
-__all__ = ["CFSE_READOUTS", "COLUMNS", "IMAGING_READOUTS", "compare_conditions", "donor_values", "holm", "usable_samples"]
+__all__ = ["CFSE_READOUTS", "COLUMNS", "IMAGING_READOUTS", "LABEL_COLUMNS", "READOUTS", "compare_conditions", "donor_values",
+           "holm", "readout_columns", "usable_samples"]
 
 CFSE_READOUTS = ("pct_divided", "fraction_diluted", "division_index", "proliferation_index", "expansion_index",
                  "replication_index")
@@ -96,7 +97,8 @@ def usable_samples(table: pd.DataFrame) -> pd.DataFrame:
     """The rows that enter the comparison: samples that succeeded and pass QC (CFSE ``qc_pass``,
     imaging at least one QC-passing cell)."""
     t = table.copy()
-    t["donor"] = t["donor"].astype(str)
+    if "donor" in t:
+        t["donor"] = t["donor"].astype(str)
     if "status" in t:
         t = t[t["status"].astype(str) == "ok"]
     if "qc_pass" in t:
@@ -106,20 +108,38 @@ def usable_samples(table: pd.DataFrame) -> pd.DataFrame:
     return t
 
 
-def compare_conditions(cfse: pd.DataFrame | None, imaging: pd.DataFrame | None, order: list[str],
-                       reference: str) -> pd.DataFrame:
-    """``results/summary/conditions.tsv``: every readout x condition (columns :data:`COLUMNS`).
+#: The readouts compared for each assay's per-sample table (None: every numeric column that is not
+#: a label, for tables whose readouts are named by the data, e.g. one per subset or analyte).
+READOUTS: dict[str, tuple[str, ...] | None] = {"cfse": CFSE_READOUTS, "imaging": IMAGING_READOUTS}
+#: Columns of a per-sample table that are never readouts.
+LABEL_COLUMNS = frozenset({"sample_id", "condition", "donor", "batch", "status", "failure", "qc_pass", "qc_flags",
+                           "n_pass", "n_cells", "events_total", "events_gated"})
+
+
+def readout_columns(table: pd.DataFrame, readouts: tuple[str, ...] | None) -> list[str]:
+    """The readouts of ``table`` to compare: the listed ones it has, or every numeric non-label column."""
+    if readouts is not None:
+        return [r for r in readouts if r in table]
+    return [c for c in table.columns if c not in LABEL_COLUMNS and pd.api.types.is_numeric_dtype(table[c])]
+
+
+def compare_conditions(tables: dict[str, pd.DataFrame | None], order: list[str], reference: str,
+                       readouts: dict[str, tuple[str, ...] | None] | None = None) -> pd.DataFrame:
+    """``results/summary/conditions.tsv``: every assay x readout x condition (columns :data:`COLUMNS`).
 
     Parameters
     ----------
-    cfse : DataFrame or None
-        ``results/cfse/indices.tsv`` (failed and QC-failing samples are left out).
-    imaging : DataFrame or None
-        ``results/imaging/summary.tsv`` (failed samples and samples without QC-passing cells are left out).
+    tables : dict of assay to DataFrame or None
+        Each assay's per-sample table (one row per sample with ``sample_id, condition, donor`` and its
+        readouts, e.g. ``results/cfse/indices.tsv``, ``results/imaging/summary.tsv``); failed and
+        QC-failing samples are left out (:func:`usable_samples`).
     order : list of str
         Conditions in display order; any others found are appended sorted.
     reference : str
         The condition every other one is compared with.
+    readouts : dict, optional
+        The readouts per assay (default :data:`READOUTS`; an assay not listed: every numeric
+        non-label column).
 
     Returns
     -------
@@ -128,8 +148,9 @@ def compare_conditions(cfse: pd.DataFrame | None, imaging: pd.DataFrame | None, 
         or why nothing could be (one condition, no reference samples, no paired donor, one donor).
         Empty (with the columns) when no sample is usable.
     """
+    readouts = READOUTS if readouts is None else readouts
     rows: list[dict] = []
-    for assay, table, readouts in (("cfse", cfse, CFSE_READOUTS), ("imaging", imaging, IMAGING_READOUTS)):
+    for assay, table in tables.items():
         if table is None or table.empty:
             continue
         t = usable_samples(table)
@@ -137,9 +158,8 @@ def compare_conditions(cfse: pd.DataFrame | None, imaging: pd.DataFrame | None, 
             continue
         conds = [c for c in order if c in set(t["condition"])]
         conds += sorted(set(t["condition"].dropna()) - set(conds))
-        for readout in readouts:
-            if readout in t:
-                rows += _compare_one(donor_values(t, readout), readout, assay, conds, reference)
+        for readout in readout_columns(t, readouts.get(assay)):
+            rows += _compare_one(donor_values(t, readout), readout, assay, conds, reference)
     out = pd.DataFrame(rows, columns=[c for c in COLUMNS if c != "p_holm"])
     out["p_holm"] = holm(out["p_value"].to_numpy()) if len(out) else np.array([], dtype=float)
     return out[COLUMNS]
