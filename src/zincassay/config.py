@@ -78,9 +78,15 @@ def config_problems(cfg: dict) -> list[str]:
             problems.append(f"config key {where}: {err.instance!r} is not one of {err.validator_value}")
         elif err.validator == "type":
             problems.append(f"config key {where}: {err.instance!r} should be of type {err.validator_value}")
+        elif err.validator in ("maximum", "minimum", "exclusiveMinimum", "exclusiveMaximum"):
+            word = {"maximum": "at most", "minimum": "at least", "exclusiveMinimum": "above",
+                    "exclusiveMaximum": "below"}[err.validator]
+            problems.append(f"config key {where}: {err.instance!r} is out of range; it must be {word} "
+                            f"{err.validator_value:g}")
         else:
             problems.append(f"config key {where}: {err.message}")
     if not problems:
+        problems.extend(_unordered_pairs(cfg, sch))
         cond = cfg.get("conditions", {})
         order = cond.get("order", [])
         ref = cond.get("reference")
@@ -94,7 +100,26 @@ def config_problems(cfg: dict) -> list[str]:
             problems.append(
                 f"config key cfse.compensate: {comp!r} is neither auto, off, nor an existing CSV file"
             )
+        elif comp not in ("auto", "off"):
+            from zincassay.io.fcs import CompensationError, read_spill_csv
+
+            try:
+                read_spill_csv(comp)
+            except CompensationError as exc:
+                problems.append(f"config key cfse.compensate: {exc}")
     return problems
+
+
+def _unordered_pairs(instance: Any, sch: dict, path: tuple = ()) -> list[str]:
+    """Problems with ``[low, high]`` pairs (schema keyword ``x-ordered: true``) whose low is not below high."""
+    out = []
+    if sch.get("x-ordered") and isinstance(instance, list) and len(instance) == 2 and not instance[0] < instance[1]:
+        out.append(f"config key {'.'.join(path)}: {instance} must be [low, high] with low < high; swap the values")
+    if isinstance(instance, dict):
+        for key, sub in sch.get("properties", {}).items():
+            if key in instance:
+                out.extend(_unordered_pairs(instance[key], sub, (*path, key)))
+    return out
 
 
 def resolve_config(cfg: dict | None) -> dict:

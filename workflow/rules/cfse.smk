@@ -1,8 +1,10 @@
 rule cfse_control:
     input:
         fcs=raw_file,
+        checksum=checksum_file,
     output:
         summary="results/cfse/{sample}/control.json",
+        status="results/cfse/{sample}/status.json",
         figure=report(
             "results/cfse/{sample}/control.png",
             caption="../report/cfse_control.rst",
@@ -12,6 +14,8 @@ rule cfse_control:
         ),
     log:
         "logs/cfse/{sample}.control.log",
+    wildcard_constraints:
+        sample=one_of(CFSE_CONTROLS),
     threads: 1
     resources:
         mem_mb=lambda wc, input: 500 + 20 * input_mb(input),
@@ -23,7 +27,8 @@ rule cfse_control:
         row=sheet_row,
         outputs=lambda wc, output: flags(output),
     shell:
-        "{params.zincassay} cfse-control {input.fcs:q} --sheet {params.sheet:q} --sample-id {wildcards.sample}"
+        "{params.zincassay} cfse-control {input.fcs:q} --checksum {input.checksum:q} --sheet {params.sheet:q}"
+        " --sample-id {wildcards.sample}"
         " --settings {params.settings:q} {params.outputs} 2> {log:q}"
 
 
@@ -31,7 +36,9 @@ rule cfse_sample:
     input:
         unpack(cfse_controls),
         fcs=raw_file,
+        checksum=checksum_file,
     output:
+        status="results/cfse/{sample}/status.json",
         indices="results/cfse/{sample}/indices.tsv",
         generations="results/cfse/{sample}/generations.tsv",
         gates="results/cfse/{sample}/gates.tsv",
@@ -59,6 +66,8 @@ rule cfse_sample:
         ),
     log:
         "logs/cfse/{sample}.log",
+    wildcard_constraints:
+        sample=one_of(CFSE_SAMPLES),
     threads: 1
     resources:
         mem_mb=lambda wc, input: 800 + 20 * input_mb(input),
@@ -71,7 +80,8 @@ rule cfse_sample:
         controls=lambda wc, input: flags({k: v for k, v in input.items() if k != "fcs"}),
         outputs=lambda wc, output: flags(output),
     shell:
-        "{params.zincassay} cfse-sample {input.fcs:q} --sheet {params.sheet:q} --sample-id {wildcards.sample}"
+        "{params.zincassay} cfse-sample {input.fcs:q} --checksum {input.checksum:q} --sheet {params.sheet:q}"
+        " --sample-id {wildcards.sample}"
         " --settings {params.settings:q} {params.controls} {params.outputs} 2> {log:q}"
 
 

@@ -1,7 +1,9 @@
 rule imaging_sample:
     input:
         stack=raw_file,
+        checksum=checksum_file,
     output:
+        status="results/imaging/{sample}/status.json",
         cells="results/imaging/{sample}/cells.tsv",
         summary="results/imaging/{sample}/summary.tsv",
         frames="results/imaging/{sample}/frames.tsv",
@@ -37,6 +39,8 @@ rule imaging_sample:
         ),
     log:
         "logs/imaging/{sample}.log",
+    wildcard_constraints:
+        sample=one_of(IMAGING_SAMPLES),
     threads: 1
     resources:
         # the stack is memory-mapped; traces and figures need about twice its size on top
@@ -49,7 +53,8 @@ rule imaging_sample:
         row=sheet_row,
         outputs=lambda wc, output: flags(output),
     shell:
-        "{params.zincassay} imaging-sample {input.stack:q} --sheet {params.sheet:q} --sample-id {wildcards.sample}"
+        "{params.zincassay} imaging-sample {input.stack:q} --checksum {input.checksum:q} --sheet {params.sheet:q}"
+        " --sample-id {wildcards.sample}"
         " --settings {params.settings:q} {params.outputs} 2> {log:q}"
 
 

@@ -1,13 +1,8 @@
 rule conditions:
     input:
-        cfse_indices=["results/cfse/indices.tsv"] if CFSE_SAMPLES else [],
-        cfse_gates=["results/cfse/gates.tsv"] if CFSE_SAMPLES else [],
-        cfse_histograms=expand(
-            "results/cfse/{sample}/histogram.tsv", sample=CFSE_SAMPLES
-        ),
-        imaging_summary=["results/imaging/summary.tsv"] if IMAGING_SAMPLES else [],
-        imaging_cells=["results/imaging/cells.tsv"] if IMAGING_SAMPLES else [],
+        unpack(summary_inputs),
     output:
+        **summary_figures(),
         conditions=report(
             "results/summary/conditions.tsv",
             caption="../report/conditions_table.rst",
@@ -20,30 +15,7 @@ rule conditions:
             category="QC",
             labels={"table": "qc"},
         ),
-        cfse_figure=report(
-            "results/summary/cfse_conditions.png",
-            caption="../report/conditions_cfse.rst",
-            category="Conditions",
-            labels={"figure": "CFSE indices per donor"},
-        ),
-        imaging_figure=report(
-            "results/summary/imaging_conditions.png",
-            caption="../report/conditions_imaging.rst",
-            category="Conditions",
-            labels={"figure": "free zinc per donor"},
-        ),
-        zinc_figure=report(
-            "results/summary/zinc_distributions.png",
-            caption="../report/conditions_zinc_distributions.rst",
-            category="Conditions",
-            labels={"figure": "[Zn2+] per cell"},
-        ),
-        overlay_figure=report(
-            "results/summary/cfse_overlay.png",
-            caption="../report/conditions_cfse_overlay.rst",
-            category="Conditions",
-            labels={"figure": "CFSE histograms per donor"},
-        ),
+        overview="results/summary/overview.rst",
     log:
         "logs/summary/conditions.log",
     threads: 1
@@ -53,19 +25,20 @@ rule conditions:
     params:
         zincassay=ZINCASSAY,
         settings=settings("conditions"),
-        tables=lambda wc, input: flags(
-            {k: v[0] for k, v in input.items() if k != "cfse_histograms" and v}
-        ),
+        sheet=SHEET_FILE,
+        tables=table_flags,
         outputs=lambda wc, output: flags(output),
     shell:
-        "{params.zincassay} conditions --settings {params.settings:q} {params.tables} {params.outputs}"
-        " {input.cfse_histograms:q} 2> {log:q}"
+        "{params.zincassay} conditions --settings {params.settings:q} --sheet {params.sheet:q} {params.tables}"
+        " {params.outputs}"
+        " --histograms {input.cfse_histograms:q} --statuses {input.statuses:q} 2> {log:q}"
 
 
 rule provenance:
     input:
         results=final_outputs(),
-        raw=lambda wc: sorted(SHEET["path"]),
+        statuses=status_files(CFSE_SAMPLES + CFSE_CONTROLS, "cfse")
+        + status_files(IMAGING_SAMPLES, "imaging"),
         sheet=config["samples"],
     output:
         provenance="results/provenance.json",
@@ -86,12 +59,11 @@ rule provenance:
     threads: 1
     resources:
         mem_mb=500,
-        runtime=lambda wc, input: 10 + input_mb(input) // 500,
+        runtime=10,
     params:
         zincassay=ZINCASSAY,
         config=json.dumps(config, sort_keys=True, default=str),
-        workflow_dir=workflow.basedir,
     shell:
         "{params.zincassay} provenance --config {params.config:q} --sheet {input.sheet:q}"
-        " --workflow-dir {params.workflow_dir:q} --out {output.provenance:q} --config-copy {output.config:q}"
-        " --sheet-copy {output.sheet:q} {input.raw:q} 2> {log:q}"
+        " --out {output.provenance:q} --config-copy {output.config:q}"
+        " --sheet-copy {output.sheet:q} {input.statuses:q} 2> {log:q}"

@@ -8,48 +8,66 @@ from __future__ import annotations
 import argparse
 import json
 
+SAMPLE_OUTPUTS = ("indices", "generations", "gates", "histogram", "histogram_figure", "generations_figure",
+                  "gating_figure")
+
 
 def _cmd_control(args: argparse.Namespace) -> int:
-    from zincassay.cfse.figures import control_figure
-    from zincassay.cfse.pipeline import load_gated, summarise_control
     from zincassay.cfse.settings import CFSESettings
-    from zincassay.figures import save_figure
     from zincassay.samplesheet import load_sample
-    from zincassay.tables import write_json
+    from zincassay.status import run_sample_step
 
     settings = CFSESettings.from_config(json.loads(args.settings))
     sample = load_sample(args.sheet, args.sample_id)
-    gated = load_gated(args.fcs, settings)
-    summary = summarise_control(gated, sample.role, sample.sample_id)
-    save_figure(control_figure(summary, gated.cfse, f"{sample.sample_id} ({sample.role} control)", settings.channel),
-                args.figure)
-    write_json(summary.to_dict(), args.summary)
-    return 0
+
+    def step() -> None:
+        from zincassay.cfse.figures import control_figure
+        from zincassay.cfse.pipeline import load_gated, summarise_control
+        from zincassay.figures import save_figure
+        from zincassay.tables import write_json
+
+        gated = load_gated(args.fcs, settings)
+        summary = summarise_control(gated, sample.role, sample.sample_id)
+        save_figure(control_figure(summary, gated.cfse, f"{sample.sample_id} ({sample.role} control)",
+                                   settings.channel), args.figure)
+        write_json(summary.to_dict(), args.summary)
+
+    return run_sample_step(step, labels=sample.labels, assay="cfse", role=sample.role, raw=args.fcs,
+                           outputs={"summary": args.summary, "figure": args.figure}, primary="",
+                           failed_columns={}, extra=sample.extra, status_path=args.status, checksum=args.checksum)
 
 
 def _cmd_sample(args: argparse.Namespace) -> int:
-    from zincassay.cfse.figures import fit_figure, gating_figure, generations_figure
-    from zincassay.cfse.pipeline import ControlSummary, analyse_sample, load_gated
     from zincassay.cfse.settings import CFSESettings
-    from zincassay.cfse.tables import gates_table, generations_table, histogram_table, indices_table
-    from zincassay.figures import save_figure
     from zincassay.samplesheet import load_sample
-    from zincassay.tables import read_json, write_table
+    from zincassay.status import run_sample_step
 
     settings = CFSESettings.from_config(json.loads(args.settings))
     sample = load_sample(args.sheet, args.sample_id)
-    unstim = ControlSummary.from_dict(read_json(args.unstimulated))
-    unstained = ControlSummary.from_dict(read_json(args.unstained)) if args.unstained else None
-    r = analyse_sample(load_gated(args.fcs, settings), settings, unstim, unstained)
-    sid = sample.sample_id
-    save_figure(gating_figure(r.gated, f"{sid}: gating"), args.gating_figure)
-    save_figure(fit_figure(r.fit, sid, settings.channel), args.histogram_figure)
-    save_figure(generations_figure(r.fit, f"{sid}: generations"), args.generations_figure)
-    write_table(histogram_table(r, sid), args.histogram)
-    write_table(generations_table(r, sid), args.generations)
-    write_table(gates_table(r, sid), args.gates)
-    write_table(indices_table(r, sample), args.indices)  # last: its presence means the sample is complete
-    return 0
+
+    def step() -> None:
+        from zincassay.cfse.figures import fit_figure, gating_figure, generations_figure
+        from zincassay.cfse.pipeline import ControlSummary, analyse_sample, load_gated
+        from zincassay.cfse.tables import gates_table, generations_table, histogram_table, indices_table
+        from zincassay.figures import save_figure
+        from zincassay.tables import read_json, write_table
+
+        unstim = ControlSummary.from_dict(read_json(args.unstimulated), "unstimulated")
+        unstained = ControlSummary.from_dict(read_json(args.unstained), "unstained") if args.unstained else None
+        r = analyse_sample(load_gated(args.fcs, settings), settings, unstim, unstained)
+        sid = sample.sample_id
+        save_figure(gating_figure(r.gated, f"{sid}: gating"), args.gating_figure)
+        save_figure(fit_figure(r.fit, sid, settings.channel), args.histogram_figure)
+        save_figure(generations_figure(r.fit, f"{sid}: generations"), args.generations_figure)
+        write_table(histogram_table(r, sid), args.histogram)
+        write_table(generations_table(r, sid), args.generations)
+        write_table(gates_table(r, sid), args.gates)
+        write_table(indices_table(r, sample), args.indices)
+
+    return run_sample_step(step, labels=sample.labels, assay="cfse", role=sample.role, raw=args.fcs,
+                           outputs={k: getattr(args, k) for k in SAMPLE_OUTPUTS}, primary="indices",
+                           failed_columns={"qc_pass": False, "qc_flags": "failed"}, extra=sample.extra,
+                           status_path=args.status, checksum=args.checksum)
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
@@ -57,22 +75,24 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     c = sub.add_parser("cfse-control", help="summarise a CFSE control (parent peak or autofluorescence)")
     c.add_argument("fcs")
     c.add_argument("--sheet", required=True, help="the validated sample sheet")
+    c.add_argument("--checksum", help="the raw file's checksum file (zincassay.checksums)")
     c.add_argument("--sample-id", required=True)
     c.add_argument("--settings", required=True, help="the resolved cfse config section as JSON")
     c.add_argument("--summary", required=True, help="control summary (JSON)")
     c.add_argument("--figure", required=True, help="QC figure (PNG)")
+    c.add_argument("--status", required=True, help="how the step ended (JSON)")
     c.set_defaults(func=_cmd_control)
 
     s = sub.add_parser("cfse-sample", help="gate, deconvolve and index one CFSE sample")
     s.add_argument("fcs")
     s.add_argument("--sheet", required=True, help="the validated sample sheet")
+    s.add_argument("--checksum", help="the raw file's checksum file (zincassay.checksums)")
     s.add_argument("--sample-id", required=True)
     s.add_argument("--settings", required=True, help="the resolved cfse config section as JSON")
     s.add_argument("--unstimulated", required=True, help="summary of the matched unstimulated control")
     s.add_argument("--unstained", help="summary of the matched unstained control")
-    for name in ("indices", "generations", "gates", "histogram", "histogram-figure", "generations-figure",
-                 "gating-figure"):
-        s.add_argument(f"--{name}", required=True)
+    for name in (*SAMPLE_OUTPUTS, "status"):
+        s.add_argument(f"--{name.replace('_', '-')}", required=True)
     s.set_defaults(func=_cmd_sample)
 
 

@@ -69,8 +69,9 @@ BOUND_TOL = 2e-3  # decades: a parameter this close to a bound is "at bound"
 MAX_TAU = 0.06  # decades of partition noise per division
 _INV_SQRT_2PI = 1.0 / np.sqrt(2.0 * np.pi)
 AF_SIGMA_UNKNOWN_LOG10 = 0.2  # spread of autofluorescence when no unstained control gives it
-#: Autofluorescence levels with an unstained control, x the control's (blasts are bigger and brighter).
-AF_SCALES = (1.0, 1.5, 2.25, 3.4)
+#: Autofluorescence levels with an unstained control, x the control's: blasts are bigger and brighter,
+#: up to about twice the resting cells' size (a higher ceiling only trades against the deepest generations).
+AF_SCALES = (1.0, 1.5, 2.25)
 #: Where the search starts on that ladder (1.5 x: stimulated cultures are mostly blasts; the
 #: search moves down to 1 x when the cells are not brighter).
 AF_START = 1.0
@@ -582,17 +583,19 @@ _AF_Z = np.random.default_rng(20240611).standard_normal((2, 4000))  # fixed draw
 def _split_autofluorescence(q: np.ndarray) -> tuple[float, float, float]:
     """Split a control's autofluorescence quantiles (at ``_AF_LEVELS``) into a lognormal part and
     Gaussian electronic noise: ``(median, log10 spread, noise SD)`` of ``m 10^(s Z1) + nu Z2``,
-    matched to the quantiles by least squares (Nelder-Mead)."""
+    matched to the central quantiles (2-98 %) by least squares (Nelder-Mead)."""
     med = float(np.median(q))
     iqr = float(q[74] - q[24])
     if med <= 0:  # no autofluorescence above the noise: all of it is noise
         return 0.0, 0.0, max(iqr / 1.349, 1e-6)
     scale = max(iqr, 1e-6)
 
+    central = (_AF_LEVELS >= 0.02) & (_AF_LEVELS <= 0.98)  # a few outlying events must not steer the split
+
     def loss(p: np.ndarray) -> float:
         m, s, nu = med * np.exp(p[0]), abs(p[1]), abs(p[2]) * scale
-        model = np.quantile(m * 10 ** (s * _AF_Z[0]) + nu * _AF_Z[1], _AF_LEVELS)
-        return float(np.sum((model - q) ** 2)) / scale**2
+        model = np.quantile(m * 10 ** (s * _AF_Z[0]) + nu * _AF_Z[1], _AF_LEVELS[central])
+        return float(np.sum((model - q[central]) ** 2)) / scale**2
 
     res = minimize(loss, np.array([0.0, 0.15, 0.3]), method="Nelder-Mead",
                    options={"xatol": 1e-3, "fatol": 1e-6, "maxfev": 300})

@@ -12,78 +12,26 @@ from matplotlib.figure import Figure
 from zincassay.cfse.deconvolve import GenerationFit
 from zincassay.cfse.pipeline import ControlSummary, GatedFile
 from zincassay.figures import new_figure
+from zincassay.flow.figures import live_panel, lymphocyte_panel, singlet_panel
 from zincassay.flow.transforms import safe_log10
 
 __all__ = ["control_figure", "fit_figure", "gating_figure", "generations_figure"]
 
 
 def gating_figure(g: GatedFile, title: str) -> Figure:
-    gates = {x.name: x for x in g.gating.gates}
-    ch = g.gating.channels
+    """Lymphocyte, singlet and live gates (the shared panels of :mod:`zincassay.flow.figures`)."""
     fig, axes = new_figure(1, 3, figsize=(12, 3.8))
-    ax = axes[0]
-    if ch.fsc and ch.ssc:
-        fx = safe_log10(g.events[:, g.data.channel_index(ch.fsc)])
-        sy = safe_log10(g.events[:, g.data.channel_index(ch.ssc)])
-        ax.hist2d(fx, sy, bins=120, cmap="viridis", norm=matplotlib.colors.LogNorm())
-        lg = gates.get("lymphocytes")
-        if lg is not None and lg.params:
-            for poly in lg.params["polygons_log10"]:
-                xy = np.asarray(poly)
-                ax.plot(xy[:, 0], xy[:, 1], color="red", lw=1.2)
-            for pop in lg.params["populations"]:
-                if pop["kind"] != "cells":
-                    ax.annotate(pop["kind"], pop["peak_log10"], color="red", fontsize=7, ha="center")
-            ax.set_title(f"cells (debris, beads cut): {lg.events_kept}/{lg.events_in}", fontsize=9)
-        ax.set_xlabel(f"log10 {ch.fsc}")
-        ax.set_ylabel(f"log10 {ch.ssc}")
-    else:
-        ax.text(0.5, 0.5, "no scatter channels", ha="center")
-    ax = axes[1]
-    sg = gates.get("singlets")
-    if ch.fsc_a and ch.fsc_h and sg is not None and sg.params:
-        fa = g.events[:, g.data.channel_index(ch.fsc_a)]
-        fh = g.events[:, g.data.channel_index(ch.fsc_h)]
-        lh = safe_log10(fh)
-        lr = safe_log10(fa) - lh
-        x_rng = [float(np.quantile(lh, 0.001)), float(lh.max())]
-        ax.hist2d(lh, lr, bins=(120, 120), range=[x_rng, [-0.3, 0.6]], cmap="viridis",
-                  norm=matplotlib.colors.LogNorm())
-        xs = np.linspace(*x_rng, 50)
-        if "trend_slope" in sg.params:
-            trend = sg.params["trend_slope"] * xs + sg.params["trend_intercept_log10"]
-            for off in sg.params["band_log10"]:
-                ax.plot(xs, trend + off, color="red", lw=1.2)
-        else:  # a manual band of FSC-A/FSC-H
-            for k in ("ratio_low", "ratio_high"):
-                ax.axhline(np.log10(sg.params[k]), color="red", lw=1.2)
-        ax.set_xlabel(f"log10 {ch.fsc_h}")
-        ax.set_ylabel(f"log10 {ch.fsc_a} / {ch.fsc_h}")
-        ax.set_title(f"singlets: {sg.events_kept}/{sg.events_in}", fontsize=9)
-    else:
-        ax.text(0.5, 0.5, "singlet gate skipped\n(only one of FSC-A, FSC-H)", ha="center", va="center")
-        ax.set_axis_off()
-    ax = axes[2]
-    lv = gates.get("live")
-    if lv is not None:
-        v = safe_log10(g.events[:, g.data.channel_index(lv.params["channel"])])
-        ax.hist(v, bins=150, color="0.4")
-        ax.axvline(np.log10(max(lv.params["threshold"], 1)), color="red", lw=1.2)
-        ax.set_xlabel(f"log10 {lv.params['channel']}")
-        ax.set_title(f"live: {lv.events_kept}/{lv.events_in}", fontsize=9)
-    else:
-        ax.text(0.5, 0.5, "no viability channel\n(cfse.viability_channel)", ha="center", va="center")
-        ax.set_axis_off()
+    lymphocyte_panel(axes[0], g.data, g.gating)
+    singlet_panel(axes[1], g.data, g.gating)
+    live_panel(axes[2], g.data, g.gating, "cfse.viability_channel")
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     return fig
 
 
 def fit_figure(fit: GenerationFit, title: str, channel: str) -> Figure:
-    """Dye histogram with each generation's fitted curve coloured and their sum (as FlowJo shows it).
-
-    ``channel`` names the x axis (the configured dye channel, e.g. CFSE or CTV).
-    """
+    """Dye histogram with each generation's fitted curve coloured and their sum (as FlowJo shows it);
+    ``channel`` names the x axis (the configured dye channel, e.g. CFSE or CTV)."""
     fig, ax = new_figure(figsize=(7, 4))
     centers = (fit.edges[:-1] + fit.edges[1:]) / 2
     ax.step(centers, fit.counts, where="mid", color="0.55", lw=1, label="events")
@@ -130,8 +78,7 @@ def generations_figure(fit: GenerationFit, title: str) -> Figure:
 
 
 def control_figure(summary: ControlSummary, values: np.ndarray, title: str, channel: str) -> Figure:
-    """Gated dye histogram of a control with its parent-peak fit or autofluorescence median;
-    ``channel`` names the x axis."""
+    """Gated CFSE histogram of a control with its parent-peak fit or autofluorescence median."""
     fig, ax = new_figure(figsize=(6, 3.6))
     x = safe_log10(values)
     ax.hist(x, bins=200, color="0.5", density=True)

@@ -17,17 +17,24 @@ from zincassay.cfse.deconvolve import GenerationFit, ParentPeak, fit_generations
 from zincassay.cfse.intervals import bootstrap_indices
 from zincassay.cfse.settings import CFSESettings
 from zincassay.errors import ZincassayError
+from zincassay.flow.compensation import apply_compensation, check_finite
 from zincassay.flow.gating import GatingResult, gate_events
-from zincassay.io.fcs import CompensationError, FCSData, read_fcs, read_spill_csv
+from zincassay.io.fcs import FCSData, read_fcs
 
 __all__ = ["SEVERE_FLAGS", "Autofluorescence", "CFSEResult", "ControlSummary", "GatedFile", "analyse_sample",
            "load_gated", "summarise_control"]
 
 AF_QUANTILES = 400
 #: QC flags that make a sample fail (others are reported but keep qc_pass true).
-SEVERE_FLAGS = ("too_few_events", "at_bound", "poor_fit")
+SEVERE_FLAGS = ("too_few_events", "at_bound", "poor_fit", "off_scale", "unstimulated_control_off_scale",
+                "unstained_control_off_scale", "unstained_control_stained")
 #: Gate variants the bootstrap draws from (each replicate resamples one; see cfse.intervals).
 GATE_VARIANTS = 20
+#: Share of gated events piled up at the channel's top value above which the channel is off scale.
+MAX_OFF_SCALE_SHARE = 0.05
+#: An "unstained" control whose autofluorescence median comes within this many decades of the
+#: unstimulated parent peak carries dye (a mislabelled tube): its samples fail QC.
+MIN_DYE_OVER_AF_LOG10 = 1.0
 
 
 @dataclass
@@ -58,24 +65,26 @@ def load_gated(path: str | Path, settings: CFSESettings) -> GatedFile:
     Raises :class:`zincassay.io.fcs.FCSError` / :class:`CompensationError` for expected problems.
     """
     data = read_fcs(path)
-    flags: list[str] = []
-    mode = settings.compensate
-    if mode != "off":
-        spill = read_spill_csv(mode) if mode != "auto" else None
-        if spill is not None or data.spill is not None or data.spill_problem:
-            try:
-                data = data.compensated(spill)
-            except CompensationError:
-                if settings.on_bad_spill == "error":
-                    raise
-                flags.append("spill_not_applied")
+    check_finite(data, [settings.channel, settings.viability_channel])
+    data, flags = apply_compensation(data, settings.compensate, settings.on_bad_spill)
     cfse_idx = data.channel_index(settings.channel)
     gating = gate_events(data, gating=settings.gating, scatter=settings.scatter,  # type: ignore[arg-type]
                          singlet_ratio=settings.gates.singlet_ratio, viability_channel=settings.viability_channel,
-                         viability_threshold=settings.gates.viability_threshold)
+                         viability_threshold=settings.gates.viability_threshold, scatter_populations="all")
     if any(g.name == "singlets" and g.note.startswith("skipped") for g in gating.gates):
         flags.append("singlet_gate_skipped")
-    return GatedFile(data, gating, data.events[gating.mask, cfse_idx], flags)
+    cfse = data.events[gating.mask, cfse_idx]
+    if off_scale_share(cfse) > MAX_OFF_SCALE_SHARE:
+        flags.append("off_scale")
+    return GatedFile(data, gating, cfse, flags)
+
+
+def off_scale_share(values: np.ndarray) -> float:
+    """Share of ``values`` piled up at their maximum (events clipped at the top of the scale)."""
+    if values.size == 0:
+        return 0.0
+    top = float(np.max(values))
+    return float(np.mean(values >= top - 1e-6 * abs(top)))
 
 
 @dataclass(frozen=True)
@@ -116,9 +125,12 @@ class ControlSummary:
         return out
 
     @classmethod
-    def from_dict(cls, d: dict) -> ControlSummary:
-        """Inverse of :meth:`to_dict`."""
+    def from_dict(cls, d: dict, role: str = "") -> ControlSummary:
+        """Inverse of :meth:`to_dict`. A failed control's record raises :class:`ZincassayError`
+        naming the control and its reason, so its samples fail with it."""
         d = dict(d)
+        if d.get("status") == "failed":
+            raise ZincassayError(f"its {role or 'matched'} control {d.get('sample_id', '')} failed: {d.get('reason', '')}")
         parent = ParentPeak(**d.pop("parent")) if "parent" in d else None
         af = d.pop("autofluorescence", None)
         auto = Autofluorescence(float(af["median"]), tuple(map(float, af["quantiles"]))) if af else None
@@ -191,7 +203,8 @@ def analyse_sample(gated: GatedFile, settings: CFSESettings, unstimulated: Contr
     flags = list(gated.flags)
     values = gated.cfse
     if values.size < 50:
-        raise ZincassayError(f"{gated.data.path}: only {values.size} events left after gating; cannot fit generations")
+        raise ZincassayError(f"{gated.data.path}: only {values.size} events left after gating; at least 50 are needed "
+                             "to fit generations (see gating.png for where the events went)")
     fit = fit_generations(values, parent, af, options=options)
     # intervals over event sampling and the gate boundaries: each replicate resamples one gate variant
     rng = np.random.default_rng(settings.seed)
@@ -208,12 +221,20 @@ def analyse_sample(gated: GatedFile, settings: CFSESettings, unstimulated: Contr
         flags.append("poor_fit")
     if fit.at_bound:
         flags.append("at_bound")
+    if "off_scale" in unstimulated.flags:
+        flags.append("unstimulated_control_off_scale")
     if unstained is None:
         flags.append("no_unstained_control")
-    elif fit.af_median_log10 is not None:
-        below = fit.generation_mu < fit.af_median_log10
-        if fit.cells[below].sum() > 0.01 * fit.cells.sum():
-            flags.append("peaks_below_autofluorescence")
+    else:
+        if "off_scale" in unstained.flags:
+            flags.append("unstained_control_off_scale")
+        af_median = unstained.autofluorescence.median if unstained.autofluorescence else 1.0
+        if parent.mu_log10 - np.log10(max(af_median, 1.0)) < MIN_DYE_OVER_AF_LOG10:
+            flags.append("unstained_control_stained")
+        if fit.af_median_log10 is not None:
+            below = fit.generation_mu < fit.af_median_log10
+            if fit.cells[below].sum() > 0.01 * fit.cells.sum():
+                flags.append("peaks_below_autofluorescence")
     return CFSEResult(gated=gated, fit=fit, ci=ci, flags=flags, parent=parent,
                       bootstrap_replicates=settings.bootstrap_replicates,
                       unstimulated_id=unstimulated.sample_id, unstained_id=unstained.sample_id if unstained else "")

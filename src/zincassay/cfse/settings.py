@@ -10,25 +10,9 @@ from dataclasses import dataclass
 
 from zincassay.cfse.deconvolve import FitOptions
 from zincassay.config import build_settings
+from zincassay.flow.settings import GateSettings, ScatterSettings
 
 __all__ = ["CFSESettings", "FitSettings", "GateSettings", "ScatterSettings"]
-
-
-@dataclass(frozen=True)
-class ScatterSettings:
-    """Scatter channels by name; None = found by name in the file."""
-
-    fsc_a: str | None
-    fsc_h: str | None
-    ssc: str | None
-
-
-@dataclass(frozen=True)
-class GateSettings:
-    """Manual gate settings; None = chosen from the data."""
-
-    singlet_ratio: tuple[float, float] | None
-    viability_threshold: float | None
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ def indices_table(r: CFSEResult, sample: Sample) -> pd.DataFrame:
     """One row (``indices.tsv``): the sample's labels, the six indices with their 95 % CIs, the fit,
     event counts, QC and the sheet's extra columns."""
     fit = r.fit
-    row: dict = dict(sample.labels)
+    row: dict = {**sample.labels, "status": "ok", "failure": ""}
     for k in INDEX_NAMES:
         row[k] = fit.indices[k]
         row[f"{k}_ci_low"], row[f"{k}_ci_high"] = r.ci.get(k, (np.nan, np.nan))

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from itertools import pairwise
 
 import numpy as np
 from scipy import ndimage
@@ -177,9 +178,33 @@ BEAD_MAX_SD_LOG10 = 0.025
 SCATTER_FLOOR_RANGE_LOG10 = 0.1
 SINGLET_BAND_RANGE = 0.3
 VIABILITY_RANGE_LOG10 = 0.15
+#: Live and dead cells' viability-dye modes are at least this far apart (log10; typically 1-2 decades).
+VIABILITY_MIN_GAP_LOG10 = 0.5
 
 
-def scatter_gate(log_fsc: np.ndarray, log_ssc: np.ndarray, *, cut_dead: bool = True,
+def polygon_mask(poly: np.ndarray, x: np.ndarray, y: np.ndarray, region: np.ndarray, grid: tuple, flat: np.ndarray
+                 ) -> np.ndarray:
+    """Events inside ``poly`` (vertices (n, 2) in the coordinates of ``x``, ``y``).
+
+    ``poly`` is the 0.5 contour of the binary ``region`` on the histogram grid ``(lo, step, n)``:
+    bins whose 3x3 neighbourhood is all inside (outside) the region are entirely inside (outside)
+    the polygon, so only the events of the bins along its edge need the exact test.
+    """
+    if poly.shape[0] < 3:
+        return np.zeros(x.size, bool)
+    from matplotlib.path import Path as _Path
+
+    inner = ndimage.binary_erosion(region, structure=np.ones((3, 3)), border_value=0)
+    outer = ~ndimage.binary_dilation(region, structure=np.ones((3, 3)))
+    state = np.where(inner, 1, np.where(outer, 0, 2)).ravel()[flat]  # 1 in, 0 out, 2 test
+    keep = state == 1
+    edge = np.flatnonzero(state == 2)
+    if edge.size:
+        keep[edge] = _Path(poly).contains_points(np.column_stack([x[edge], y[edge]]))
+    return keep
+
+
+def scatter_gate(log_fsc: np.ndarray, log_ssc: np.ndarray, *, cut_dead: bool = True, populations: str = "all",
                  resting_log10: tuple[float, float] | None = None) -> tuple[np.ndarray, dict]:
     """Keep every cell population in log10 FSC/SSC; cut debris and beads by their own populations.
 
@@ -203,6 +228,10 @@ def scatter_gate(log_fsc: np.ndarray, log_ssc: np.ndarray, *, cut_dead: bool = T
         log10 forward and side scatter.
     cut_dead : bool
         Cut dead-cell populations by their scatter (when no viability dye is gated).
+    populations : {"all", "densest"}
+        Keep every cell population (stimulated T cells: resting cells and blasts) or only the one
+        with the densest peak (resting lymphocytes, the tightest cluster, among monocytes and
+        granulocytes, which look like blasts).
     resting_log10 : (fsc, ssc), optional
         Position of resting cells (e.g. the unstimulated control's main population): the
         population holding it is a cell population even when it is small.
@@ -210,8 +239,10 @@ def scatter_gate(log_fsc: np.ndarray, log_ssc: np.ndarray, *, cut_dead: bool = T
     Returns
     -------
     keep : ndarray (n_events,) bool
-    params : dict with ``polygons_log10`` (outlines of the kept region), ``populations`` (peak,
-        share of events and kind of each population) and ``fsc_floor_log10``.
+    params : dict with ``polygons_log10`` (a list holding the one polygon, log10 FSC/SSC, that is
+        the gate: the outline of the largest connected kept region, holes filled; an event is kept
+        when it lies inside), ``populations`` (peak, share of events and kind of each population)
+        and ``fsc_floor_log10``.
     """
     from skimage.measure import find_contours
     from skimage.segmentation import watershed
@@ -249,7 +280,7 @@ def scatter_gate(log_fsc: np.ndarray, log_ssc: np.ndarray, *, cut_dead: bool = T
         fx, fy = fs[sel], ss[sel]
         sd = [1.4826 * float(np.median(np.abs(v - np.median(v)))) for v in (fx, fy)] if fx.size >= 20 else [1.0, 1.0]
         pops.append({"label": int(lab), "peak_log10": [float(cx[i]), float(cy[j])], "share": float(mass / n),
-                     "sd_log10": sd, "kind": "cells"})
+                     "sd_log10": sd, "kind": "cells", "density": float(hs[i, j])})
     for p in pops:  # beads: a tight minority beside the cells (a file of one tight population is cells)
         if 0.002 <= p["share"] < 0.5 and max(p["sd_log10"]) < BEAD_MAX_SD_LOG10:
             p["kind"] = "beads"
@@ -282,15 +313,34 @@ def scatter_gate(log_fsc: np.ndarray, log_ssc: np.ndarray, *, cut_dead: bool = T
             p["kind"] = "dead"
     cell_peaks = [p["peak_log10"][0] for p in big if p["kind"] == "cells"]
     floor = (min(cell_peaks) if cell_peaks else float(np.median(log_fsc))) - CELL_FLOOR_LOG10
-    kept_labels = np.array([p["label"] for p in pops if p["kind"] == "cells"])
+    cell_pops = [p for p in pops if p["kind"] == "cells"]
+    if populations == "densest" and cell_pops:  # lymphocytes: the tightest cluster among leukocytes
+        # not a pile-up at the top of a scatter scale (saturated granulocytes look dense)
+        top = (float(log_fsc.max()) - 2 * step[0], float(log_ssc.max()) - 2 * step[1])
+        on_scale = [p for p in cell_pops if p["peak_log10"][0] < top[0] and p["peak_log10"][1] < top[1]] or cell_pops
+        densest = max(on_scale, key=lambda p: p["density"])
+        for p in cell_pops:
+            if p is not densest:
+                p["kind"] = "other cells"
+        cell_pops = [densest]
+    kept_labels = np.array([p["label"] for p in cell_pops])
     kept_bins = np.isin(labels, kept_labels) & (cx[:, None] >= floor)
-    keep = kept_bins.ravel()[flat] & (log_fsc >= floor)
-    polys = []
-    for c in find_contours(np.pad(kept_bins.astype(float), 1), 0.5):
-        xy = np.column_stack([lo[0] + (c[:, 0] - 0.5) * step[0], lo[1] + (c[:, 1] - 0.5) * step[1]])
-        polys.append(np.round(xy, 4).tolist())
+    # the gate is one polygon (so it can be written as GatingML and redrawn in FlowJo): the outline
+    # of the largest connected kept region, holes filled
+    comp, n_comp = ndimage.label(kept_bins, structure=np.ones((3, 3)))
+    if n_comp > 1:
+        mass = np.bincount(comp.ravel(), weights=h.ravel(), minlength=n_comp + 1)
+        mass[0] = -1
+        kept_bins = comp == int(np.argmax(mass))
+    kept_bins = ndimage.binary_fill_holes(kept_bins)
+    contours = find_contours(np.pad(kept_bins.astype(float), 1), 0.5)
+    c = max(contours, key=len) if contours else np.zeros((0, 2))
+    poly = np.round(np.column_stack([lo[0] + (c[:, 0] - 0.5) * step[0], lo[1] + (c[:, 1] - 0.5) * step[1]]), 6)
+    keep = polygon_mask(poly, log_fsc, log_ssc, kept_bins, (lo, step, nb), flat)
+    polys = [poly.tolist()]
     for p in pops:
         p.pop("label")
+        p.pop("density")
     populations = sorted((p for p in pops if p["share"] >= 0.005), key=lambda p: -p["share"])
     return keep, {"polygons_log10": polys, "populations": populations, "fsc_floor_log10": float(floor)}
 
@@ -353,30 +403,45 @@ def singlet_gate(fsc_a: np.ndarray, fsc_h: np.ndarray, within: np.ndarray, band:
 def viability_threshold_from(values: np.ndarray) -> float:
     """Linear threshold between the negative (live) and positive (dead) modes of a viability dye.
 
-    The negative mode is the dimmest substantial mode (>= 10 % of the highest), not the highest:
-    a culture may hold more dead cells than live ones, and bigger live cells (blasts) spread the
-    negative mode. The threshold is the valley between it and the next mode up that rises >= 1.5x
-    above that valley and holds >= 0.5 % of events; with no such mode, the negative mode's median
-    + 4 robust SD (log10).
+    Modes are the peaks of the smoothed log10 histogram that stand out from the valleys beside
+    them (the valley below 2/3 of the lower peak). Live cells can form several modes (bigger
+    cells, blasts, stain brighter; over-compensation pushes a subset down), and a culture may hold
+    more dead cells than live ones, so neither the tallest nor the dimmest mode is taken for "the"
+    negative one: the threshold is the valley across the widest gap between neighbouring modes,
+    when that gap is >= ``VIABILITY_MIN_GAP_LOG10`` decades and >= 0.5 % of events lie above it
+    (dead cells stain 1-2 decades brighter). Without such a gap (no dead mode), the median + 4
+    robust SD (log10) of all events. Compensated values at or below 1 (over-compensated live
+    cells) all land on log10(1) = 0; they are dye-negative, not a mode of their own, so they are
+    left out of the histogram (they stay below the threshold).
     """
     lv = safe_log10(values)
+    above = lv[lv > 0.0]
+    if above.size >= 50:
+        lv = above
     lo, hi = np.quantile(lv[:: max(1, lv.size // 200_000)], [0.001, 0.999])
     hist, edges = np.histogram(lv, bins=128, range=(lo, hi + 1e-9))
     smooth = ndimage.gaussian_filter1d(hist.astype(float), 2.0)
     centers = (edges[:-1] + edges[1:]) / 2
-    inner = smooth[1:-1]
-    modes = [k + 1 for k in np.flatnonzero((inner >= smooth[:-2]) & (inner > smooth[2:]))]
-    if smooth[0] > smooth[1]:
-        modes.insert(0, 0)
-    modes = [k for k in modes if smooth[k] >= 0.1 * smooth.max()] or [int(np.argmax(smooth))]
-    neg = modes[0]
-    for p in (k for k in range(neg + 2, smooth.size - 1) if smooth[k] >= smooth[k - 1] and smooth[k] > smooth[k + 1]):
-        valley = neg + int(np.argmin(smooth[neg : p + 1]))
-        if smooth[p] > 1.5 * smooth[valley] and hist[valley:].sum() >= 0.005 * hist.sum():
-            return float(10 ** centers[valley])
-    sel = lv[lv <= centers[neg] + 0.5]
-    med = float(np.median(sel))
-    sd = 1.4826 * float(np.median(np.abs(sel - med)))
+    padded = np.r_[-1.0, smooth, -1.0]
+    peaks = [k for k in range(smooth.size) if padded[k + 1] > padded[k] and padded[k + 1] >= padded[k + 2]
+             and smooth[k] >= 0.005 * smooth.max()]
+    modes: list[int] = []
+    for k in peaks:  # merge peaks without a real valley between them into the taller one
+        if modes and smooth[modes[-1] : k + 1].min() * 1.5 >= min(smooth[modes[-1]], smooth[k]):
+            if smooth[k] > smooth[modes[-1]]:
+                modes[-1] = k
+            continue
+        modes.append(k)
+    best = None
+    for a, b in pairwise(modes):
+        valley = a + int(np.argmin(smooth[a : b + 1]))
+        gap = centers[b] - centers[a]
+        if gap >= VIABILITY_MIN_GAP_LOG10 and hist[valley:].sum() >= 0.005 * hist.sum() and (best is None or gap > best[0]):
+            best = (gap, valley)
+    if best is not None:
+        return float(10 ** centers[best[1]])
+    med = float(np.median(lv))
+    sd = 1.4826 * float(np.median(np.abs(lv - med)))
     return float(10 ** (med + 4 * sd))
 
 
@@ -384,6 +449,7 @@ def gate_events(
     data: FCSData, *, gating: str = "auto", scatter: ScatterChannels | None = None,
     singlet_ratio: tuple[float, float] | None = None,
     viability_channel: str | None = None, viability_threshold: float | None = None,
+    scatter_populations: str = "all",
 ) -> GatingResult:
     """Apply the scatter ("lymphocytes"), singlet and live gates to ``data.events`` (compensated values).
 
@@ -401,7 +467,11 @@ def gate_events(
     viability_channel : str, optional
         Viability-dye channel ($PnN or $PnS); dead cells are bright. None = no live gate.
     viability_threshold : float, optional
-        Manual viability threshold (linear units); None = the valley above the dye's negative mode.
+        Manual viability threshold (linear units); None = the valley across the widest gap between
+        the dye's modes.
+    scatter_populations : {"all", "densest"}
+        Which cell populations the scatter gate keeps (:func:`scatter_gate`): every one (the CFSE
+        assay: blasts must stay) or the densest (resting lymphocytes among other leukocytes).
 
     Returns
     -------
@@ -420,12 +490,14 @@ def gate_events(
         gates.append(Gate("all_events", n, n, note="cfse.gating: none"))
         return GatingResult(mask, gates, scatter)
     if n < 50:
-        raise GatingError(f"{data.path}: only {n} events; too few to gate (set cfse.gating: none to keep all)")
+        raise GatingError(f"{data.path}: only {n} events; at least 50 are needed to gate and analyse a tube "
+                          "(was the tube empty, or the acquisition stopped early?)")
     if scatter.fsc and scatter.ssc:
         fsc = events[:, data.channel_index(scatter.fsc)]
         ssc = events[:, data.channel_index(scatter.ssc)]
         lf = safe_log10(fsc)
-        keep, params = scatter_gate(lf, safe_log10(ssc), cut_dead=not viability_channel)
+        keep, params = scatter_gate(lf, safe_log10(ssc), cut_dead=not viability_channel,
+                                    populations=scatter_populations)
         params.update(fsc=scatter.fsc, ssc=scatter.ssc)
         gates.append(Gate("lymphocytes", int(mask.sum()), int((mask & keep).sum()), params))
         mask &= keep
@@ -448,8 +520,9 @@ def gate_events(
         v = events[:, data.channel_index(viability_channel)]
         thr = float(viability_threshold) if viability_threshold is not None else viability_threshold_from(v[mask])
         keep = v <= thr
-        gates.append(Gate("live", int(mask.sum()), int((mask & keep).sum()),
-                          {"channel": viability_channel, "threshold": thr}))
+        # the detector ($PnN) the threshold applies to, whether the setting named it by $PnN or $PnS
+        detector = data.channel_names[data.channel_index(viability_channel)]
+        gates.append(Gate("live", int(mask.sum()), int((mask & keep).sum()), {"channel": detector, "threshold": thr}))
         mask &= keep
         margins["live"] = (np.log10(max(thr, 1.0)) - safe_log10(v)).astype(np.float32)
         ranges["live"] = 0.0 if viability_threshold is not None else VIABILITY_RANGE_LOG10

@@ -63,9 +63,15 @@ def analyse_stack(path: str, settings: ImagingSettings, sample: Sample) -> Imagi
         bits, bit_src = int(settings.bit_depth), "config"
     elif stack.bit_depth:
         bits, bit_src = int(stack.bit_depth), "metadata"
-    else:
+    elif np.issubdtype(data.dtype, np.integer):
         bits, bit_src = (8 if data.dtype == np.uint8 else 16), "pixel type"
-    saturation = float(2**bits - 1) if np.issubdtype(data.dtype, np.integer) else float(np.nanmax(data[-1]))
+    else:  # float data carry no ceiling of their own; the data maximum is no camera limit
+        bits, bit_src = 0, "none (float data)"
+        bad = next((t for t in range(T) if not np.isfinite(data[t]).all()), None)
+        if bad is not None:
+            raise ImagingError(f"{path}: frame {bad} holds NaN or infinite pixel values; the stack was damaged "
+                               "or exported wrongly: export it again (16-bit TIFF straight from the camera is best)")
+    saturation = float(2**bits - 1) if bits else float("inf")
     shifts = estimate_shifts(data) if settings.registration else np.zeros((T, 2))
     # provisional events: the Fmax window is needed for the segmentation reference
     if None in known.values():

@@ -74,7 +74,7 @@ def summary_row(r: ImagingResult, sample: Sample) -> pd.DataFrame:
     """One row per sample (``results/imaging/summary.tsv``)."""
     c = r.calibration
     ok = c.qc_pass
-    row: dict = dict(sample.labels)
+    row: dict = {**sample.labels, "status": "ok", "failure": ""}
     row["n_cells"] = r.segmentation.n
     row["n_pass"] = int(ok.sum())
     for name, vals in (("baseline_zn_nM", c.baseline_zn_nM), ("peak_zn_nM", c.peak_zn_nM),

@@ -188,6 +188,11 @@ def _read_tiff(path: Path, channel: int | str | None) -> Stack:
         series = tf.series[0]
         axes = series.axes
         kind, meta = _tiff_metadata(tf)
+        announced = int((tf.imagej_metadata or {}).get("images", 0) or 0) if tf.is_imagej else 0
+        planes = int(np.prod([n for a, n in zip(axes, series.shape, strict=True) if a not in "YXS"]))
+        if announced > planes:
+            raise ImagingError(f"{path}: the file is truncated: its header announces {announced} images but only "
+                               f"{planes} can be read; copy it again from the acquisition computer")
         if "bit_depth" not in meta and series.dtype == np.uint8:
             meta["bit_depth"] = 8
         try:

@@ -55,7 +55,9 @@ def simulate_dataset(
     for sub in ("cfse", "imaging", "truth"):
         (outdir / sub).mkdir(parents=True, exist_ok=True)
     sheet_path = Path(sheet_path) if sheet_path else outdir / "samples.tsv"
-    rng = np.random.default_rng(seed)
+    # one stream per assay: a change to one simulator leaves the other assay's data as they were
+    rng = np.random.default_rng([seed, 0])
+    rng_imaging = np.random.default_rng([seed, 1])
     rows, gen_rows, idx_rows, marker_rows, cell_tabs, trace_tabs, frame_tabs = [], [], [], [], [], [], []
     for d in range(1, n_donors + 1):
         donor, batch = f"D{d}", f"B{d}"
@@ -93,7 +95,7 @@ def simulate_dataset(
             p = ImagingParams(baseline_zn_nM=v["baseline_zn_nM"] * donor_factor,
                               rise_zn_nM=v["rise_zn_nM"] * donor_factor)
             fpath = outdir / "imaging" / f"{sid}_{batch}.tif"
-            truth = write_imaging_sample(fpath, rng, p)
+            truth = write_imaging_sample(fpath, rng_imaging, p)
             rows.append({"sample_id": sid, "assay": "imaging", "file": fpath, "condition": cond,
                          "role": "sample", "donor": donor, "batch": batch,
                          "frame_interval_s": p.frame_interval_s, "stimulus_s": p.stimulus_s,
