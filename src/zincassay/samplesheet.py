@@ -320,7 +320,6 @@ def prepare_sheet(sheet: pd.DataFrame, sheet_path: Path) -> pd.DataFrame:
             sheet[col] = ""
     sheet, _ = match_controls(sheet)
     sheet, _ = zincflow_controls.match_cultures(sheet)  # after match_controls, which blanks 'unstained'
-
     sheet["path"] = [_workflow_path(_resolve_path(f, sheet_path.parent)) for f in sheet["file"]]
     return sheet.set_index("sample_id", drop=False)
 
