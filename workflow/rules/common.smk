@@ -10,6 +10,7 @@ from zincassay.checksums import refresh_checksums
 from zincassay.errors import ValidationError
 from zincassay.samplesheet import load_inputs
 from zincassay.server import enable_server
+from zincassay.zincflow.controls import parse_kinetic
 
 # Validate config and sample sheet before any job runs: every problem at once, no traceback.
 try:
@@ -24,6 +25,14 @@ CFSE = SHEET[SHEET["assay"] == "cfse"]
 CFSE_SAMPLES = sorted(CFSE.index[CFSE["role"] == "sample"])
 CFSE_CONTROLS = sorted(CFSE.index[CFSE["role"] != "sample"])
 IMAGING_SAMPLES = sorted(SHEET.index[SHEET["assay"] == "imaging"])
+ZINCFLOW = SHEET[SHEET["assay"] == "zincflow"]
+ZINCFLOW_SAMPLES = sorted(ZINCFLOW.index[ZINCFLOW["role"] == "sample"])
+# the culture's fmin, fmax and unstained tubes: each read and gated by its own job
+ZINCFLOW_TUBES = sorted(ZINCFLOW.index[ZINCFLOW["role"] != "sample"])
+ZINCFLOW_KINETIC = [
+    s for s in ZINCFLOW_SAMPLES if parse_kinetic(SHEET.loc[s, "kinetic"])
+]
+ZINCFLOW_STATIC = [s for s in ZINCFLOW_SAMPLES if s not in ZINCFLOW_KINETIC]
 # content fingerprints of the raw files: a file replaced by one with other bytes reruns, whatever its
 # modification time (zincassay.checksums); refreshed once, by the process that plans the run
 CHECKSUM_DIR = "results/inputs"
@@ -101,6 +110,7 @@ def input_mb(input):
 ASSAY_TABLES = {
     "cfse": ("results/cfse/indices.tsv", CFSE_SAMPLES),
     "imaging": ("results/imaging/summary.tsv", IMAGING_SAMPLES),
+    "zincflow": ("results/zincflow/readouts.tsv", ZINCFLOW_SAMPLES),
 }
 
 
@@ -112,7 +122,8 @@ def summary_inputs(wildcards):
             "results/cfse/{sample}/histogram.tsv", sample=CFSE_SAMPLES
         ),
         "statuses": status_files(CFSE_SAMPLES + CFSE_CONTROLS, "cfse")
-        + status_files(IMAGING_SAMPLES, "imaging"),
+        + status_files(IMAGING_SAMPLES, "imaging")
+        + status_files(ZINCFLOW_SAMPLES + ZINCFLOW_TUBES, "zincflow"),
     }
     if CFSE_SAMPLES:
         out["cfse_gates"] = ["results/cfse/gates.tsv"]
@@ -163,6 +174,13 @@ def summary_figures():
             category="Conditions",
             labels={"figure": "[Zn2+] per cell"},
         )
+    if ZINCFLOW_SAMPLES:
+        figures["zincflow_figure"] = report(
+            "results/summary/zincflow_conditions.png",
+            caption="../report/conditions_zincflow.rst",
+            category="Conditions",
+            labels={"figure": "free zinc by flow per donor"},
+        )
     return figures
 
 
@@ -170,8 +188,10 @@ def print_failures():
     """At the end of a run: the files that could not be analysed, one line each (they are in
     results/summary/qc.tsv and the report too; the run itself succeeds)."""
     records = []
-    for path in status_files(CFSE_SAMPLES + CFSE_CONTROLS, "cfse") + status_files(
-        IMAGING_SAMPLES, "imaging"
+    for path in (
+        status_files(CFSE_SAMPLES + CFSE_CONTROLS, "cfse")
+        + status_files(IMAGING_SAMPLES, "imaging")
+        + status_files(ZINCFLOW_SAMPLES + ZINCFLOW_TUBES, "zincflow")
     ):
         if os.path.exists(path):
             with open(path, encoding="utf-8") as fh:
@@ -198,5 +218,9 @@ def final_outputs():
             "results/imaging/{name}",
             name=["cells.tsv", "summary.tsv", "frames.tsv", "traces.tsv.gz"],
         )
+    if ZINCFLOW_SAMPLES:
+        out += expand("results/zincflow/{name}.tsv", name=["zinc", "gates", "readouts"])
+    if ZINCFLOW_KINETIC:
+        out += expand("results/zincflow/{name}.tsv", name=["kinetics", "kinetic_bins"])
     out += ["results/summary/conditions.tsv", "results/summary/qc.tsv"]
     return out
