@@ -69,6 +69,14 @@ def status_files(samples, assay):
     return [f"results/{assay}/{s}/status.json" for s in samples]
 
 
+#: The status.json of every per-file job of the run (summaries, provenance, the end-of-run list).
+ALL_STATUS_FILES = [
+    *status_files(CFSE_SAMPLES + CFSE_CONTROLS, "cfse"),
+    *status_files(IMAGING_SAMPLES, "imaging"),
+    *status_files(ZINCFLOW_SAMPLES + ZINCFLOW_TUBES, "zincflow"),
+]
+
+
 def cfse_controls(wildcards):
     """The control summaries a CFSE sample needs, by role (unstimulated, unstained)."""
     row = SHEET.loc[wildcards.sample]
@@ -121,9 +129,7 @@ def summary_inputs(wildcards):
         "cfse_histograms": expand(
             "results/cfse/{sample}/histogram.tsv", sample=CFSE_SAMPLES
         ),
-        "statuses": status_files(CFSE_SAMPLES + CFSE_CONTROLS, "cfse")
-        + status_files(IMAGING_SAMPLES, "imaging")
-        + status_files(ZINCFLOW_SAMPLES + ZINCFLOW_TUBES, "zincflow"),
+        "statuses": ALL_STATUS_FILES,
     }
     if CFSE_SAMPLES:
         out["cfse_gates"] = ["results/cfse/gates.tsv"]
@@ -142,7 +148,7 @@ def table_flags(wildcards, input):
     extras = {
         k: input[k][0] for k in ("cfse_gates", "imaging_cells") if k in input.keys()
     }
-    return " ".join(tables) + " " + flags(extras)
+    return f"{' '.join(tables)} {flags(extras)}"
 
 
 def summary_figures():
@@ -188,11 +194,7 @@ def print_failures():
     """At the end of a run: the files that could not be analysed, one line each (they are in
     results/summary/qc.tsv and the report too; the run itself succeeds)."""
     records = []
-    for path in (
-        status_files(CFSE_SAMPLES + CFSE_CONTROLS, "cfse")
-        + status_files(IMAGING_SAMPLES, "imaging")
-        + status_files(ZINCFLOW_SAMPLES + ZINCFLOW_TUBES, "zincflow")
-    ):
+    for path in ALL_STATUS_FILES:
         if os.path.exists(path):
             with open(path, encoding="utf-8") as fh:
                 records.append(json.load(fh))
@@ -223,4 +225,53 @@ def final_outputs():
     if ZINCFLOW_KINETIC:
         out += expand("results/zincflow/{name}.tsv", name=["kinetics", "kinetic_bins"])
     out += ["results/summary/conditions.tsv", "results/summary/qc.tsv"]
+    return out
+
+
+def zincflow_tubes(wildcards):
+    """The culture's control tubes of a zinc-by-flow sample: their FCS files, the status of each
+    tube's own step and their checksums (so a tube replaced by other bytes reruns the sample).
+    """
+    row = SHEET.loc[wildcards.sample]
+    tubes = {}
+    for role in ("fmin", "fmax", "unstained"):
+        tube = row[role]
+        if tube:
+            tubes[role] = SHEET.loc[tube, "path"]
+            tubes[f"{role}_status"] = f"results/zincflow/{tube}/status.json"
+            tubes[f"{role}_checksum"] = f"{CHECKSUM_DIR}/{tube}.sha256"
+    return tubes
+
+
+def zincflow_outputs(kinetic):
+    """A zinc-by-flow sample's outputs; a kinetic tube's add its trace."""
+    out = {
+        "status": "results/zincflow/{sample}/status.json",
+        "zinc": "results/zincflow/{sample}/zinc.tsv",
+        "gates": "results/zincflow/{sample}/gates.tsv",
+        "histograms_figure": report(
+            "results/zincflow/{sample}/histograms.png",
+            caption="../report/zincflow_histograms.rst",
+            category="Zinc (flow)",
+            subcategory="Calibration per subset",
+            labels={"sample": "{sample}", "figure": "probe histograms"},
+        ),
+        "gating_figure": report(
+            "results/zincflow/{sample}/gating.png",
+            caption="../report/zincflow_gating.rst",
+            category="QC",
+            subcategory="Zinc (flow) gating",
+            labels={"sample": "{sample}", "figure": "gating"},
+        ),
+    }
+    if kinetic:
+        out["kinetics"] = "results/zincflow/{sample}/kinetics.tsv"
+        out["kinetic_bins"] = "results/zincflow/{sample}/kinetic_bins.tsv"
+        out["kinetics_figure"] = report(
+            "results/zincflow/{sample}/kinetics.png",
+            caption="../report/zincflow_kinetics.rst",
+            category="Zinc (flow)",
+            subcategory="Kinetics",
+            labels={"sample": "{sample}", "figure": "kinetics"},
+        )
     return out
