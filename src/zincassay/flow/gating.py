@@ -487,7 +487,7 @@ def gate_events(
     overrides = {} if scatter is None else {k: getattr(scatter, k) for k in ("fsc_a", "fsc_h", "ssc")}
     scatter = find_scatter_channels(data, overrides)
     if gating == "none":
-        gates.append(Gate("all_events", n, n, note="cfse.gating: none"))
+        gates.append(Gate("all_events", n, n, note="gating: none"))
         return GatingResult(mask, gates, scatter)
     if n < 50:
         raise GatingError(f"{data.path}: only {n} events; at least 50 are needed to gate and analyse a tube "
@@ -504,7 +504,9 @@ def gate_events(
         margins["lymphocytes"] = np.where(keep, lf - params["fsc_floor_log10"], -np.inf).astype(np.float32)
         ranges["lymphocytes"] = SCATTER_FLOOR_RANGE_LOG10
     else:
-        gates.append(Gate("lymphocytes", n, n, note=f"skipped: no FSC/SSC channels found among {', '.join(data.channel_names)}; set cfse.scatter"))
+        gates.append(Gate("lymphocytes", n, n,
+                          note=f"skipped: no FSC/SSC channels found among {', '.join(data.channel_names)}; name "
+                               "them under the assay's scatter key (e.g. cfse.scatter or zincflow.scatter)"))
     if scatter.fsc_a and scatter.fsc_h:
         fa = events[:, data.channel_index(scatter.fsc_a)]
         fh = events[:, data.channel_index(scatter.fsc_h)]
