@@ -24,11 +24,29 @@ CFSE = SHEET[SHEET["assay"] == "cfse"]
 CFSE_SAMPLES = sorted(CFSE.index[CFSE["role"] == "sample"])
 CFSE_CONTROLS = sorted(CFSE.index[CFSE["role"] != "sample"])
 IMAGING_SAMPLES = sorted(SHEET.index[SHEET["assay"] == "imaging"])
+# bead arrays: one job per well (FCS file), then one per batch; a sample is its first well
+BEADPLEX = SHEET[SHEET["assay"] == "beadplex"]
+BEADPLEX_WELLS = sorted(BEADPLEX.index)
+BEADPLEX_BATCHES = sorted(set(BEADPLEX["batch"]))
+BEADPLEX_SAMPLES = sorted(
+    BEADPLEX.index[
+        (BEADPLEX["role"] == "sample") & (BEADPLEX.get("replicate_of", "") == "")
+    ]
+)
+# ELISA: the rows sharing an export and a layout are one plate (their batch), one job
+ELISA = SHEET[SHEET["assay"] == "elisa"]
+ELISA_SAMPLES = sorted(ELISA.index)
+ELISA_PLATES = sorted(set(ELISA["batch"]))
 # content fingerprints of the raw files: a file replaced by one with other bytes reruns, whatever its
 # modification time (zincassay.checksums); refreshed once, by the process that plans the run
 CHECKSUM_DIR = "results/inputs"
 if workflow.is_main_process:
     refresh_checksums(SHEET["path"].to_dict(), CHECKSUM_DIR)
+    if len(ELISA):
+        refresh_checksums(
+            ELISA.groupby("batch")["layout_path"].first().to_dict(),
+            f"{CHECKSUM_DIR}/layouts",
+        )
 # the zincassay CLI of the Python running Snakemake (no reliance on PATH)
 ZINCASSAY = f'"{sys.executable}" -m zincassay run'
 # a local run's jobs share one warm process that runs their steps, so the batch does not pay
@@ -101,7 +119,29 @@ def input_mb(input):
 ASSAY_TABLES = {
     "cfse": ("results/cfse/indices.tsv", CFSE_SAMPLES),
     "imaging": ("results/imaging/summary.tsv", IMAGING_SAMPLES),
+    "beadplex": ("results/beadplex/samples.tsv", BEADPLEX_SAMPLES),
+    "elisa": ("results/elisa/samples.tsv", ELISA_SAMPLES),
 }
+#: Every per-file job's status.json, by assay (controls, wells and plates included).
+STATUSES = {
+    "cfse": status_files(CFSE_SAMPLES + CFSE_CONTROLS, "cfse"),
+    "imaging": status_files(IMAGING_SAMPLES, "imaging"),
+    "beadplex": status_files(BEADPLEX_WELLS, "beadplex"),
+    "elisa": status_files(ELISA_PLATES, "elisa"),
+}
+
+
+def all_statuses():
+    return [path for paths in STATUSES.values() for path in paths]
+
+
+def assay_table_flags():
+    """``--table ASSAY=PATH`` for every assay in the sheet."""
+    return " ".join(
+        f"--table {assay}={shlex.quote(path)}"
+        for assay, (path, samples) in ASSAY_TABLES.items()
+        if samples
+    )
 
 
 def summary_inputs(wildcards):
@@ -111,8 +151,7 @@ def summary_inputs(wildcards):
         "cfse_histograms": expand(
             "results/cfse/{sample}/histogram.tsv", sample=CFSE_SAMPLES
         ),
-        "statuses": status_files(CFSE_SAMPLES + CFSE_CONTROLS, "cfse")
-        + status_files(IMAGING_SAMPLES, "imaging"),
+        "statuses": all_statuses(),
     }
     if CFSE_SAMPLES:
         out["cfse_gates"] = ["results/cfse/gates.tsv"]
@@ -123,15 +162,10 @@ def summary_inputs(wildcards):
 
 def table_flags(wildcards, input):
     """``--table ASSAY=PATH`` for the conditions step, plus the QC extras as ``--name path``."""
-    tables = [
-        f"--table {assay}={shlex.quote(path)}"
-        for assay, (path, samples) in ASSAY_TABLES.items()
-        if samples
-    ]
     extras = {
         k: input[k][0] for k in ("cfse_gates", "imaging_cells") if k in input.keys()
     }
-    return " ".join(tables) + " " + flags(extras)
+    return assay_table_flags() + " " + flags(extras)
 
 
 def summary_figures():
@@ -163,16 +197,36 @@ def summary_figures():
             category="Conditions",
             labels={"figure": "[Zn2+] per cell"},
         )
+    for assay, what in (("beadplex", "bead array"), ("elisa", "ELISA")):
+        if ASSAY_TABLES[assay][1]:
+            figures[f"{assay}_figure"] = report(
+                f"results/summary/{assay}_conditions.png",
+                caption="../report/conditions_cytokines.rst",
+                category="Conditions",
+                labels={"figure": f"cytokines ({what}) per donor"},
+            )
     return figures
+
+
+def dose_response_figures():
+    """One dose-response figure per assay in the sheet (report entries)."""
+    return {
+        f"figure_{assay}": report(
+            f"results/summary/dose_response_{assay}.png",
+            caption="../report/dose_response_figure.rst",
+            category="Dose response",
+            labels={"figure": assay},
+        )
+        for assay, (path, samples) in ASSAY_TABLES.items()
+        if samples
+    }
 
 
 def print_failures():
     """At the end of a run: the files that could not be analysed, one line each (they are in
     results/summary/qc.tsv and the report too; the run itself succeeds)."""
     records = []
-    for path in status_files(CFSE_SAMPLES + CFSE_CONTROLS, "cfse") + status_files(
-        IMAGING_SAMPLES, "imaging"
-    ):
+    for path in all_statuses():
         if os.path.exists(path):
             with open(path, encoding="utf-8") as fh:
                 records.append(json.load(fh))
@@ -198,5 +252,19 @@ def final_outputs():
             "results/imaging/{name}",
             name=["cells.tsv", "summary.tsv", "frames.tsv", "traces.tsv.gz"],
         )
+    if BEADPLEX_WELLS:
+        out += ["results/beadplex/beads.tsv", "results/beadplex/samples.tsv"]
+    if ELISA_SAMPLES:
+        out += ["results/elisa/wells.tsv", "results/elisa/samples.tsv"]
+    if BEADPLEX_WELLS or ELISA_SAMPLES:
+        out += expand(
+            "results/cytokines/{name}.tsv",
+            name=["concentrations", "standards", "standard_levels"],
+        )
     out += ["results/summary/conditions.tsv", "results/summary/qc.tsv"]
+    if config["conditions"]["dose_column"]:
+        out += [
+            "results/summary/dose_response.tsv",
+            "results/summary/dose_response_sources.tsv",
+        ]
     return out

@@ -15,11 +15,13 @@ import numpy as np
 import pandas as pd
 
 from zincassay.cfse.indices import INDEX_NAMES, precursor_fractions
+from zincassay.simulate.beadplex import BeadplexParams
 from zincassay.simulate.cfse import CFSEParams, write_cfse_sample
+from zincassay.simulate.cytokines import simulate_cytokine_dataset
 from zincassay.simulate.imaging import ImagingParams, write_imaging_sample
 from zincassay.tables import write_table
 
-__all__ = ["CONDITIONS", "simulate_dataset", "write_table"]
+__all__ = ["CONDITIONS", "CYTOKINE_EXAMPLE", "simulate_dataset", "write_table"]
 
 #: Per condition: CFSE (responder fraction, mean divisions of responders) and imaging
 #: (baseline free zinc nM, stimulus-evoked rise nM).
@@ -31,6 +33,14 @@ CONDITIONS = {
     "supplemented": {"short": "sup", "responder_fraction": 0.85, "mean_divisions": 3.3,
                      "baseline_zn_nM": 2.0, "rise_zn_nM": 8.0, "zn_supplement_uM": 50},
 }
+#: The cytokine part of :func:`simulate_dataset` (arguments of
+#: :func:`zincassay.simulate.cytokines.simulate_cytokine_dataset`): small FCS files (150 beads per
+#: population) so the example stays small; the dose in the sheet's existing ``zn_supplement_uM``
+#: and the source as the condition, so the sheet gains no column the other assays' tables would carry.
+CYTOKINE_EXAMPLE = {"beads": BeadplexParams(beads_per_population=150), "dose_column": "zn_supplement_uM",
+                    "source_column": "condition", "untreated_condition": "replete"}
+
+
 def simulate_dataset(
     outdir: str | Path,
     seed: int = 1,
@@ -40,15 +50,21 @@ def simulate_dataset(
     peak_ratio: float = 2.0,
     imaging: bool = True,
     sheet_path: str | Path | None = None,
+    cytokines: bool = True,
 ) -> Path:
     """Write a complete simulated experiment and return the sample sheet's path.
 
-    Layout: ``cfse/*.fcs``, ``imaging/*.tif``, ``truth/`` (``cfse_generations.tsv``,
-    ``cfse_indices.tsv``, ``imaging_cells.tsv``, ``imaging_traces.tsv.gz``,
-    ``imaging_frames.tsv``) and the sample sheet (``samples.tsv`` in ``outdir`` unless
+    Layout: ``cfse/*.fcs``, ``imaging/*.tif``, ``beadplex/*.fcs``, ``elisa/plate1_{layout,export}.csv``,
+    ``truth/`` (``cfse_generations.tsv``, ``cfse_indices.tsv``, ``imaging_cells.tsv``,
+    ``imaging_traces.tsv.gz``, ``imaging_frames.tsv``, ``cytokine_concentrations.tsv``,
+    ``cytokine_dose_response.tsv``) and the sample sheet (``samples.tsv`` in ``outdir`` unless
     ``sheet_path`` is given; file paths in it are relative to the sheet's folder).
     Per donor (= batch): one CFSE tube per condition plus an unstimulated and an unstained
-    control, and one imaging stack per condition.
+    control, and one imaging stack per condition. Cytokines (:data:`CYTOKINE_EXAMPLE`): one
+    bead-array batch (the kit's standards and blanks in duplicate, then every culture) and one
+    ELISA plate of a zinc dose series, per donor an untreated culture (``replete``, dose 0) and
+    six doses of each zinc source (the ``condition``: ``zinc_aspartate``, ``zinc_oxide``), dose in
+    ``zn_supplement_uM``; drawn from their own random stream, so the other files do not depend on them.
     """
     outdir = Path(outdir)
     for sub in ("cfse", "imaging", "truth"):
@@ -104,8 +120,14 @@ def simulate_dataset(
     sheet = pd.DataFrame(rows)
     rel = [os.path.relpath(Path(f).resolve(), sheet_path.parent.resolve()) for f in sheet["file"]]
     sheet["file"] = rel
+    if cytokines:
+        cyto, _ = simulate_cytokine_dataset(outdir, seed=[seed, 18], n_donors=n_donors, sheet_dir=sheet_path.parent,
+                                            **CYTOKINE_EXAMPLE)
+        sheet = pd.concat([sheet, cyto], ignore_index=True)
     cols = ["sample_id", "assay", "file", "condition", "role", "donor", "batch",
-            "frame_interval_s", "stimulus_s", "pyrithione_s", "tpen_s", "zn_supplement_uM"]
+            "frame_interval_s", "stimulus_s", "pyrithione_s", "tpen_s",
+            *(["standard_level", "dilution", "replicate_of", "layout", "layout_label"] if cytokines else []),
+            "zn_supplement_uM"]
     sheet = sheet.reindex(columns=cols).astype(object).fillna("")
     write_table(sheet.sort_values("sample_id"), sheet_path)
     truth_dir = outdir / "truth"
