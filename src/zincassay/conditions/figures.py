@@ -137,7 +137,10 @@ def dose_response_figure(table: pd.DataFrame, fits: pd.DataFrame, readouts: list
         ax.set_xticklabels(["0"] + [f"{v:.2g}" for v in ticks[1:]], fontsize=7, rotation=45)
         ax.set_xlabel(dose_column)
         ax.set_title(readout, fontsize=9)
-        ax.legend(fontsize=7)
+    for donor, mk in markers.items():  # marker = donor, once
+        axes[0, 0].scatter([], [], marker=mk, color="0.4", s=12, label=f"donor {donor}")
+    for ax in axes.ravel()[:len(readouts)]:
+        ax.legend(fontsize=6)
     for ax in axes.ravel()[len(readouts):]:
         ax.set_axis_off()
     fig.tight_layout()

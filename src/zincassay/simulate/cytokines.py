@@ -44,8 +44,8 @@ def simulate_cytokine_dataset(outdir: str | Path, *, seed: int | list[int] = 1, 
                               panel: str = "legendplex_human_th_cytokine_13plex", sheet_dir: str | Path | None = None,
                               beads: BeadplexParams | None = None, dose_column: str = "zn_uM",
                               source_column: str = "zn_source", untreated_condition: str = "replete",
-                              treated_condition: str = "supplemented", batch: str = "B1", plate: str = "plate1"
-                              ) -> tuple[pd.DataFrame, dict]:
+                              treated_condition: str = "supplemented", batch: str = "B1", plate: str = "plate1",
+                              elisa_dilution: float = 4.0) -> tuple[pd.DataFrame, dict]:
     """Write ``beadplex/*.fcs``, ``elisa/<plate>_{layout,export}.csv`` and ``truth/`` under ``outdir``.
 
     Parameters
@@ -58,6 +58,8 @@ def simulate_cytokine_dataset(outdir: str | Path, *, seed: int | list[int] = 1, 
         ``source_column="condition"`` the source is the culture's condition (untreated cultures:
         ``untreated_condition``), else treated cultures get ``treated_condition``.
     batch, plate : the bead-array batch and the ELISA plate (its batch).
+    elisa_dilution : dilution of every sample on the ELISA plate (in the layout's dilution grid; the
+        kit's top standard, 600 pg/mL IL-6, is about the untreated level).
 
     Returns
     -------
@@ -117,7 +119,8 @@ def simulate_cytokine_dataset(outdir: str | Path, *, seed: int | list[int] = 1, 
                      "dilution": w["dilution"], "replicate_of": w["replicate_of"], "layout": "", "layout_label": "",
                      **culture(m)})
     ekit = load_kit("sandwich_elisa_7pt_2fold")
-    el_samples = [{"sample_id": s["sample_id"], "concentration": s["concentration"][ekit.analyte]} for s in samples]
+    el_samples = [{"sample_id": s["sample_id"], "concentration": s["concentration"][ekit.analyte],
+                   "dilution": elisa_dilution} for s in samples]
     export, layout, _ = write_elisa_plate(outdir / "elisa", rng, ekit, el_samples, ElisaParams(), plate_id=plate)
     for s in samples:
         rows.append({"sample_id": f"{s['sample_id']}_elisa", "assay": "elisa", "file": export, "role": "sample",
