@@ -87,6 +87,41 @@ def cfse_controls(wildcards):
     return controls
 
 
+def beadplex_batch_inputs(wildcards):
+    """beads.tsv and status.json of every well of a bead-array batch."""
+    wells = sorted(BEADPLEX.index[BEADPLEX["batch"] == wildcards.batch])
+    return {
+        "beads": [f"results/beadplex/{w}/beads.tsv" for w in wells],
+        "statuses": status_files(wells, "beadplex"),
+    }
+
+
+def batch_rows(frame, wildcard):
+    """The sheet rows of a batch or plate: a params value, so editing them reruns its job."""
+    return lambda wc: frame[frame["batch"] == getattr(wc, wildcard)].to_dict("records")
+
+
+def elisa_plate_inputs(wildcards):
+    """A plate's export and layout, with their checksum files."""
+    rows = ELISA[ELISA["batch"] == wildcards.plate].sort_index()
+    return {
+        "export": rows["path"].iloc[0],
+        "layout": rows["layout_path"].iloc[0],
+        "checksum": f"{CHECKSUM_DIR}/{rows.index[0]}.sha256",
+        "layout_checksum": f"{CHECKSUM_DIR}/layouts/{wildcards.plate}.sha256",
+    }
+
+
+def cytokine_run_tables(name):
+    """A per-run table (concentrations, standards, standard_levels) of every bead-array batch and plate."""
+    return [
+        *expand(
+            f"results/beadplex/batches/{{batch}}/{name}.tsv", batch=BEADPLEX_BATCHES
+        ),
+        *expand(f"results/elisa/{{plate}}/{name}.tsv", plate=ELISA_PLATES),
+    ]
+
+
 def settings(section):
     """An assay's resolved config section as JSON: a params value, so changing it reruns that assay."""
     return json.dumps(config[section], sort_keys=True)
@@ -165,7 +200,7 @@ def table_flags(wildcards, input):
     extras = {
         k: input[k][0] for k in ("cfse_gates", "imaging_cells") if k in input.keys()
     }
-    return assay_table_flags() + " " + flags(extras)
+    return f"{assay_table_flags()} {flags(extras)}"
 
 
 def summary_figures():

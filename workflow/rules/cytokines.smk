@@ -2,31 +2,6 @@
 # plates (one job per plate); both collected into results/cytokines/.
 
 
-def beadplex_batch_inputs(wildcards):
-    """beads.tsv and status.json of every well of a bead-array batch."""
-    wells = sorted(BEADPLEX.index[BEADPLEX["batch"] == wildcards.batch])
-    return {
-        "beads": [f"results/beadplex/{w}/beads.tsv" for w in wells],
-        "statuses": status_files(wells, "beadplex"),
-    }
-
-
-def batch_rows(frame, wildcard):
-    """The sheet rows of a batch or plate: a params value, so editing them reruns its job."""
-    return lambda wc: frame[frame["batch"] == getattr(wc, wildcard)].to_dict("records")
-
-
-def elisa_plate_inputs(wildcards):
-    """A plate's export and layout, with their checksum files."""
-    rows = ELISA[ELISA["batch"] == wildcards.plate].sort_index()
-    return {
-        "export": rows["path"].iloc[0],
-        "layout": rows["layout_path"].iloc[0],
-        "checksum": f"{CHECKSUM_DIR}/{rows.index[0]}.sha256",
-        "layout_checksum": f"{CHECKSUM_DIR}/layouts/{wildcards.plate}.sha256",
-    }
-
-
 rule beadplex_well:
     input:
         fcs=raw_file,
@@ -174,13 +149,6 @@ rule elisa_collect:
         outputs=lambda wc, output: outs(output),
     shell:
         "{params.zincassay} collect {params.outputs} {input:q} 2> {log:q}"
-
-
-def cytokine_run_tables(name):
-    """A per-run table (concentrations, standards, standard_levels) of every bead-array batch and plate."""
-    return expand(
-        f"results/beadplex/batches/{{batch}}/{name}.tsv", batch=BEADPLEX_BATCHES
-    ) + expand(f"results/elisa/{{plate}}/{name}.tsv", plate=ELISA_PLATES)
 
 
 rule cytokines_collect:

@@ -63,9 +63,11 @@ rule dose_response:
         settings=settings("conditions"),
         tables=assay_table_flags(),
         outputs=lambda wc, output: " ".join(
-            f"--figure {name[len('figure_'):]}={shlex.quote(path)}"
-            if name.startswith("figure_")
-            else f"--{name} {shlex.quote(path)}"
+            (
+                f"--figure {name[len('figure_'):]}={shlex.quote(path)}"
+                if name.startswith("figure_")
+                else f"--{name} {shlex.quote(path)}"
+            )
             for name, path in output.items()
         ),
     shell:
