@@ -443,6 +443,14 @@ def test_settings_read_every_key_from_the_schema_defaults():
         ElisaSettings.from_config(section)  # no defaults in Python
 
 
+def test_per_sample_table_columns_are_reserved_in_the_sheet():
+    """A sheet column named like a computed one of the per-sample tables is refused (samplesheet)."""
+    from zincassay.curves.tables import SAMPLE_COLUMNS
+    from zincassay.samplesheet import RESERVED_COLUMNS
+
+    assert set(SAMPLE_COLUMNS) - {"sample_id", "condition", "donor", "batch"} <= RESERVED_COLUMNS
+
+
 def test_figures_are_figure_objects(tmp_path):
     from matplotlib.figure import Figure
 
