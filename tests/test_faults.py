@@ -259,7 +259,7 @@ def sheet_project(tmp_path):
     sheet = pd.read_csv(REPO / "config" / "samples.tsv", sep="\t", dtype=str, keep_default_na=False)
     for col in ("file", "layout"):
         sheet[col] = [str((REPO / "config" / f).resolve()) if f else "" for f in sheet[col]]
-    cfg = {"samples": str(work / "samples.tsv")}
+    cfg = {**yaml.safe_load((REPO / "config" / "config.yaml").read_text()), "samples": str(work / "samples.tsv")}
     assert src.is_dir()
     return sheet, cfg, work
 
@@ -301,8 +301,7 @@ def test_duplicate_column_same_file_twice_and_missing_control_all_reported_at_on
 def test_cytokine_sheet_problems_all_reported_at_once(sheet_project):
     """Bead-array and ELISA rows: every problem in one list, each naming the row and the fix."""
     sheet, cfg, work = sheet_project
-    cfg = {**cfg, "conditions": {"order": ["deficient", "replete", "supplemented", "zinc_aspartate", "zinc_oxide"],
-                                 "dose_column": "zn_supplement_uM"}}  # no beadplex.panel, no elisa.kit
+    cfg = {k: v for k, v in cfg.items() if k not in ("beadplex", "elisa")}  # no beadplex.panel, no elisa.kit
     s = sheet.set_index("sample_id", drop=False)
     s.loc["cyto_std_C7_1", "standard_level"] = ""
     s.loc["cyto_D1_untreated", "standard_level"] = "C3"
