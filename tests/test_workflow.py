@@ -93,6 +93,18 @@ def test_workflow_runs_and_recovers_truth(project):
         p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in raw}
 
 
+def test_every_computed_column_is_reserved_in_the_sheet(project):
+    """A sheet column may not shadow a computed one: the reserved list covers every column the
+    per-sample tables that carry sheet columns compute."""
+    from zincassay.samplesheet import IMAGING_TIME_COLUMNS, REQUIRED_COLUMNS, RESERVED_COLUMNS
+
+    assert _run(project).returncode == 0  # up to date after the first test: nothing to do
+    sheet_columns = set(REQUIRED_COLUMNS) | set(IMAGING_TIME_COLUMNS) | {"zn_supplement_uM"}
+    for rel in ("cfse/indices.tsv", "imaging/cells.tsv", "imaging/summary.tsv"):
+        header = (project / "results" / rel).read_text().splitlines()[0].split("\t")
+        assert set(header) - sheet_columns <= RESERVED_COLUMNS, (rel, sorted(set(header) - sheet_columns - RESERVED_COLUMNS))
+
+
 def test_rerun_gives_byte_identical_tables(project):
     first = _tables(project)
     for p in (project / "results").rglob("*"):
