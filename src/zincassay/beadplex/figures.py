@@ -58,7 +58,7 @@ def well_figure(well: WellMeasurement, panel: Panel, title: str) -> Figure:
                      color="red" if lost else "black")
         ax.set_xlabel("log10 classification")
         ax.legend(fontsize=6)
-    fig.tight_layout()
+    fig.subplots_adjust(left=0.2 / (k + 1), right=0.99, bottom=0.14, top=0.92, wspace=0.22)  # tight_layout: 0.4 s
     return fig
 
 
