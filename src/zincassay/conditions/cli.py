@@ -45,10 +45,11 @@ def _cmd_conditions(args: argparse.Namespace) -> int:
     settings = ConditionsSettings.from_config(json.loads(args.settings))
     hists = [t for t in (_read(p) for p in args.histograms) if t is not None and not t.empty]
     readouts = dict(_assay_path(v) for v in args.table)
+    sheet_columns = _sheet_columns(args.sheet)
     r = summarise_conditions({assay: _read(path) for assay, path in readouts.items()},
                              {"cfse_gates": _read(args.cfse_gates), "imaging_cells": _read(args.imaging_cells),
                               "cfse_histograms": pd.concat(hists, ignore_index=True) if hists else None},
-                             [read_json(p) for p in args.statuses], settings, sheet_columns=_sheet_columns(args.sheet))
+                             [read_json(p) for p in args.statuses], settings, sheet_columns=sheet_columns)
     cfse, imaging = r.usable("cfse"), r.usable("imaging")
     if args.cfse_figure:
         save_figure(readout_figure(cfse, [k for k in CFSE_READOUTS if k in cfse], r.assay_conditions("cfse"), r.stats,
@@ -68,7 +69,7 @@ def _cmd_conditions(args: argparse.Namespace) -> int:
         path = getattr(args, f"{assay}_figure")
         if path:
             t = r.usable(assay)
-            cols = readout_columns(t, READOUTS.get(assay), _sheet_columns(args.sheet)) if len(t) else []
+            cols = readout_columns(t, READOUTS.get(assay), sheet_columns) if len(t) else []
             save_figure(readout_figure(t, cols, r.assay_conditions(assay), r.stats[r.stats["assay"] == assay], title),
                         path)
     write_table(r.qc, args.qc)

@@ -26,8 +26,6 @@ def _cmd_plate(args: argparse.Namespace) -> int:
     label_of = {s.sample_id: s.assay_columns["layout_label"] or s.sample_id for s in samples}
 
     def step() -> None:
-        import pandas as pd
-
         from zincassay.curves.standards import parse_dilution
         from zincassay.curves.tables import sample_table
         from zincassay.elisa.figures import plate_figure
@@ -73,8 +71,7 @@ def _cmd_plate(args: argparse.Namespace) -> int:
         write_table(std, args.standards)
         write_table(lev, args.standard_levels)
         write_table(conc, args.concentrations)
-        table = sample_table(conc, samples, failures=failures, flags=flags)
-        write_table(table if len(table) else pd.DataFrame(columns=table.columns), args.samples)
+        write_table(sample_table(conc, samples, failures=failures, flags=flags), args.samples)
         for line in notes:
             print(f"plate {args.plate}: {line}", file=sys.stderr)
 
