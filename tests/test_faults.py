@@ -615,3 +615,37 @@ def test_layout_that_does_not_match_its_export_fails_that_plate_only(cytokine_ru
     err = [abs(v / truth[s.removesuffix("_plate1")]["IL-6"] - 1) for s, v in got.items()]
     assert max(err) <= 0.2
     assert (work / "results" / "elisa" / "plate2" / "plate.png").stat().st_size > 1000  # the reason, drawn
+
+
+def test_report_shows_the_standard_curves(cytokine_run):
+    """In a real browser, the report's Cytokines category lists one curve per analyte of the batch
+    and each ELISA plate, and a curve renders."""
+    from tests.test_workflow import _chromium
+
+    if _chromium() is None:
+        pytest.skip("Debian's chromium is not installed")
+    sync_playwright = pytest.importorskip("playwright.sync_api").sync_playwright
+    work = cytokine_run[0]
+    errors: list[str] = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=_chromium(), args=["--no-sandbox"])
+        page = browser.new_page()
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        menu = page.locator("nav").first
+        listed = {}
+        for group in ("Standard curves", "ELISA plates", "Bead populations"):
+            page.goto((work / "results" / "report.html").as_uri())
+            menu.get_by_text("Cytokines", exact=True).first.click()
+            page.wait_for_timeout(300)
+            menu.get_by_text(group, exact=True).first.click()
+            page.wait_for_timeout(300)
+            rows = page.locator("tr").filter(has=page.locator("a[iconname=eye][href='#']"))
+            listed[group] = rows.count()
+            if group == "Standard curves":
+                assert "IL-2" in menu.inner_text() and "IFN-γ" in menu.inner_text()
+                rows.first.locator("a[iconname=eye]").first.click()
+                page.wait_for_timeout(500)
+                assert max(page.locator("img").evaluate_all("els => els.map(e => e.naturalWidth)")) > 300
+        browser.close()
+    assert listed == {"Standard curves": 13, "ELISA plates": 2, "Bead populations": 25}
+    assert errors == []
