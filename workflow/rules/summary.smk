@@ -78,7 +78,7 @@ rule dose_response:
 rule provenance:
     input:
         results=final_outputs(),
-        statuses=all_statuses(),
+        statuses=ALL_STATUS_FILES,
         sheet=config["samples"],
     output:
         provenance="results/provenance.json",

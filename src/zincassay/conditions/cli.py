@@ -65,7 +65,8 @@ def _cmd_conditions(args: argparse.Namespace) -> int:
         if cells is None or cells.empty:
             cells = pd.DataFrame(columns=["qc_pass", "condition", "baseline_zn_nM", "peak_zn_nM"])
         save_figure(zinc_distribution_figure(cells, r.assay_conditions("imaging")), args.zinc_figure)
-    for assay, title in (("beadplex", "Cytokines (bead array) per donor, pg/mL"), ("elisa", "Cytokines (ELISA) per donor")):
+    for assay, title in (("zincflow", "Free zinc by flow cytometry per donor (QC-passing subsets)"),
+                         ("beadplex", "Cytokines (bead array) per donor, pg/mL"), ("elisa", "Cytokines (ELISA) per donor")):
         path = getattr(args, f"{assay}_figure")
         if path:
             t = r.usable(assay)
@@ -193,7 +194,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--sheet", default="", help="the sample sheet (named on the report's first page)")
     for name in ("conditions", "qc", "overview"):
         c.add_argument(f"--{name}", required=True)
-    for name in ("cfse-figure", "imaging-figure", "zinc-figure", "overlay-figure", "beadplex-figure", "elisa-figure"):
+    for name in ("cfse-figure", "imaging-figure", "zinc-figure", "overlay-figure", "zincflow-figure", "beadplex-figure",
+                 "elisa-figure"):
         c.add_argument(f"--{name}", help="made when given (the assay is in the sheet)")
     c.add_argument("--histograms", nargs="*", default=[], help="per-sample CFSE histogram.tsv")
     c.add_argument("--statuses", nargs="*", default=[], help="every per-sample status.json")
