@@ -42,6 +42,9 @@ REQUIRED_COLUMNS = ("sample_id", "assay", "file", "condition", "role", "donor", 
 IMAGING_TIME_COLUMNS = ("frame_interval_s", "stimulus_s", "pyrithione_s", "tpen_s")
 ROLES = {"cfse": {"sample", "unstimulated", "unstained"}, "imaging": {"sample"},
          "zincflow": set(zincflow_controls.ROLES), "beadplex": {"standard", "blank", "sample"}, "elisa": {"sample"}}
+#: The roles of the control files matched to each assay's samples (a bead-array standard or blank is no
+#: matched control: standards are used by batch).
+CONTROL_ROLES = {"cfse": ("unstimulated", "unstained"), "zincflow": zincflow_controls.CONTROL_ROLES}
 #: Each assay's own sheet columns (besides the imaging times; not the user's extra columns; blank where
 #: not used), given to its steps as ``Sample.assay_columns``. zincflow: ``culture``, ``kinetic``,
 #: ``addition_s``; beadplex: a standard well's kit level, a sample's dilution factor (``2`` or ``1:2``)
@@ -145,7 +148,7 @@ def sample_record(sheet: pd.DataFrame, sample_id: str) -> Sample:
     return Sample(
         sample_id=sample_id, assay=assay, path=row["path"], condition=row["condition"], role=row["role"],
         donor=row["donor"], batch=row["batch"],
-        controls={r: row[r] for r in sorted(ROLES.get(assay, set()) - {"sample"})},
+        controls={r: row[r] for r in sorted(CONTROL_ROLES.get(assay, ()))},
         **{c: _seconds(row[c]) for c in IMAGING_TIME_COLUMNS},
         assay_columns={c: row[c] for c in ASSAY_COLUMNS.get(assay, ())},
         extra={c: row[c] for c in extra_columns(sheet)},
