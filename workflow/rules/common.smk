@@ -86,6 +86,20 @@ def cfse_controls(wildcards):
     return controls
 
 
+def cfse_gates_file(wildcards):
+    """The imported gates file (cfse.gates_from) as an input, so editing it reruns the samples."""
+    spec = config["cfse"]["gates_from"]
+    return {"gates_file": spec["file"]} if spec else {}
+
+
+#: cfse.export_fcs: every sample's gated events also as FCS 3.1 with their generation.
+CFSE_EXPORT_FCS = (
+    {"events_fcs": "results/cfse/{sample}/gated_events.fcs"}
+    if config["cfse"]["export_fcs"]
+    else {}
+)
+
+
 def settings(section):
     """An assay's resolved config section as JSON: a params value, so changing it reruns that assay."""
     return json.dumps(config[section], sort_keys=True)

@@ -49,6 +49,7 @@ __all__ = [
     "SampleNotInWorkspaceError",
     "UnsupportedGateError",
     "apply_gates",
+    "normalise_population",
     "population_paths",
     "require_flowkit",
 ]
@@ -374,6 +375,11 @@ def _all_populations(gs: Any) -> list[tuple[tuple[str, ...], str, tuple[str, ...
             continue  # the container is not a population; its quadrants are
         out.append(((*tuple(gpath[1:]), name), name, tuple(gpath)))
     return sorted(out)
+
+
+def normalise_population(population: str) -> str:
+    """A population path as :func:`population_paths` lists it (``/A/B``; a leading ``root`` dropped)."""
+    return _fmt(_split_path(population))
 
 
 def population_paths(gates_file: str | Path, sample_id: str | None = None) -> list[str]:

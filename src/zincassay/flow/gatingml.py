@@ -23,7 +23,6 @@ the shape plus a ``not`` BooleanGate holding the population.
 
 from __future__ import annotations
 
-import os
 import re
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Mapping, Sequence
@@ -242,13 +241,12 @@ def gatingml_bytes(gates: Sequence[GateShape], *, matrices: Mapping[str, SpillMa
 def write_gatingml(path: str | Path, gates: Sequence[GateShape], *,
                    matrices: Mapping[str, SpillMatrix] | None = None) -> Path:
     """Write :func:`gatingml_bytes` to ``path`` atomically (``.part`` then rename). Returns the path."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    from zincassay.tables import atomic_path
+
     blob = gatingml_bytes(gates, matrices=matrices)
-    tmp = path.with_name(path.name + ".part")
-    tmp.write_bytes(blob)
-    os.replace(tmp, path)
-    return path
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(blob)
+    return Path(path)
 
 
 def auto_gate_shapes(
