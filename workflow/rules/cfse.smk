@@ -1,6 +1,6 @@
 rule cfse_control:
     input:
-        unpack(cfse_gates_file),
+        **imported_gates("cfse"),
         fcs=raw_file,
         checksum=checksum_file,
     output:
@@ -36,7 +36,7 @@ rule cfse_control:
 rule cfse_sample:
     input:
         unpack(cfse_controls),
-        unpack(cfse_gates_file),
+        **imported_gates("cfse"),
         fcs=raw_file,
         checksum=checksum_file,
     output:

@@ -86,9 +86,10 @@ def cfse_controls(wildcards):
     return controls
 
 
-def cfse_gates_file(wildcards):
-    """The imported gates file (cfse.gates_from) as an input, so editing it reruns the samples."""
-    spec = config["cfse"]["gates_from"]
+def imported_gates(section):
+    """The gates file of a flow assay (<section>.gates_from) as a named input (gates_file), so
+    editing it reruns that assay's samples; no input with the automatic gates."""
+    spec = config[section]["gates_from"]
     return {"gates_file": spec["file"]} if spec else {}
 
 

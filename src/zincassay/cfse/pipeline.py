@@ -33,7 +33,7 @@ from zincassay.cfse.settings import CFSESettings
 from zincassay.errors import ZincassayError
 from zincassay.flow.compensation import apply_compensation, check_finite
 from zincassay.flow.gates_io import GateShape, ImportedGating, apply_gates
-from zincassay.flow.gating import Gate, GatingResult, ScatterChannels, gate_events
+from zincassay.flow.gating import GatingResult, gate_events
 from zincassay.io.fcs import FCSData, SpillMatrix, read_fcs, read_spill_csv
 
 __all__ = ["SEVERE_FLAGS", "Autofluorescence", "CFSEResult", "ControlSummary", "GatedFile", "analyse_sample",
@@ -92,7 +92,7 @@ def load_gated(path: str | Path, settings: CFSESettings) -> GatedFile:
     imported = None
     if settings.gates_from is not None:
         imported = apply_gates(settings.gates_from.file, settings.gates_from.population, raw, spill=csv_spill)
-        gating = imported_gating_result(imported)
+        gating = imported.gating_result()
     else:
         gating = gate_events(data, gating=settings.gating, scatter=settings.scatter,  # type: ignore[arg-type]
                              lymphocyte_coverage=settings.gates.lymphocyte_coverage,
@@ -104,18 +104,6 @@ def load_gated(path: str | Path, settings: CFSESettings) -> GatedFile:
     if off_scale_share(cfse) > MAX_OFF_SCALE_SHARE:
         flags.append("off_scale")
     return GatedFile(data, gating, cfse, flags, raw=raw, imported=imported, spill=spill)
-
-
-def imported_gating_result(imported: ImportedGating) -> GatingResult:
-    """The imported gates as a :class:`GatingResult`: one :class:`Gate` per gate along the path,
-    with its events in (the parent's) and kept, and a note naming the gates file."""
-    gates = []
-    n = imported.masks[0].size
-    for i, (shape, mask) in enumerate(zip(imported.gates, imported.masks, strict=True)):
-        n_in = int(imported.masks[i - 1].sum()) if i else n
-        gates.append(Gate(shape.name, n_in, int(mask.sum()), {"population": shape.population, "kind": shape.kind},
-                          f"imported from {imported.source.name}"))
-    return GatingResult(imported.mask, gates, ScatterChannels(None, None, None))
 
 
 def off_scale_share(values: np.ndarray) -> float:
@@ -346,7 +334,8 @@ def gate_shapes(r: CFSEResult, settings: CFSESettings) -> tuple[list[GateShape],
         top = float(data.events[:, data.channel_index(fsc_h)].max()) if fsc_h else 0.0
         rng = float(data.channels["$PnR"].iloc[data.channel_index(fsc_h)]) if fsc_h else 0.0
         shapes = auto_gate_shapes(g.gating, fsc_h_max=2 * max(top, rng, 1.0),
-                                  compensated=g.spill.labels if g.spill else (), compensation_ref=ref)
+                                  compensated=g.spill.labels if g.spill else (), compensation_ref=ref,
+                                  data=data)
     dye = data.channel_names[data.channel_index(settings.channel)]
     dye_ref = ref if g.spill is not None and dye in g.spill.labels else "uncompensated"
     parent = shapes[-1].population if shapes else ""

@@ -38,6 +38,7 @@ import numpy as np
 import pandas as pd
 
 from zincassay.errors import ZincassayError
+from zincassay.flow.gating import Gate, GatingResult, ScatterChannels
 from zincassay.io.fcs import FCSData, SpillMatrix, read_fcs
 
 __all__ = [
@@ -223,6 +224,18 @@ class ImportedGating:
     def counts(self) -> dict[str, int]:
         """Events in each population along the path."""
         return {g.population: int(m.sum()) for g, m in zip(self.gates, self.masks, strict=True)}
+
+    def gating_result(self) -> GatingResult:
+        """These gates as a :class:`~zincassay.flow.gating.GatingResult` (what the assays' pipelines,
+        tables and QC read): one :class:`~zincassay.flow.gating.Gate` per gate along the path, with
+        its events in (its parent's) and kept, and a note naming the gates file."""
+        gates = []
+        n = self.masks[0].size
+        for i, (shape, mask) in enumerate(zip(self.gates, self.masks, strict=True)):
+            n_in = int(self.masks[i - 1].sum()) if i else n
+            gates.append(Gate(shape.name, n_in, int(mask.sum()), {"population": shape.population, "kind": shape.kind},
+                              f"imported from {self.source.name}"))
+        return GatingResult(self.mask, gates, ScatterChannels(None, None, None))
 
 
 # --------------------------------------------------------------------------- file kinds

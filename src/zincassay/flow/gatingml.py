@@ -32,7 +32,7 @@ import numpy as np
 
 from zincassay.flow.gates_io import GateDimension, GateShape, UnsupportedGateError
 from zincassay.flow.gating import GatingResult
-from zincassay.io.fcs import SpillMatrix
+from zincassay.io.fcs import FCSData, SpillMatrix
 
 __all__ = ["NS", "auto_gate_shapes", "gatingml_bytes", "gatingml_ids", "write_gatingml"]
 
@@ -251,7 +251,7 @@ def write_gatingml(path: str | Path, gates: Sequence[GateShape], *,
 
 def auto_gate_shapes(
     gating: GatingResult, *, fsc_h_max: float, compensated: Iterable[str] = (), compensation_ref: str = "FCS",
-    root: str = "",
+    root: str = "", data: FCSData | None = None,
 ) -> list[GateShape]:
     """Shapes of the automatic gates of :func:`zincassay.flow.gating.gate_events` that were applied.
 
@@ -268,6 +268,9 @@ def auto_gate_shapes(
         to :func:`write_gatingml`.
     root : str
         Path the gates hang under (``""`` = all events).
+    data : FCSData, optional
+        The gated file: channels the gates name by ``$PnS`` (e.g. a viability channel configured as
+        ``LiveDead``) are written by their ``$PnN``, as GatingML and FlowKit name them.
 
     Returns
     -------
@@ -275,6 +278,9 @@ def auto_gate_shapes(
     ``/lymphocytes/singlets/live`` (skipped gates are left out of the chain).
     """
     comp = set(compensated)
+
+    def pnn(ch: str) -> str:
+        return data.channel_names[data.channel_index(ch)] if data is not None else ch
 
     def ref(ch: str) -> str:
         return compensation_ref if ch in comp else "uncompensated"
@@ -298,5 +304,6 @@ def auto_gate_shapes(
         elif g.name == "live" and "threshold" in p:
             path = f"{path}/live"
             upper = float(np.nextafter(float(p["threshold"]), np.inf))
-            out.append(GateShape("live", path, "rectangle", (GateDimension(p["channel"], ref(p["channel"]), max=upper),)))
+            ch = pnn(p["channel"])
+            out.append(GateShape("live", path, "rectangle", (GateDimension(ch, ref(ch), max=upper),)))
     return out
