@@ -142,6 +142,21 @@ def cytokine_run_tables(name):
     ]
 
 
+def imported_gates(section):
+    """The gates file of a flow assay (<section>.gates_from) as a named input (gates_file), so
+    editing it reruns that assay's samples; no input with the automatic gates."""
+    spec = config[section]["gates_from"]
+    return {"gates_file": spec["file"]} if spec else {}
+
+
+#: cfse.export_fcs: every sample's gated events also as FCS 3.1 with their generation.
+CFSE_EXPORT_FCS = (
+    {"events_fcs": "results/cfse/{sample}/gated_events.fcs"}
+    if config["cfse"]["export_fcs"]
+    else {}
+)
+
+
 def settings(section):
     """An assay's resolved config section as JSON: a params value, so changing it reruns that assay."""
     return json.dumps(config[section], sort_keys=True)
