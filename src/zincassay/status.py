@@ -18,6 +18,7 @@ A full disk is the one problem that still stops the job (nothing can be written)
 
 from __future__ import annotations
 
+import argparse
 import errno
 import sys
 import traceback
@@ -27,7 +28,7 @@ from pathlib import Path
 
 from zincassay.errors import ZincassayError
 
-__all__ = ["FAILED", "OK", "StepStatus", "failure_reason", "run_sample_step"]
+__all__ = ["FAILED", "OK", "StepStatus", "add_sample_step", "failure_reason", "run_sample_step"]
 
 OK, FAILED = "ok", "failed"
 
@@ -169,3 +170,18 @@ def run_sample_step(step: Callable[[], None], *, labels: Mapping[str, str], assa
                         sha256=sha, bytes=size)
     write_json(asdict(record), status_path)
     return 0
+
+
+def add_sample_step(sub: argparse._SubParsersAction, name: str, *, raw: str, section: str, help: str,
+                    ) -> argparse.ArgumentParser:
+    """Register a per-sample step on ``zincassay run`` with the arguments every one takes: the raw
+    file (positional ``raw``), ``--sheet``, ``--checksum``, ``--sample-id``, ``--settings`` (the
+    resolved ``section`` config as JSON) and ``--status``. The caller adds its outputs."""
+    p = sub.add_parser(name, help=help)
+    p.add_argument(raw)
+    p.add_argument("--sheet", required=True, help="the validated sample sheet")
+    p.add_argument("--checksum", help="the raw file's checksum file (zincassay.checksums)")
+    p.add_argument("--sample-id", required=True)
+    p.add_argument("--settings", required=True, help=f"the resolved {section} config section as JSON")
+    p.add_argument("--status", required=True, help="how the step ended (JSON)")
+    return p

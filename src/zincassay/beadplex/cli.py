@@ -134,15 +134,12 @@ def _cmd_batch(args: argparse.Namespace) -> int:
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
     """Register the bead-array workflow steps on ``zincassay run``."""
-    w = sub.add_parser("beadplex-well", help="bead populations and reporter medians of one bead-array FCS file")
-    w.add_argument("fcs")
-    w.add_argument("--sheet", required=True, help="the validated sample sheet")
-    w.add_argument("--checksum", help="the raw file's checksum file (zincassay.checksums)")
-    w.add_argument("--sample-id", required=True)
-    w.add_argument("--settings", required=True, help="the resolved beadplex config section as JSON")
-    for name, what in (("beads", "reporter median per bead (TSV)"), ("figure", "bead populations (PNG)"),
-                       ("status", "how the step ended (JSON)")):
-        w.add_argument(f"--{name}", required=True, help=what)
+    from zincassay.status import add_sample_step
+
+    w = add_sample_step(sub, "beadplex-well", raw="fcs", section="beadplex",
+                        help="bead populations and reporter medians of one bead-array FCS file")
+    w.add_argument("--beads", required=True, help="reporter median per bead (TSV)")
+    w.add_argument("--figure", required=True, help="bead populations (PNG)")
     w.set_defaults(func=_cmd_well)
 
     b = sub.add_parser("beadplex-batch", help="standard curves and concentrations of one bead-array batch")

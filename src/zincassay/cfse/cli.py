@@ -84,26 +84,19 @@ def _cmd_sample(args: argparse.Namespace) -> int:
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
     """Register the CFSE workflow steps on ``zincassay run``."""
-    c = sub.add_parser("cfse-control", help="summarise a CFSE control (parent peak or autofluorescence)")
-    c.add_argument("fcs")
-    c.add_argument("--sheet", required=True, help="the validated sample sheet")
-    c.add_argument("--checksum", help="the raw file's checksum file (zincassay.checksums)")
-    c.add_argument("--sample-id", required=True)
-    c.add_argument("--settings", required=True, help="the resolved cfse config section as JSON")
+    from zincassay.status import add_sample_step
+
+    c = add_sample_step(sub, "cfse-control", raw="fcs", section="cfse",
+                        help="summarise a CFSE control (parent peak or autofluorescence)")
     c.add_argument("--summary", required=True, help="control summary (JSON)")
     c.add_argument("--figure", required=True, help="QC figure (PNG)")
-    c.add_argument("--status", required=True, help="how the step ended (JSON)")
     c.set_defaults(func=_cmd_control)
 
-    s = sub.add_parser("cfse-sample", help="gate, deconvolve and index one CFSE sample")
-    s.add_argument("fcs")
-    s.add_argument("--sheet", required=True, help="the validated sample sheet")
-    s.add_argument("--checksum", help="the raw file's checksum file (zincassay.checksums)")
-    s.add_argument("--sample-id", required=True)
-    s.add_argument("--settings", required=True, help="the resolved cfse config section as JSON")
+    s = add_sample_step(sub, "cfse-sample", raw="fcs", section="cfse",
+                        help="gate, deconvolve and index one CFSE sample")
     s.add_argument("--unstimulated", required=True, help="summary of the matched unstimulated control")
     s.add_argument("--unstained", help="summary of the matched unstained control")
-    for name in (*SAMPLE_OUTPUTS, "status"):
+    for name in SAMPLE_OUTPUTS:
         s.add_argument(f"--{name.replace('_', '-')}", required=True)
     s.add_argument("--events-fcs", help="gated events with their generation (FCS 3.1; cfse.export_fcs)")
     s.set_defaults(func=_cmd_sample)

@@ -57,13 +57,11 @@ def _cmd_sample(args: argparse.Namespace) -> int:
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
     """Register the imaging workflow step on ``zincassay run``."""
-    s = sub.add_parser("imaging-sample", help="register, segment, trace and calibrate one zinc-imaging stack")
-    s.add_argument("stack")
-    s.add_argument("--sheet", required=True, help="the validated sample sheet")
-    s.add_argument("--checksum", help="the raw file's checksum file (zincassay.checksums)")
-    s.add_argument("--sample-id", required=True)
-    s.add_argument("--settings", required=True, help="the resolved imaging config section as JSON")
-    for name in (*OUTPUTS, "status"):
+    from zincassay.status import add_sample_step
+
+    s = add_sample_step(sub, "imaging-sample", raw="stack", section="imaging",
+                        help="register, segment, trace and calibrate one zinc-imaging stack")
+    for name in OUTPUTS:
         s.add_argument(f"--{name}", required=True)
     s.set_defaults(func=_cmd_sample)
 

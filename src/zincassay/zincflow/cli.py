@@ -102,27 +102,20 @@ def _cmd_readouts(args: argparse.Namespace) -> int:
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
     """Register the zinc-by-flow workflow steps on ``zincassay run``."""
-    t = sub.add_parser("zincflow-tube", help="read and gate a zinc-by-flow control tube (fmin, fmax, unstained)")
-    t.add_argument("fcs")
-    t.add_argument("--sheet", required=True, help="the validated sample sheet")
-    t.add_argument("--checksum", help="the raw file's checksum file (zincassay.checksums)")
-    t.add_argument("--sample-id", required=True)
-    t.add_argument("--settings", required=True, help="the resolved zincflow config section as JSON")
-    t.add_argument("--status", required=True, help="how the step ended (JSON)")
+    from zincassay.status import add_sample_step
+
+    t = add_sample_step(sub, "zincflow-tube", raw="fcs", section="zincflow",
+                        help="read and gate a zinc-by-flow control tube (fmin, fmax, unstained)")
     t.set_defaults(func=_cmd_tube)
 
-    s = sub.add_parser("zincflow-sample", help="calibrate free zinc per subset of one zinc-by-flow sample")
-    s.add_argument("fcs")
-    s.add_argument("--sheet", required=True, help="the validated sample sheet")
-    s.add_argument("--checksum", help="the raw file's checksum file (zincassay.checksums)")
-    s.add_argument("--sample-id", required=True)
-    s.add_argument("--settings", required=True, help="the resolved zincflow config section as JSON")
+    s = add_sample_step(sub, "zincflow-sample", raw="fcs", section="zincflow",
+                        help="calibrate free zinc per subset of one zinc-by-flow sample")
     s.add_argument("--fmin", required=True, help="the culture's TPEN tube (FCS)")
     s.add_argument("--fmax", required=True, help="the culture's zinc + pyrithione tube (FCS)")
     s.add_argument("--unstained", help="the culture's unstained tube (FCS)")
     for role in TUBE_ROLES:
         s.add_argument(f"--{role}-status", help=f"status.json of the {role} tube's own step")
-    for name in (*SAMPLE_OUTPUTS, "status"):
+    for name in SAMPLE_OUTPUTS:
         s.add_argument(f"--{name.replace('_', '-')}", required=True)
     for name in KINETIC_OUTPUTS:
         s.add_argument(f"--{name.replace('_', '-')}", help="kinetic samples only")
