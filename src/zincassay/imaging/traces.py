@@ -6,6 +6,12 @@ weights and sums every cell at once; further rows sum groups of cell-free pixels
 background. The matrix's column indices change only with the whole-pixel offset and its values
 only with the (quantised) sub-pixel phase. Frames are read one at a time (a memory-mapped stack
 is never copied whole or cast to float64).
+
+Background at each cell: the medium's light is the illumination pattern times the medium's
+brightness (which rises when calibration zinc meets leaked dye), on top of the camera offset. The
+groups of cell-free pixels give the pattern (their median over time, smoothed by a quadratic
+surface) and, per frame, a robust fit of ``level + slope x (pattern - its mean)``; each cell's
+background is that fit at the cell.
 """
 
 from __future__ import annotations
@@ -26,12 +32,16 @@ class Traces:
     Attributes
     ----------
     mean : ndarray (T, N) float64
-        Mean intensity (counts) of each cell's pixels per frame, background not subtracted.
+        Mean intensity (counts) of each cell's pixels per frame, background not subtracted; NaN in
+        frames that were not measured (unregistered).
     saturated : ndarray (T, N) int64
         Pixels at or above the camera maximum per cell and frame.
     background : ndarray (T,) float64
         Mean of the cell-free region per frame (counts), without groups of pixels whose mean is an
         outlier (see :func:`_clipped_group_mean`).
+    cell_background : ndarray (T, N) float64
+        Background at each cell per frame (counts): ``background`` corrected by the fitted
+        illumination pattern of the medium at the cell (see :func:`local_background`).
     n_background_px : int
         Pixels in the cell-free sample.
     """
@@ -40,6 +50,7 @@ class Traces:
     saturated: np.ndarray
     background: np.ndarray
     n_background_px: int
+    cell_background: np.ndarray | None = None
 
 
 def _background_pixels(labels: np.ndarray, margin_px: int, max_pixels: int) -> np.ndarray:
@@ -128,6 +139,70 @@ def _clipped_group_mean(sums: np.ndarray, counts: np.ndarray) -> np.ndarray:
     return np.where(kept > 0, (sums * keep).sum(axis=1) / np.maximum(kept, 1), med[:, 0])
 
 
+def _quadratic_design(y: np.ndarray, x: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    u, v = (y / max(shape[0], 1)) - 0.5, (x / max(shape[1], 1)) - 0.5
+    return np.column_stack([np.ones_like(u), u, v, u * u, u * v, v * v])
+
+
+def local_background(sums: np.ndarray, counts: np.ndarray, group_yx: np.ndarray, cell_yx: np.ndarray,
+                     shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """Per-frame background level and its value at each cell.
+
+    Parameters
+    ----------
+    sums : ndarray (T, G)
+        Sums of the cell-free pixel groups per frame (NaN rows for frames not measured).
+    counts : ndarray (G,)
+        Pixels per group.
+    group_yx, cell_yx : ndarray (G, 2), (N, 2)
+        Centres (px) of the groups and the cells.
+    shape : (int, int)
+        Frame shape (scales the surface's coordinates).
+
+    Returns
+    -------
+    level : ndarray (T,)
+        Clipped mean of the groups (:func:`_clipped_group_mean`).
+    at_cells : ndarray (T, N)
+        ``level + slope_t x (P(cell) - mean of P over the groups)``: P is a quadratic surface
+        fitted (robustly) to each group's median over time, ``slope_t`` the per-frame
+        least-squares slope of the groups' means against P (groups more than 3 robust SD off the
+        line left out).
+    """
+    level = _clipped_group_mean(sums, counts)
+    T = len(sums)
+    if sums.shape[1] < 12:
+        return level, np.repeat(level[:, None], len(cell_yx), axis=1)
+    g = sums / counts
+    ok_t = np.isfinite(g).all(axis=1)
+    pattern = np.median(g[ok_t], axis=0) if ok_t.any() else np.zeros(g.shape[1])
+    A = _quadratic_design(group_yx[:, 0], group_yx[:, 1], shape)
+    keep = np.ones(len(pattern), dtype=bool)
+    for _ in range(3):  # robust surface: leave out groups far off it (debris, a glowing edge)
+        coef, *_ = np.linalg.lstsq(A[keep], pattern[keep], rcond=None)
+        res = pattern - A @ coef
+        mad = 1.4826 * np.median(np.abs(res[keep] - np.median(res[keep])))
+        keep = np.abs(res) <= max(3 * mad, 1e-9)
+    p_groups = A @ coef
+    p_cells = _quadratic_design(cell_yx[:, 0], cell_yx[:, 1], shape) @ coef
+    centred = p_groups - p_groups[keep].mean()
+    at_cells = np.full((T, len(cell_yx)), np.nan)
+    den = float(np.sum(centred[keep] ** 2))
+    for t in np.flatnonzero(ok_t):
+        r = g[t] - level[t]
+        sel = keep.copy()
+        slope = 0.0
+        for _ in range(2):
+            if den <= 0 or sel.sum() < 6:
+                break
+            slope = float(np.sum(r[sel] * centred[sel]) / np.sum(centred[sel] ** 2))
+            res = r - slope * centred
+            mad = 1.4826 * np.median(np.abs(res[sel] - np.median(res[sel])))
+            sel = keep & (np.abs(res - np.median(res[sel])) <= max(3 * mad, 1e-9))
+        at_cells[t] = level[t] + slope * (p_cells - p_groups[keep].mean())
+    return level, at_cells
+
+
 def interior(labels: np.ndarray, erode_px: int) -> np.ndarray:
     """Labels with ``erode_px`` pixels removed from every cell's edge (4-connected erosion)."""
     out = labels.copy()
@@ -140,7 +215,8 @@ def interior(labels: np.ndarray, erode_px: int) -> np.ndarray:
 
 
 def extract_traces(data: np.ndarray, labels: np.ndarray, shifts: np.ndarray, saturation_value: float,
-                   background_margin_px: int = 6, max_background_px: int = 4096) -> Traces:
+                   background_margin_px: int = 6, max_background_px: int = 4096,
+                   frames: np.ndarray | None = None) -> Traces:
     """Mean intensity per labelled cell per frame, at sub-pixel registration.
 
     Parameters
@@ -162,7 +238,10 @@ def extract_traces(data: np.ndarray, labels: np.ndarray, shifts: np.ndarray, sat
     max_background_px : int
         The background is the mean of at most this many evenly spaced cell-free pixels, measured in
         raster-order groups of 64; groups more than 3 robust SD (MAD) from the median group are
-        left out (see :func:`_clipped_group_mean`).
+        left out (see :func:`_clipped_group_mean`); the background at each cell follows the
+        medium's illumination pattern (see :func:`local_background`).
+    frames : ndarray (T,) bool, optional
+        Frames to measure (e.g. the registered ones); the others are NaN.
     """
     h, w = labels.shape
     n = int(labels.max())
@@ -178,7 +257,8 @@ def extract_traces(data: np.ndarray, labels: np.ndarray, shifts: np.ndarray, sat
     T = len(data)
     mean = np.full((T, n), np.nan)
     saturated = np.zeros((T, n), dtype=np.int64)
-    bg_sums = np.zeros((T, len(bg_starts)))
+    bg_sums = np.full((T, len(bg_starts)), np.nan)
+    measure = np.ones(T, dtype=bool) if frames is None else np.asarray(frames, dtype=bool)
     base = np.floor(shifts).astype(np.int64)
     # fractional shifts quantised to 1/20 px (registration is good to about 0.1 px), so the
     # per-pair weights are computed once per distinct phase, not once per frame
@@ -198,6 +278,8 @@ def extract_traces(data: np.ndarray, labels: np.ndarray, shifts: np.ndarray, sat
                                    shape=(n, h * w))
     offset = None
     for t, (dy, dx), pk in zip(range(T), base.tolist(), map(tuple, phase.tolist()), strict=True):
+        if not measure[t]:
+            continue
         if (dy, dx) != offset:
             offset = (dy, dx)
             cols = np.clip(py + dy, 0, h - 1) * w + np.clip(px + dx, 0, w - 1)
@@ -214,5 +296,11 @@ def extract_traces(data: np.ndarray, labels: np.ndarray, shifts: np.ndarray, sat
         bg_sums[t] = sums[n:]
         if n and frame.max() >= saturation_value:
             saturated[t] = np.rint(sat_matrix @ (frame >= saturation_value)).astype(np.int64)
-    background = _clipped_group_mean(bg_sums, bg_counts) if len(bg_idx) else np.full(T, np.nan)
-    return Traces(mean=mean, saturated=saturated, background=background, n_background_px=len(bg_idx))
+    if len(bg_idx):
+        group_yx = np.column_stack([np.add.reduceat(bys, bg_starts) / bg_counts, np.add.reduceat(bxs, bg_starts) / bg_counts])
+        cell_yx = np.array(ndi.center_of_mass(np.ones_like(labels), labels, np.arange(1, n + 1))).reshape(-1, 2)
+        background, at_cells = local_background(bg_sums, bg_counts, group_yx, cell_yx, (h, w))
+    else:
+        background, at_cells = np.full(T, np.nan), np.full((T, n), np.nan)
+    return Traces(mean=mean, saturated=saturated, background=background, n_background_px=len(bg_idx),
+                  cell_background=at_cells)
