@@ -249,7 +249,7 @@ def run_one(i: int, seed: int, workdir: str) -> dict:
         row["seconds"] = time.perf_counter() - t0
         row.update(status="ok", message="")
         row.update(score(r, cell_table(r, meta, []), truth, p))
-        row["saturation_source"] = getattr(r, "bit_depth_source", "")
+        row["saturation_source"] = getattr(r, "saturation_source", getattr(r, "bit_depth_source", ""))
         row["saturation_value"] = getattr(r, "saturation_value", np.nan)
         return row
     finally:

@@ -79,24 +79,32 @@ def estimate_bleaching(F: np.ndarray, time_s: np.ndarray, frames: np.ndarray,
 
 
 def find_plateau(trace: np.ndarray, time_s: np.ndarray, frames: np.ndarray, max_slope_per_min: float,
-                 which: str) -> np.ndarray:
+                 which: str, smooth_s: float = 30.0) -> np.ndarray:
     """Frames of a plateau of ``trace`` within ``frames`` (consecutive indices).
 
-    The rolling slope (3-frame centred mean, central difference) relative to the window's level
-    must be below ``max_slope_per_min`` (fraction per minute). ``which='first'`` gives the first
-    plateau after the trace has reached 90 % of its maximum in the window (Fmax, before any
-    decline from leakage or cell death); ``'last'`` gives the plateau that runs to the end of the
-    window (Fmin, once TPEN has fully acted). Returns at least the 2 frames nearest to where the
-    plateau should be when no frame qualifies.
+    The slope of the trace smoothed over ``smooth_s`` (a centred rolling mean of at least 3
+    frames), relative to the window's level, must be below ``max_slope_per_min`` (fraction per
+    minute) or below 3 robust SD of the slopes in the window (noise on a fast frame rate must not
+    break a plateau into pieces). ``which='first'`` gives the first plateau after the trace has
+    reached 90 % of its maximum in the window (Fmax, before any decline from leakage or cell
+    death); ``'last'`` gives the plateau that runs to the end of the window (Fmin, once TPEN has
+    fully acted). Returns at least the 2 frames nearest to where the plateau should be when no
+    frame qualifies.
     """
     frames = np.asarray(frames, dtype=int)
-    seg = rolling_mean(trace[frames], 3)
     t = time_s[frames]
-    if len(seg) < 3 or not np.isfinite(seg).any():
+    if len(frames) < 3:
+        return frames
+    dt = float(np.median(np.diff(t)))
+    w = max(3, int(round(smooth_s / dt)) | 1)
+    seg = rolling_mean(trace[frames], w)
+    if not np.isfinite(seg).any():
         return frames
     level = np.abs(np.nanmedian(seg)) or 1.0
     slope = _nan_quiet(np.gradient, seg, t) * 60.0 / level
-    flat = np.abs(slope) <= max_slope_per_min
+    fin = np.isfinite(slope)
+    noise = 1.4826 * float(np.median(np.abs(slope[fin] - np.median(slope[fin])))) if fin.sum() > 3 else 0.0
+    flat = np.abs(slope) <= max(max_slope_per_min, 3 * noise)
     if which == "first":
         lo, hi = np.nanmin(seg), np.nanmax(seg)
         start = int(np.argmax(seg >= lo + 0.9 * (hi - lo)))
@@ -233,12 +241,16 @@ def quality_control(F: np.ndarray, fmin: np.ndarray, fmax: np.ndarray, r: Readou
                     min_dynamic_range: float) -> tuple[list[str], list[str]]:
     """QC reasons (the cell is excluded) and flags (kept) per cell; see the README for the codes.
 
+    ``saturated``: a pixel of the cell at the camera maximum between pyrithione and TPEN.
+
     ``detached``: after pyrithione the cell's trace, relative to its own maximum, falls below half
     of the sample's median trace relative to its maximum (3-frame means), or Fmin is not
     positive, or the cell's Fmax/Fmin is over 5x the sample's typical (its Fmin collapsed).
     """
     N = F.shape[1]
-    sat = saturated[fmax_frames].max(axis=0) > 0 if len(fmax_frames) else np.zeros(N, dtype=bool)
+    # a pixel at the camera maximum anywhere between pyrithione and TPEN (the plateau may move)
+    sat_frames = phases.pyrithione if len(phases.pyrithione) else fmax_frames
+    sat = saturated[sat_frames].max(axis=0) > 0 if len(sat_frames) else np.zeros(N, dtype=bool)
     after = np.concatenate([phases.pyrithione, phases.tpen])
     win = rolling_mean(F[after], 3)
     own = win / _nan_quiet(np.nanmax, win, axis=0)

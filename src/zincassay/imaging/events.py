@@ -285,11 +285,15 @@ def detect_events(population: np.ndarray, time_s: np.ndarray, shifts: np.ndarray
             bottom = steep + int(np.nanargmin(smooth[steep:]))
             o = _fit_onset(y, top, max(bottom, steep + 4), sign=-1)
         if not significant(o):
-            rises = "one rise" if known.get("stimulus_s") is None else "the pyrithione + ZnCl2 rise"
-            raise ValueError(f"no TPEN fall found after {rises} (at {out['pyrithione_s']:g} s): the whole-field trace "
-                             "never falls back from its maximum. The stack may end before the calibration is complete "
-                             "(pyrithione + ZnCl2 raises the trace to Fmax, TPEN brings it to Fmin); check the stack "
-                             "or fill in pyrithione_s and tpen_s")
+            earlier = _fit_onset(y, 0, k_pyr - 2) if k_pyr >= 7 else None
+            if known.get("pyrithione_s") is not None or significant(earlier):
+                raise ValueError(f"no TPEN fall found after the pyrithione + ZnCl2 rise at {out['pyrithione_s']:g} s: "
+                                 "the whole-field trace never falls back from its maximum; check that the stack is "
+                                 "complete, or fill in tpen_s")
+            raise ValueError(f"the whole-field trace rises once (at {out['pyrithione_s']:g} s) and never falls: "
+                             "pyrithione + ZnCl2 (a rise to Fmax) or TPEN (the fall to Fmin) is missing, so the "
+                             "calibration is incomplete; check that the stack holds both steps, or fill in "
+                             "pyrithione_s and tpen_s")
         js = _jolts(jump, k_pyr + 2, o.frame + 1)
         late = js[t[js] >= t[o.frame] - tpen_delay_s] if len(js) else js
         if len(late):

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from skimage.segmentation import expand_labels
 
 from zincassay.config import kd_nM as config_kd_nM
 from zincassay.imaging.calibrate import Calibration, calibrate_cells, population_trace, response_trace
@@ -153,7 +154,10 @@ def analyse_stack(path: str, cfg: dict, meta: dict) -> ImagingResult:
     if seg.n == 0:
         raise ImagingError(f"{path}: no cells found on the Fmax reference image; check the channel and that the "
                            "stack contains the pyrithione + ZnCl2 step")
-    measured = interior(seg.labels, int(cfg.get("erode_px", 0)))
+    # measured over the cell's extent plus a margin of a quarter radius (not into other cells), so
+    # that a cell that rounds up or shrinks after pyrithione (dye conserved) keeps all its light
+    measured = expand_labels(interior(seg.labels, int(cfg.get("erode_px", 0))),
+                             distance=max(1.0, 0.25 * seg.radius_px))
     leaving = _leaves_field(measured, shifts, registered, seg.n)
     seg.reason = [r or ("touches_border" if leaving[i] else "") for i, r in enumerate(seg.reason)]
     traces = extract_traces(data, measured, shifts, saturation, frames=registered)
@@ -186,7 +190,7 @@ def cell_table(r: ImagingResult, meta: dict, extra: list[str]) -> pd.DataFrame:
         "baseline_zn_nM": c.baseline_zn_nM, "peak_zn_nM": c.peak_zn_nM, "delta_zn_nM": c.delta_zn_nM,
         "time_to_peak_s": c.time_to_peak_s, "auc_zn_nM_s": c.auc_zn_nM_s,
         "responder": c.responder, "qc_pass": c.qc_pass, "qc_reason": c.qc_reason, "qc_flags": c.qc_flags,
-        "saturated_px_fmax": r.traces.saturated[c.fmax_frames].max(axis=0),
+        "saturated_px_fmax": r.traces.saturated[r.phases.pyrithione].max(axis=0),
     })
     for k in ["condition", "donor", "batch", *extra]:
         df[k] = meta.get(k, "")

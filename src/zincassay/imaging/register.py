@@ -81,6 +81,11 @@ class _Bandpass:
         f2 = fy**2 + fx**2
         s1, s2 = max(0.7, 0.35 * radius), max(2.0, radius)
         self.band = (np.exp(-2 * np.pi**2 * s1**2 * f2) - np.exp(-2 * np.pi**2 * s2**2 * f2)).astype(np.float32)
+        # white pixel noise of SD 1 leaves SD `gain` after the band-pass
+        full = sfft.fftfreq(self.h)[:, None] ** 2 + sfft.fftfreq(self.w)[None, :] ** 2
+        self.gain = float(np.sqrt(np.mean((np.exp(-2 * np.pi**2 * s1**2 * full)
+                                           - np.exp(-2 * np.pi**2 * s2**2 * full)) ** 2)))
+        self.noise = 1.0
         ch, cw = min(self.h, max_size), min(self.w, max_size)
         self.cy = slice((self.h - ch) // 2, (self.h - ch) // 2 + ch)
         self.cx = slice((self.w - cw) // 2, (self.w - cw) // 2 + cw)
@@ -91,6 +96,9 @@ class _Bandpass:
         a = np.asarray(frame[: self.h * self.bin, : self.w * self.bin], dtype=np.float32)
         if self.bin > 1:
             a = a.reshape(self.h, self.bin, self.w, self.bin).mean(axis=(1, 3))
+        # pixel noise from neighbour differences (robust to the cells), carried through the band-pass
+        d = np.diff(a, axis=1)
+        self.noise = max(1.4826 * float(np.median(np.abs(d - np.median(d)))) / np.sqrt(2) * self.gain, 1e-12)
         return sfft.irfft2(sfft.rfft2(a) * self.band, s=(self.h, self.w))
 
     def spectrum(self, g: np.ndarray) -> np.ndarray:
@@ -144,16 +152,15 @@ def _match(ref: np.ndarray, ref_energy: float, mov: np.ndarray, mov_energy: floa
 class _Cells:
     """Cells of the reference, located in a frame by an iterated Gaussian-windowed centroid."""
 
-    def __init__(self, g: np.ndarray, radius: float, max_cells: int = 400):
+    def __init__(self, g: np.ndarray, noise: float, radius: float, max_cells: int = 400):
         self.radius = radius
-        R = max(int(np.ceil(1.2 * radius)), 2)
+        R = max(int(np.ceil(radius)), 2)
         oy, ox = np.mgrid[-R:R + 1, -R:R + 1]
         self.offsets = np.stack([oy.ravel(), ox.ravel()], axis=1).astype(np.float64)  # (P, 2)
-        self.sigma = max(0.6 * radius, 1.0)
+        self.sigma = max(0.4 * radius, 1.0)
         self.R = R
         med = np.median(g)
-        noise = 1.4826 * np.median(np.abs(g - med)) or 1.0
-        peaks = (g == ndi.maximum_filter(g, size=2 * max(int(radius), 1) + 1)) & (g > med + 3 * noise)
+        peaks = (g == ndi.maximum_filter(g, size=2 * max(int(radius), 1) + 1)) & (g > med + 5 * noise)
         h, w = g.shape
         edge = R + 1
         peaks[: int(edge)], peaks[h - int(edge):], peaks[:, : int(edge)], peaks[:, w - int(edge):] = False, False, False, False
@@ -161,36 +168,48 @@ class _Cells:
         order = np.argsort(-g[ys, xs])[:max_cells]
         centres = np.stack([ys[order], xs[order]], axis=1).astype(np.float64)
         self.ref = self.locate(g, centres, iterations=6) if len(centres) else centres
-        ok = np.isfinite(self.ref).all(axis=1)
-        self.ref = self.ref[ok]
+        self.ref = self.ref[np.isfinite(self.ref).all(axis=1)]
 
-    def locate(self, g: np.ndarray, centres: np.ndarray, iterations: int = 3) -> np.ndarray:
-        """Centroids (N, 2) of the positive band-passed signal near ``centres``; NaN when a window
-        leaves the frame or holds no signal."""
+    def locate(self, g: np.ndarray, centres: np.ndarray, iterations: int = 3, base: np.ndarray | None = None
+               ) -> np.ndarray:
+        """Centroids (N, 2) of the positive band-passed signal near ``centres``, over each cell's
+        window of pixels ``base + offsets`` (default: the centres rounded down); NaN when the
+        centre leaves the frame or the window holds no signal."""
         h, w = g.shape
         c = centres.copy()
         alive = np.isfinite(c).all(axis=1)
         c[~alive] = 0.0
+        base = np.floor(c) if base is None else base
+        pos = base[:, None, :] + self.offsets[None]  # (N, P, 2)
         for _ in range(iterations):
-            base = np.floor(c)
-            pos = base[:, None, :] + self.offsets[None]  # (N, P, 2)
-            inside = ((pos[..., 0] >= 0) & (pos[..., 0] < h) & (pos[..., 1] >= 0) & (pos[..., 1] < w)).all(axis=1)
+            inside = (pos[..., 0] >= 0) & (pos[..., 0] < h) & (pos[..., 1] >= 0) & (pos[..., 1] < w)
             yy = np.clip(pos[..., 0], 0, h - 1).astype(np.intp)
             xx = np.clip(pos[..., 1], 0, w - 1).astype(np.intp)
             d2 = ((pos - c[:, None, :]) ** 2).sum(axis=2)
             wgt = np.maximum(g[yy, xx], 0) * np.exp(-d2 / (2 * self.sigma**2))
             tot = wgt.sum(axis=1)
-            alive &= inside & (tot > 0)
+            # a window cut by the frame's edge (a cell leaving the field) would bias the centre
+            alive &= inside.all(axis=1) & (tot > 0)
             c[alive] = (wgt[alive, :, None] * pos[alive]).sum(axis=1) / tot[alive, None]
         c[~alive] = np.nan
         return c
 
-    def shift(self, g: np.ndarray, guess: np.ndarray, tolerance: float) -> tuple[np.ndarray | None, float]:
-        """Frame shift from the cells that move together, and the fraction of cells that do."""
+    def shift(self, g: np.ndarray, noise: float, guess: np.ndarray, tolerance: float) -> tuple[np.ndarray | None, float]:
+        """Frame shift from the cells that move together, and the fraction of cells that do. A
+        cell counts only where the band-passed frame stands 3 noise SD (``noise``) above its
+        median (a blank or washed-out frame places nothing)."""
         if len(self.ref) < 3:
             return None, 0.0
-        d = self.locate(g, self.ref + guess) - self.ref
-        d = d[np.isfinite(d).all(axis=1)]
+        # windows moved by the whole-pixel part of the guess, so each cell's own pixels stay its own
+        c = self.locate(g, self.ref + guess, base=np.floor(self.ref) + np.rint(guess))
+        found = np.isfinite(c).all(axis=1)
+        h, w = g.shape
+        iy = np.clip(np.rint(c[found, 0]), 0, h - 1).astype(np.intp)
+        ix = np.clip(np.rint(c[found, 1]), 0, w - 1).astype(np.intp)
+        med = float(np.median(g))
+        strong = np.zeros(len(c), dtype=bool)
+        strong[np.flatnonzero(found)] = g[iy, ix] > med + 3 * noise
+        d = (c - self.ref)[strong]
         if len(d) < 3:
             return None, 0.0
         med = np.median(d, axis=0)
@@ -242,7 +261,7 @@ def register_stack(data: np.ndarray, *, cell_radius_px: float | None = None, n_r
     fy, fx = band.fy, band.fx
     jump = max_jump_px / bin_px
     g_ref = band(first)
-    cells = _Cells(g_ref, radius)
+    cells = _Cells(g_ref, band.noise, radius)
     tol = 0.3 / bin_px
     ref = band.spectrum(g_ref)
     ref_energy = _energy(ref)
@@ -272,7 +291,7 @@ def register_stack(data: np.ndarray, *, cell_radius_px: float | None = None, n_r
             tracked, c_track = via_prev, c_prev
         else:
             tracked, c_track = None, 0.0
-        fine, agree = cells.shift(g, last if tracked is None else tracked, tol)
+        fine, agree = cells.shift(g, band.noise, last if tracked is None else tracked, tol)
         if fine is not None and (tracked is None or np.hypot(*(fine - tracked)) <= 2.0 + 1.0 / bin_px):
             shifts[t], conf[t], source[t] = fine, agree, "cells"
         elif tracked is not None:

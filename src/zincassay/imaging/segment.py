@@ -114,20 +114,27 @@ def reference_image(data: np.ndarray, shifts: np.ndarray, frames: np.ndarray) ->
     return (acc / max(len(frames), 1)).astype(np.float32)
 
 
-def _foreground(img0: np.ndarray, radius: float) -> tuple[np.ndarray, float, float, np.ndarray]:
-    """Smoothed, background-flattened image, its background level and noise SD, and the cell mask."""
+def _foreground(img0: np.ndarray, radius: float) -> tuple[np.ndarray, float, float, np.ndarray, np.ndarray]:
+    """Smoothed, background-flattened image, its background level and noise SD, the cell mask and
+    the slowly varying background itself."""
     img = gaussian(img0, sigma=max(0.7, radius / 4), preserve_range=True)
     # flatten uneven illumination / tissue autofluorescence: a low percentile over ~8 cell radii,
     # computed on a block-averaged copy (fast) and interpolated back
-    flat = img - smooth_background(img, radius)
+    background = smooth_background(img, radius)
+    flat = img - background
     base = float(np.median(flat))
     noise = 1.4826 * float(np.median(np.abs(flat - base)))
-    # Otsu on a log scale: cells 2-10x brighter than others (over-loaded, saturating) must not pull
-    # the threshold above the dimmer cells; never below 3 noise SDs of the background
-    above = np.log1p(np.maximum(flat - base, 0) / max(noise, 1e-6))
+    # Otsu on a log scale, with values clipped at twice the typical cell (the median of the clearly
+    # bright pixels): cells 2-10x brighter than others (over-loaded, saturating) must not form a
+    # class of their own and pull the threshold above the dimmer cells; never below 3 noise SDs
+    signal = np.maximum(flat - base, 0)
+    bright = signal[signal > 6 * noise]
+    if len(bright):
+        signal = np.minimum(signal, 2 * float(np.median(bright)))
+    above = np.log1p(signal / max(noise, 1e-6))
     level = max(np.expm1(threshold_otsu(above)) * max(noise, 1e-6), 3 * noise) + base
     mask = _fill_small_holes(ndi.binary_opening(flat > level, iterations=1), np.pi * radius**2 / 2)
-    return flat, base, noise, mask
+    return flat, base, noise, mask, background
 
 
 def _split_large(cores: np.ndarray, dist: np.ndarray) -> np.ndarray:
@@ -201,7 +208,7 @@ def segment_cells(image: np.ndarray, area_limits_px: tuple[float, float], *, rad
     # inscribed radius of its parts (touching cells do not change it); when that is much smaller
     # (dense small cells read as clusters), redo the mask at the smaller scale
     for _ in range(4):
-        flat, base, noise, mask = _foreground(img0, radius)
+        flat, base, noise, mask, background = _foreground(img0, radius)
         dist0 = ndi.distance_transform_edt(mask)
         lab0, n0 = ndi.label(mask)
         inscribed = ndi.maximum(dist0, lab0, np.arange(1, n0 + 1)) if n0 else np.zeros(0)
@@ -228,8 +235,12 @@ def segment_cells(image: np.ndarray, area_limits_px: tuple[float, float], *, rad
     near = ndi.distance_transform_edt(cores == 0) <= max(0.5 * radius, 1.5)
     nearest = ndi.distance_transform_edt(cores == 0, return_distances=False, return_indices=True)
     owner = cores[nearest[0], nearest[1]]
-    floor = np.maximum(3 * noise, extent_fraction * (core_peak[owner] - base)) + base
-    extent = (cores > 0) | (near & (flat > floor) & (owner > 0))
+    # on a lightly smoothed copy, so that the extent is not widened by the smoothing of the cores
+    fine = gaussian(img0, sigma=0.7, preserve_range=True) - background
+    fine_base = float(np.median(fine))
+    fine_noise = 1.4826 * float(np.median(np.abs(fine - fine_base)))
+    floor = np.maximum(3 * fine_noise, extent_fraction * (core_peak[owner] - base)) + fine_base
+    extent = (cores > 0) | (near & (fine > floor) & (owner > 0))
     labels = watershed(-flat, cores, mask=extent)
     # drop specks (< 1/8 of a typical cell): noise, not cells
     idx = np.arange(1, labels.max() + 1)

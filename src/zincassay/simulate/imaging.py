@@ -339,7 +339,7 @@ def simulate_stack(rng: np.random.Generator, p: ImagingParams) -> tuple[np.ndarr
     float_angle = rng.uniform(0, 2 * np.pi, n)
     edge = max(p.edge_px, 0.3)
     stack = np.empty((p.n_frames, h, w), dtype=np.uint16)
-    light = np.ones((h, w)) if illum is None else illum
+    field = np.ones((h, w)) if illum is None else illum
     fmax_window = (t >= p.pyrithione_s) & (t < p.tpen_s)
     sat_peak = np.zeros(n)
     ext = [np.ceil(max(s.a.max(), s.b.max()) + 6 * edge + 1) for s in shapes]
@@ -352,6 +352,8 @@ def simulate_stack(rng: np.random.Generator, p: ImagingParams) -> tuple[np.ndarr
     cy0, cx0, detaches = cells["y"].to_numpy(), cells["x"].to_numpy(), cells["detaches"].to_numpy()
     for k in range(p.n_frames):
         scene = np.zeros((h, w))
+        strongest = np.zeros((h, w))  # the largest single-cell contribution per pixel
+        owner = np.full((h, w), -1)
         spans = []
         for i in range(n):
             if amp[k, i] <= 1e-6 * fmin[i]:
@@ -372,14 +374,22 @@ def simulate_stack(rng: np.random.Generator, p: ImagingParams) -> tuple[np.ndarr
             dx = (np.arange(X0, X1)[None, :] - cx).astype(np.float32)
             prof = _profile(shapes[i], k, dy, dx, edge, p)
             prof = prof[y0 - Y0:y1 - Y0, x0 - X0:x1 - X0] * (light0[i] / float(prof.sum()))
-            scene[y0:y1, x0:x1] += amp[k, i] * prof
+            glow = amp[k, i] * prof
+            scene[y0:y1, x0:x1] += glow
+            if fmax_window[k]:
+                mine = glow > strongest[y0:y1, x0:x1]
+                strongest[y0:y1, x0:x1][mine] = glow[mine]
+                owner[y0:y1, x0:x1][mine] = i
             spans.append((y0, y1, x0, x1, prof > 0.3 * prof.max()))
-        expected = p.camera_offset + light * (medium[k] + scene)
+        expected = p.camera_offset + field * (medium[k] + scene)
         if fmax_window[k]:
             for i, span in enumerate(spans):
                 if span is not None and not detaches[i]:
+                    # the cell's own pixels: its bright part, where its light outshines any neighbour's
                     y0, y1, x0, x1, foot = span
-                    sat_peak[i] = max(sat_peak[i], float(expected[y0:y1, x0:x1][foot].max()))
+                    own = foot & (owner[y0:y1, x0:x1] == i)
+                    if own.any():
+                        sat_peak[i] = max(sat_peak[i], float(expected[y0:y1, x0:x1][own].max()))
         g = p.gain_e_per_count
         counts = rng.poisson(expected * g) / g + rng.normal(0, p.read_noise, expected.shape)
         stack[k] = np.clip(np.rint(counts), 0, maxval).astype(np.uint16)
@@ -393,7 +403,7 @@ def simulate_stack(rng: np.random.Generator, p: ImagingParams) -> tuple[np.ndarr
                       "baseline")
     frames = pd.DataFrame({"frame": np.arange(p.n_frames), "time_s": t, "shift_y_px": shifts[:, 0],
                            "shift_x_px": shifts[:, 1], "jump_px": jump,
-                           "background": p.camera_offset + light.mean() * medium, "phase": event})
+                           "background": p.camera_offset + field.mean() * medium, "phase": event})
     return stack, cells, trace.reset_index(drop=True), frames
 
 
