@@ -487,7 +487,7 @@ def test_registration_survives_drift_jolts_saturation_and_detachment():
 
 
 def _analyse_sim(tmp_path: Path, p: ImagingParams, seed: int, cfg: dict | None = None, **meta):
-    stack, truth, _, frames = simulate_stack(np.random.default_rng(seed), p)
+    stack, truth, _, _ = simulate_stack(np.random.default_rng(seed), p)
     path = _write(tmp_path / f"s{seed}.tif", stack, p.frame_interval_s)
     return analyse_stack(str(path), cfg or {}, {"sample_id": "x", **dict.fromkeys(EVENTS, ""), **meta}), truth
 

@@ -96,7 +96,7 @@ def find_plateau(trace: np.ndarray, time_s: np.ndarray, frames: np.ndarray, max_
     if len(frames) < 3:
         return frames
     dt = float(np.median(np.diff(t)))
-    w = max(3, int(round(smooth_s / dt)) | 1)
+    w = max(3, round(smooth_s / dt) | 1)
     seg = rolling_mean(trace[frames], w)
     if not np.isfinite(seg).any():
         return frames

@@ -208,7 +208,7 @@ def segment_cells(image: np.ndarray, area_limits_px: tuple[float, float], *, rad
     # inscribed radius of its parts (touching cells do not change it); when that is much smaller
     # (dense small cells read as clusters), redo the mask at the smaller scale
     for _ in range(4):
-        flat, base, noise, mask, background = _foreground(img0, radius)
+        flat, base, _noise, mask, background = _foreground(img0, radius)
         dist0 = ndi.distance_transform_edt(mask)
         lab0, n0 = ndi.label(mask)
         inscribed = ndi.maximum(dist0, lab0, np.arange(1, n0 + 1)) if n0 else np.zeros(0)
