@@ -18,7 +18,8 @@ from zincassay.imaging.segment import Segmentation, reference_image, segment_cel
 from zincassay.imaging.traces import Traces, extract_traces, interior
 from zincassay.io.stacks import ImagingError, Stack, read_stack
 
-__all__ = ["ImagingResult", "analyse_stack", "cell_table", "frame_table", "summary_row", "trace_table"]
+__all__ = ["ImagingResult", "analyse_stack", "cell_table", "frame_table", "measurement_labels", "summary_row",
+           "trace_table"]
 
 
 @dataclass
@@ -81,6 +82,13 @@ def _leaves_field(labels: np.ndarray, shifts: np.ndarray, registered: np.ndarray
     dx_lo, dx_hi = np.floor(s[:, 1].min()) - 1, np.ceil(s[:, 1].max()) + 2
     out = (lo_y + dy_lo < 0) | (hi_y + dy_hi > h - 1) | (lo_x + dx_lo < 0) | (hi_x + dx_hi > w - 1)
     return out[1:]
+
+
+def measurement_labels(seg: Segmentation, erode_px: int = 0) -> np.ndarray:
+    """The pixels each cell is measured over (Y, X) int: its extent, eroded by ``erode_px``, plus
+    a margin of a quarter radius (not into other cells), so that a cell that rounds up or shrinks
+    after pyrithione (its dye conserved) keeps all its light in the measurement."""
+    return expand_labels(interior(seg.labels, erode_px), distance=max(1.0, 0.25 * seg.radius_px))
 
 
 def analyse_stack(path: str, cfg: dict, meta: dict) -> ImagingResult:
@@ -154,10 +162,7 @@ def analyse_stack(path: str, cfg: dict, meta: dict) -> ImagingResult:
     if seg.n == 0:
         raise ImagingError(f"{path}: no cells found on the Fmax reference image; check the channel and that the "
                            "stack contains the pyrithione + ZnCl2 step")
-    # measured over the cell's extent plus a margin of a quarter radius (not into other cells), so
-    # that a cell that rounds up or shrinks after pyrithione (dye conserved) keeps all its light
-    measured = expand_labels(interior(seg.labels, int(cfg.get("erode_px", 0))),
-                             distance=max(1.0, 0.25 * seg.radius_px))
+    measured = measurement_labels(seg, int(cfg.get("erode_px", 0)))
     leaving = _leaves_field(measured, shifts, registered, seg.n)
     seg.reason = [r or ("touches_border" if leaving[i] else "") for i, r in enumerate(seg.reason)]
     traces = extract_traces(data, measured, shifts, saturation, frames=registered)
