@@ -23,13 +23,13 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 from zincassay.cfse.deconvolve import (
-    ParentPeak,
     _Model,
     bootstrap_indices,
     fit_generations,
 )
 from zincassay.cfse.indices import division_indices
 from zincassay.cfse.pipeline import load_gated, summarise_control
+from zincassay.cfse.settings import CFSESettings
 from zincassay.config import resolve_config
 from zincassay.simulate.cfse import CFSEParams, write_cfse_sample
 
@@ -47,7 +47,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--runs", type=int, default=5)
     args = ap.parse_args()
-    cfg = resolve_config({"cfse": {"viability_channel": "LiveDead"}})["cfse"]
+    cfg = CFSESettings.from_config(resolve_config({"cfse": {"viability_channel": "LiveDead"}})["cfse"])
     rng = np.random.default_rng(0)
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
@@ -56,9 +56,9 @@ def main() -> None:
         write_cfse_sample(tmp / "big.fcs", rng, CFSEParams(n_events=1_000_000), role="sample")
         u = summarise_control(load_gated(tmp / "u.fcs", cfg), "unstimulated")
         n = summarise_control(load_gated(tmp / "n.fcs", cfg), "unstained")
-        parent = ParentPeak(**u["parent"])
-        af = np.asarray(n["autofluorescence"]["quantiles"])
-        bounds = tuple(cfg["peak_ratio_bounds"])
+        parent = u.parent
+        af = np.asarray(n.autofluorescence.quantiles)
+        bounds = tuple(cfg.peak_ratio_bounds)
 
         def end_to_end():
             g = load_gated(tmp / "big.fcs", cfg)
@@ -68,7 +68,7 @@ def main() -> None:
         end_to_end()
         values = load_gated(tmp / "big.fcs", cfg).cfse
         d_lo, d_hi = np.log10(bounds[0]), np.log10(bounds[1])
-        model = _Model(values, parent, af, cfg["max_generations"], (d_lo, d_hi))
+        model = _Model(values, parent, af, cfg.max_generations, (d_lo, d_hi))
         fit = fit_generations(values, parent, af, peak_ratio_bounds=bounds, _model=model)
         t_fit = median_time(lambda: fit_generations(values, parent, af, peak_ratio_bounds=bounds, _model=model), args.runs)
         t_e2e = median_time(end_to_end, args.runs)

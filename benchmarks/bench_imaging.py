@@ -71,10 +71,14 @@ def make_stack(path: Path, frames: int, size: int, seed: int = 0) -> None:
 
 def child(path: str) -> None:
     """End-to-end run in a fresh process: prints seconds and peak RSS (bytes) as JSON."""
+    from zincassay.config import resolve_config
     from zincassay.imaging.pipeline import analyse_stack
+    from zincassay.imaging.settings import ImagingSettings
+    from zincassay.samplesheet import Sample
 
     t0 = time.perf_counter()
-    r = analyse_stack(path, {}, {"sample_id": "bench", **{k: str(v) for k, v in EVENTS.items()}})
+    settings = ImagingSettings.from_config(resolve_config({})["imaging"])
+    r = analyse_stack(path, settings, Sample("bench", **{k: float(v) for k, v in EVENTS.items()}))
     dt = time.perf_counter() - t0
     print(json.dumps({"seconds": dt, "peak_rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
                       "cells": int(r.segmentation.n), "pass": int(r.calibration.qc_pass.sum())}))

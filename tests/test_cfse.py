@@ -13,7 +13,10 @@ import pytest
 
 from zincassay.cfse.indices import INDEX_NAMES, division_indices, precursor_fractions
 from zincassay.cfse.pipeline import analyse_sample, load_gated, summarise_control
+from zincassay.cfse.settings import CFSESettings
+from zincassay.cfse.tables import gates_table, generations_table, indices_table
 from zincassay.config import resolve_config
+from zincassay.samplesheet import Sample
 from zincassay.simulate import CONDITIONS
 from zincassay.simulate.cfse import CFSEParams, write_cfse_sample
 
@@ -22,8 +25,13 @@ CASES = [("fcs3.1-float", 2.0), ("fcs3.0-int32", 2.0), ("fcs2.0-log", 2.0), ("fc
 
 
 def _cfg(**over):
-    cfg = resolve_config({"cfse": {"viability_channel": "LiveDead", **over}})["cfse"]
-    return cfg
+    return CFSESettings.from_config(resolve_config({"cfse": {"viability_channel": "LiveDead", **over}})["cfse"])
+
+
+def _analyse(gated, cfg, unstim, unstained, sample_id):
+    """The sample's indices, generations and gates tables and its fit."""
+    r = analyse_sample(gated, cfg, unstim, unstained)
+    return (indices_table(r, Sample(sample_id)), generations_table(r, sample_id), gates_table(r, sample_id), r.fit)
 
 
 @pytest.fixture(scope="module")
@@ -44,8 +52,7 @@ def fitted(tmp_path_factory):
                            mean_divisions=v["mean_divisions"])
             path = tmp / f"s{k}_{cond}.fcs"
             truth = write_cfse_sample(path, rng, p, role="sample", fmt=fmt)
-            idx, gens, gates, _fit = analyse_sample(load_gated(path, cfg), cfg, unstim, unstained,
-                                                   {"sample_id": f"{fmt}_{ratio}_{cond}"})
+            idx, gens, gates, _fit = _analyse(load_gated(path, cfg), cfg, unstim, unstained, f"{fmt}_{ratio}_{cond}")
             out.append({"case": (fmt, ratio, cond), "truth": truth, "idx": idx.iloc[0], "gens": gens, "gates": gates})
     return out
 
@@ -133,7 +140,7 @@ def test_missing_unstained_control_is_flagged(tmp_path):
     write_cfse_sample(tmp_path / "u.fcs", rng, CFSEParams(), role="unstimulated")
     truth = write_cfse_sample(tmp_path / "s.fcs", rng, CFSEParams(), role="sample")
     unstim = summarise_control(load_gated(tmp_path / "u.fcs", cfg), "unstimulated")
-    idx, *_ = analyse_sample(load_gated(tmp_path / "s.fcs", cfg), cfg, unstim, None, {"sample_id": "s"})
+    idx, *_ = _analyse(load_gated(tmp_path / "s.fcs", cfg), cfg, unstim, None, "s")
     assert "no_unstained_control" in idx.iloc[0]["qc_flags"]
     # generations well above autofluorescence still carry the indices
     assert abs(idx.iloc[0]["pct_divided"] - truth["indices"]["pct_divided"]) <= 2
@@ -151,7 +158,7 @@ def test_negative_events_are_kept(tmp_path):
     assert (g.cfse <= 0).sum() > 0
     unstim = summarise_control(load_gated(tmp_path / "u.fcs", cfg), "unstimulated")
     unst = summarise_control(load_gated(tmp_path / "n.fcs", cfg), "unstained")
-    idx, gens, _, fit = analyse_sample(g, cfg, unstim, unst, {"sample_id": "s"})
+    idx, gens, _, fit = _analyse(g, cfg, unstim, unst, "s")
     assert fit.counts.sum() == g.cfse.size
     assert idx.iloc[0]["events_at_or_below_zero"] == int((g.cfse <= 0).sum())
     assert gens["cells"].sum() + idx.iloc[0]["background_events"] == pytest.approx(g.cfse.size, rel=0.02)

@@ -35,7 +35,7 @@ def test_holm_matches_the_step_down_definition():
 def test_paired_t_ci_and_ratio_over_donors():
     rep = [1.8, 2.0, 2.3, 1.9]
     sup = [2.5, 2.6, 3.1, 2.4]
-    out = compare_conditions(_indices({"replete": rep, "supplemented": sup}), None, ORDER, "replete")
+    out = compare_conditions({"cfse": _indices({"replete": rep, "supplemented": sup})}, ORDER, "replete")
     row = out[(out["readout"] == "division_index") & (out["condition"] == "supplemented")].iloc[0]
     d = np.subtract(sup, rep)
     assert row["n_paired"] == 4 and row["difference"] == pytest.approx(d.mean())
@@ -52,10 +52,10 @@ def test_wilcoxon_from_six_donors_and_descriptive_with_one():
     rng = np.random.default_rng(0)
     rep = list(rng.normal(2, 0.2, 6))
     sup = [v + 0.5 + rng.normal(0, 0.05) for v in rep]
-    out = compare_conditions(_indices({"replete": rep, "supplemented": sup}), None, ORDER, "replete")
+    out = compare_conditions({"cfse": _indices({"replete": rep, "supplemented": sup})}, ORDER, "replete")
     row = out[out["condition"] == "supplemented"].iloc[0]
     assert row["p_wilcoxon"] == pytest.approx(2 / 2**6)  # all six differences positive: exact minimum
-    one = compare_conditions(_indices({"replete": [2.0], "deficient": [1.0]}), None, ORDER, "replete")
+    one = compare_conditions({"cfse": _indices({"replete": [2.0], "deficient": [1.0]})}, ORDER, "replete")
     row = one[one["condition"] == "deficient"].iloc[0]
     assert row["test"] == "descriptive only (1 donor)" and row["difference"] == -1.0
     assert np.isnan(row["p_value"]) and np.isnan(row["ci_low"])
@@ -68,7 +68,7 @@ def test_donor_is_the_unit_and_failed_samples_are_left_out():
                            "qc_pass": True},
                           {"sample_id": "x2", "condition": "deficient", "donor": "D2", "division_index": 9.0,
                            "qc_pass": False}])
-    out = compare_conditions(pd.concat([t, extra]), None, ORDER, "replete")
+    out = compare_conditions({"cfse": pd.concat([t, extra])}, ORDER, "replete")
     row = out[out["condition"] == "deficient"].iloc[0]
     assert row["n_donors"] == 2
     assert row["mean"] == pytest.approx(((1.0 + 1.4) / 2 + 1.1) / 2)
@@ -82,7 +82,7 @@ def test_every_readout_and_p_holm_across_the_table():
                          "median_baseline_zn_nM": 0.5 * (i + 1) + 0.01 * d, "median_peak_zn_nM": 2.0 * (i + 1),
                          "median_delta_zn_nM": 1.5 * (i + 1) + 0.02 * d, "fraction_responding": 0.8}
                         for i, c in enumerate(ORDER) for d in (1, 2, 3)])
-    out = compare_conditions(cfse, img, ORDER, "replete")
+    out = compare_conditions({"cfse": cfse, "imaging": img}, ORDER, "replete")
     assert len(out) == (6 + 4) * 3
     assert (out["p_holm"].dropna() >= out.loc[out["p_holm"].notna(), "p_value"]).all()
     assert out.loc[out["p_value"].notna(), "p_holm"].notna().all()
@@ -95,7 +95,8 @@ def test_qc_table_lists_samples_gates_and_cells():
     cells = pd.DataFrame([{"sample_id": "z", "cell_id": 3, "qc_reason": "saturated", "qc_flags": ""},
                           {"sample_id": "z", "cell_id": 4, "qc_reason": "", "qc_flags": "f_low_baseline"},
                           {"sample_id": "z", "cell_id": 5, "qc_reason": "", "qc_flags": ""}])
-    q = qc_table(ind, gates, cells, pd.DataFrame([{"sample_id": "z", "n_pass": 0, "sample_flags": ""}]))
+    q = qc_table({"cfse": ind, "imaging": pd.DataFrame([{"sample_id": "z", "n_pass": 0, "sample_flags": ""}])},
+                 gates, cells)
     assert set(q.loc[q["sample_id"] == "a", "item"]) == {"poor_fit", "no_unstained_control"}
     assert q.loc[q["sample_id"] == "a", "excluded"].all()
     assert "800 of 1000" in q.loc[q["level"] == "gate", "detail"].iloc[0]
@@ -107,12 +108,19 @@ def test_qc_table_lists_samples_gates_and_cells():
 def test_provenance_fingerprints_inputs(tmp_path):
     from datetime import UTC, datetime
 
+    from zincassay.status import run_sample_step
+    from zincassay.tables import read_json
+
     f = tmp_path / "a.fcs"
     f.write_bytes(b"FCS3.1 data")
     sheet = tmp_path / "s.tsv"
     sheet.write_text("sample_id\n")
-    prov = build_provenance({"k": 1}, sheet, [f], datetime(2026, 1, 1, tzinfo=UTC), tmp_path)
+    # the per-sample job records the SHA-256 of the bytes it read; provenance is built from those records
+    run_sample_step(lambda: None, labels={"sample_id": "a"}, assay="cfse", role="sample", raw=f, outputs={},
+                    primary="", failed_columns={}, extra={}, status_path=tmp_path / "status.json")
+    prov = build_provenance({"k": 1}, sheet, [read_json(tmp_path / "status.json")], datetime(2026, 1, 1, tzinfo=UTC))
     assert prov["inputs"][0]["sha256"] == sha256(f) == __import__("hashlib").sha256(b"FCS3.1 data").hexdigest()
+    assert prov["inputs"][0]["bytes"] == 11 and prov["inputs"][0]["status"] == "ok"
     assert prov["sample_sheet"]["sha256"] == sha256(sheet)
     assert prov["packages"]["numpy"] == np.__version__ and prov["config"] == {"k": 1}
     assert prov["start"] == "2026-01-01T00:00:00+00:00" and prov["end"] >= prov["start"]

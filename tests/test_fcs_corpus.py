@@ -120,7 +120,7 @@ def test_cfse_gating_path_on_real_files(path):
     from zincassay.flow.gating import find_scatter_channels, gate_events
     from zincassay.io.fcs import CompensationError
 
-    cfg = resolve_config({})["cfse"]
+    cfg = resolve_config({})["cfse"]["gates"]
     try:
         d = read_fcs(path)
     except FCSError:
@@ -129,12 +129,12 @@ def test_cfse_gating_path_on_real_files(path):
     if not (scatter.fsc and scatter.ssc):
         pytest.skip("no scatter channels")
     try:
-        events = compensate(d) if d.spill is not None else d.events
+        data = d.compensated() if d.spill is not None else d
     except CompensationError as exc:
         assert str(d.path) in str(exc) or "spill" in str(exc)
-        events = d.events
+        data = d
     try:
-        result = gate_events(d, events, cfg)
+        result = gate_events(data, lymphocyte_coverage=cfg["lymphocyte_coverage"])
     except ZincassayError as exc:
         assert str(path) in str(exc) and "\n" not in str(exc)
         return

@@ -14,15 +14,39 @@ import tifffile
 from scipy import ndimage as ndi
 from tests.conftest import IMAGING_DATA
 
+from zincassay.config import resolve_config
 from zincassay.imaging.calibrate import estimate_bleaching, find_plateau, zinc_from_f
-from zincassay.imaging.pipeline import analyse_stack, cell_table, summary_row
+from zincassay.imaging.pipeline import analyse_stack as _analyse_stack
 from zincassay.imaging.register import estimate_shifts, register_stack
 from zincassay.imaging.saturation import frame_statistics, saturation_level
 from zincassay.imaging.segment import segment_cells
+from zincassay.imaging.settings import ImagingSettings
+from zincassay.imaging.tables import cell_table, summary_row
 from zincassay.imaging.traces import extract_traces, resampling_weights
 from zincassay.io.stacks import ImagingError, read_stack
+from zincassay.samplesheet import Sample
 from zincassay.simulate import simulate_dataset
 from zincassay.simulate.imaging import ImagingParams, simulate_stack
+
+
+def _settings(**over) -> ImagingSettings:
+    return ImagingSettings.from_config(resolve_config({"imaging": over})["imaging"])
+
+
+def _sample(meta: dict) -> Sample:
+    """A Sample from sheet-like fields (times may be numbers, numeric strings, '' or NaN)."""
+    def sec(v):
+        return None if v is None or (isinstance(v, str) and not v.strip()) or pd.isna(v) else float(v)
+
+    times = {k: sec(meta.get(k)) for k in ("frame_interval_s", "stimulus_s", "pyrithione_s", "tpen_s")}
+    labels = {k: str(meta.get(k, "")) for k in ("condition", "donor", "batch")}
+    return Sample(str(meta["sample_id"]), **labels, **times)
+
+
+def analyse_stack(path: str, settings: dict, meta: dict):
+    """The pipeline with config overrides and sheet-like fields, as the workflow gives them."""
+    return _analyse_stack(path, _settings(**settings), _sample(meta))
+
 
 EVENTS = ("stimulus_s", "pyrithione_s", "tpen_s")
 
@@ -168,7 +192,7 @@ def _analyse(base: Path, row: pd.Series, blank_events: bool = False):
     if blank_events:
         meta.update(dict.fromkeys(EVENTS, ""))
     r = analyse_stack(str(base / row["file"]), {}, meta)
-    return r, cell_table(r, meta, []), summary_row(r, meta, [])
+    return r, cell_table(r, _sample(meta)), summary_row(r, _sample(meta))
 
 
 def test_calibrated_zinc_matches_truth(experiment):
@@ -239,8 +263,8 @@ def test_bleaching_estimated_and_reported(experiment):
     # switching the correction off is reported and biases early [Zn] upwards (the known pitfall)
     row = rows.iloc[0]
     meta = row.to_dict()
-    on = summary_row(analyse_stack(str(base / row["file"]), {}, meta), meta, [])
-    off = summary_row(analyse_stack(str(base / row["file"]), {"bleach_correction": False}, meta), meta, [])
+    on = summary_row(analyse_stack(str(base / row["file"]), {}, meta), _sample(meta))
+    off = summary_row(analyse_stack(str(base / row["file"]), {"bleach_correction": False}, meta), _sample(meta))
     assert "bleaching_uncorrected" in off["sample_flags"].iloc[0]
     assert off["median_baseline_zn_nM"].iloc[0] > 1.2 * on["median_baseline_zn_nM"].iloc[0]
 
@@ -322,15 +346,15 @@ def test_missing_frame_interval_and_short_stack(tmp_path):
 # ---------------------------------------------------------------- real images (skip without ../shared)
 
 
-def _imagej_roi_centres(path: Path) -> list[tuple[float, float]]:
-    """(y, x) bounding-box centres of the ROIs in an ImageJ RoiSet.zip (header: top, left, bottom, right)."""
+def _imagej_rect_rois(path: Path) -> list[tuple[int, int, int, int]]:
+    """(top, left, bottom, right) of the rectangle ROIs of an ImageJ RoiSet.zip, in the set's order
+    (ImageJ .roi header: magic 'Iout', version, type byte 6 = 1 for a rectangle, then the bounds)."""
     out = []
     with zipfile.ZipFile(path) as z:
-        for name in sorted(z.namelist()):
+        for name in z.namelist():
             b = z.read(name)
-            assert b[:4] == b"Iout"
-            top, left, bottom, right = struct.unpack(">hhhh", b[8:16])
-            out.append(((top + bottom) / 2, (left + right) / 2))
+            assert b[:4] == b"Iout" and b[6] == 1, name
+            out.append(struct.unpack(">hhhh", b[8:16]))
     return out
 
 
@@ -359,18 +383,19 @@ def test_real_frame_folders_read_and_segment(imaging_data):
     assert nuclei.n > 20
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "the author drew these ROIs on slices 185-215 of a 298-frame recording (ImageJ names them "
-    "slice-y-x: 0185-... to 0215-...), around the drug window (frames 200-220, experiment.txt), i.e. on "
-    "activity; the folder holds frames 1-3 only, where each ROI's mean is 0.97-1.08x its surroundings "
-    "and ROI 1 is the author's background ROI, so no intensity segmentation can find them "
-    "(measured: 2 of 10)"))
-def test_gcamp_author_rois_inside_segmented_objects(imaging_data):
+def test_gcamp_pixels_match_imagej_measurements(imaging_data):
+    """Our reader gives ImageJ's numbers: the mean of each of the author's 10 ROIs in the first frame
+    equals row 1 of the author's ImageJ Multi Measure table (3 decimals), so pixel values, frame order
+    and orientation are right. (The ROIs were drawn on activity during the drug window, not on
+    brightness, so they are not a segmentation target.)"""
     gc = read_stack(imaging_data / "gcamp_slice")
-    seg = segment_cells(gc.data.mean(axis=0), (800, 10000))
-    centres = _imagej_roi_centres(imaging_data / "gcamp_slice" / "RoiSet.zip")
-    hits = sum(seg.labels[round(y), round(x)] > 0 for y, x in centres)
-    assert hits >= 8
+    rows = (imaging_data / "gcamp_slice" / "Results.xls").read_text().splitlines()
+    first = [float(v) for v in rows[1].split("\t")[1:]]
+    rois = _imagej_rect_rois(imaging_data / "gcamp_slice" / "RoiSet.zip")
+    assert len(rois) == len(first) == 10
+    frame = np.asarray(gc.data[0], dtype=np.float64)
+    means = [frame[top:bottom, left:right].mean() for top, left, bottom, right in rois]
+    np.testing.assert_allclose(means, first, atol=0.0006)
 
 
 # ---------------------------------------------------------------- camera clipping level
@@ -385,7 +410,7 @@ def _write(path: Path, stack: np.ndarray, interval: float | None = 5.0, **kw) ->
 
 
 def _match_reasons(truth: pd.DataFrame, r) -> pd.DataFrame:
-    cells = cell_table(r, {"sample_id": "x"}, [])
+    cells = cell_table(r, _sample({"sample_id": "x"}))
     d = np.hypot(truth["y"].to_numpy()[:, None] - cells["centroid_y"].to_numpy()[None],
                  truth["x"].to_numpy()[:, None] - cells["centroid_x"].to_numpy()[None])
     out = truth.copy()
@@ -403,7 +428,7 @@ def test_clipping_level_detected_in_uint16_without_tags(tmp_path, bits):
     path = _write(tmp_path / "s.tif", stack)  # ImageJ TIFF with the frame interval, no bit depth
     r = analyse_stack(str(path), {}, {"sample_id": "x", **{k: getattr(p, k) for k in EVENTS}})
     assert (r.saturation_value, r.saturation_source) == (2**bits - 1, "detected")
-    assert summary_row(r, {"sample_id": "x"}, [])["saturation_source"].iloc[0] == "detected"
+    assert summary_row(r, _sample({"sample_id": "x"}))["saturation_source"].iloc[0] == "detected"
     m = _match_reasons(truth, r)
     sat = m[m["saturates"] & m["found"]]
     assert len(sat) >= 3 and sat["reason"].str.contains("saturated").all()
@@ -423,7 +448,7 @@ def test_saturation_level_sources():
     odd[odd > 3995] = 3995
     assert saturation_level(frame_statistics(odd), odd.dtype) == (3995.0, "detected")
     flt = data.astype(np.float32)
-    assert saturation_level(frame_statistics(flt), flt.dtype) == (float("inf"), "none")  # never the data maximum
+    assert saturation_level(frame_statistics(flt), flt.dtype) == (float("inf"), "none (float data)")  # not its max
     assert saturation_level(frame_statistics(flt), flt.dtype, bit_depth_setting=12) == (4095.0, "config")
 
 
@@ -433,7 +458,7 @@ def test_float_stack_uses_no_data_maximum(tmp_path):
     path = _write(tmp_path / "f.tif", stack.astype(np.float32))
     meta = {"sample_id": "x", **{k: getattr(p, k) for k in EVENTS}}
     r = analyse_stack(str(path), {}, meta)
-    assert r.saturation_source == "none" and np.isinf(r.saturation_value)
+    assert r.saturation_source == "none (float data)" and np.isinf(r.saturation_value)
     assert not any("saturated" in q for q in r.calibration.qc_reason)
     r12 = analyse_stack(str(path), {"bit_depth": 12}, meta)
     assert (r12.saturation_value, r12.saturation_source) == (4095.0, "config")
@@ -506,7 +531,7 @@ def test_stimulus_without_response_or_jolt_is_flagged_not_refused(tmp_path):
     assert r.events.source["stimulus_s"] == "not found" and not r.events.stimulus_found
     assert "stimulus_not_found" in r.calibration.sample_flags
     assert np.isnan(r.calibration.peak_zn_nM).all() and np.isfinite(r.calibration.baseline_zn_nM).any()
-    s = summary_row(r, {"sample_id": "x"}, [])
+    s = summary_row(r, _sample({"sample_id": "x"}))
     assert "stimulus_s:not found" in s["events_detected"].iloc[0]
 
 
@@ -531,7 +556,7 @@ def test_resting_lymphocytes_pass_the_default_size_prior(tmp_path):
     p = ImagingParams(shape=(192, 192), n_cells=24, pixel_size_um=0.325, radius_px=(6.9, 10.8), dome=0.5,
                       edge_px=0.8, n_overloaded=2, n_detaching=0)
     r, truth = _analyse_sim(tmp_path, p, 9, stimulus_s=p.stimulus_s, pyrithione_s=p.pyrithione_s, tpen_s=p.tpen_s)
-    cells = cell_table(r, {"sample_id": "x"}, [])
+    cells = cell_table(r, _sample({"sample_id": "x"}))
     d = np.hypot(truth["y"].to_numpy()[:, None] - cells["centroid_y"].to_numpy()[None],
                  truth["x"].to_numpy()[:, None] - cells["centroid_x"].to_numpy()[None])
     j = d.argmin(axis=1)

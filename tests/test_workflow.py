@@ -19,12 +19,18 @@ SNAKEMAKE = Path(sys.executable).parent / "snakemake"
 pytestmark = pytest.mark.skipif(not SNAKEMAKE.exists(), reason="snakemake not installed in this environment")
 
 
+def link_workflow(workdir: Path) -> None:
+    """Make ``workdir`` look like the repository to Snakemake (Snakefile, workflow/, profiles/), so
+    tests run the README's exact command there: ``snakemake --cores 2``."""
+    for name in ("Snakefile", "workflow", "profiles"):
+        if not (workdir / name).exists():
+            (workdir / name).symlink_to(REPO / name)
+
+
 def _run(workdir: Path, *extra: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [str(SNAKEMAKE), "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir), "--cores", "2",
-         "--keep-going", *extra],
-        capture_output=True, text=True,
-    )
+    """The README's command (``snakemake --cores 2``) in ``workdir``, plus ``extra`` flags."""
+    link_workflow(workdir)
+    return subprocess.run([str(SNAKEMAKE), "--cores", "2", *extra], cwd=workdir, capture_output=True, text=True)
 
 
 def _tables(workdir: Path) -> dict[str, str]:
@@ -97,42 +103,44 @@ def test_rerun_gives_byte_identical_tables(project):
     assert _tables(project) == first
 
 
-def test_corrupt_file_fails_only_its_own_jobs(project):
+def test_corrupt_file_fails_only_its_own_sample_and_summaries_still_build(project):
+    """A truncated FCS file and a truncated stack: the README's command still succeeds, the two
+    samples carry a failure record with a one-line reason, every summary is written, and the run
+    ends by naming them."""
     sheet = pd.read_csv(project / "config" / "samples.tsv", sep="\t", dtype=str, keep_default_na=False)
-    cfse = sheet[(sheet["role"] == "sample") & (sheet["assay"] == "cfse")]
-    victim = cfse.iloc[0]
-    path = project / "config" / victim["file"]
-    data = path.read_bytes()
-    path.write_bytes(data[: len(data) // 2])  # truncated
+    victims = [sheet[(sheet["role"] == "sample") & (sheet["assay"] == a)].iloc[0] for a in ("cfse", "imaging")]
+    saved = {}
+    for v in victims:
+        path = project / "config" / v["file"]
+        saved[path] = path.read_bytes()
+        path.write_bytes(saved[path][: len(saved[path]) // 3])  # truncated
     try:
-        run = _run(project, "--forcerun", "cfse_sample")
-        assert run.returncode != 0
-        done = [s for s in cfse["sample_id"] if s != victim["sample_id"]]
-        for sid in done:
-            assert (project / "results" / "cfse" / sid / "indices.tsv").exists()
-        assert not (project / "results" / "cfse" / victim["sample_id"] / "indices.tsv").exists()
-        log = (project / "logs" / "cfse" / f"{victim['sample_id']}.log").read_text().strip().splitlines()
-        assert len(log) == 1 and "truncated" in log[0] and path.name in log[0]
+        run = _run(project)
+        assert run.returncode == 0, run.stderr[-3000:]
+        assert "Traceback" not in run.stderr
+        for v in victims:
+            assay, sid = v["assay"], v["sample_id"]
+            status = json.loads((project / "results" / assay / sid / "status.json").read_text())
+            assert status["status"] == "failed" and "truncated" in status["reason"], status
+            assert Path(v["file"]).name in status["reason"] and "\n" not in status["reason"]
+            log = (project / "logs" / assay / f"{sid}.log").read_text().strip().splitlines()
+            assert len(log) == 1 and "truncated" in log[0]
+            assert f"{sid} (" in run.stderr  # the end-of-run list of failures
+        ind = pd.read_csv(project / "results" / "cfse" / "indices.tsv", sep="\t").set_index("sample_id")
+        assert ind.loc[victims[0]["sample_id"], "status"] == "failed"
+        assert (ind.drop(victims[0]["sample_id"])["status"] == "ok").all()
+        qc = pd.read_csv(project / "results" / "summary" / "qc.tsv", sep="\t")
+        assert set(qc.loc[qc["item"] == "failed", "sample_id"]) == {v["sample_id"] for v in victims}
+        assert (project / "results" / "summary" / "conditions.tsv").stat().st_size > 0
     finally:
-        path.write_bytes(data)
-
-
-def test_unreadable_stack_fails_only_its_own_job(project):
-    sheet = pd.read_csv(project / "config" / "samples.tsv", sep="\t", dtype=str, keep_default_na=False)
-    imaging = sheet[sheet["assay"] == "imaging"]
-    victim = imaging.iloc[0]
-    path = project / "config" / victim["file"]
-    data = path.read_bytes()
-    path.write_bytes(data[:5000])  # truncated stack
-    try:
-        run = _run(project, "--forcerun", "imaging_sample")
-        assert run.returncode != 0
-        for sid in imaging["sample_id"]:
-            assert (project / "results" / "imaging" / sid / "summary.tsv").exists() == (sid != victim["sample_id"])
-        log = (project / "logs" / "imaging" / f"{victim['sample_id']}.log").read_text().strip().splitlines()
-        assert len(log) == 1 and path.name in log[0] and "truncated" in log[0]
-    finally:
-        path.write_bytes(data)
+        for path, data in saved.items():
+            path.write_bytes(data)
+    # the repaired files have new content: exactly their samples (and the summaries) run again
+    run = _run(project)
+    assert run.returncode == 0, run.stderr[-3000:]
+    for v in victims:
+        status = json.loads((project / "results" / v["assay"] / v["sample_id"] / "status.json").read_text())
+        assert status["status"] == "ok"
 
 
 def _chromium() -> str | None:
@@ -152,6 +160,14 @@ def test_report_opens_in_headless_chromium(project):
     run = _run(project, "--report", str(report))
     assert run.returncode == 0, run.stderr[-3000:]
     registered = len(list((project / "results").rglob("*.png")))
+    with sync_playwright() as p:  # the report opens on the answer: the overview with the comparisons
+        browser = p.chromium.launch(executable_path=_chromium(), args=["--no-sandbox"])
+        page = browser.new_page()
+        page.goto(report.as_uri())
+        page.wait_for_timeout(500)
+        landing = page.inner_text("body")
+        browser.close()
+    assert "zincassay results" in landing and "Main comparisons" in landing and "pct_divided" in landing
     errors: list[str] = []
     rows_seen, rendered = 0, 0
     with sync_playwright() as p:
@@ -160,22 +176,24 @@ def test_report_opens_in_headless_chromium(project):
         page.on("pageerror", lambda e: errors.append(str(e)))
         page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
 
+        menu = page.locator("nav").first  # the report's navigation column
+
         def open_category(name: str) -> None:
             page.goto(report.as_uri())
-            page.get_by_text(name, exact=True).first.click()
+            menu.get_by_text(name, exact=True).first.click()
             page.wait_for_timeout(300)
 
         for category in ("CFSE", "Imaging", "Conditions", "QC", "Provenance"):
             open_category(category)
-            if page.locator("table").count():
+            if menu.locator("table").count():  # the category's results listed right away
                 groups = [None]
-            else:  # a list of subcategories under the breadcrumb "Results / <category>"
-                lines = [x.strip() for x in page.inner_text("body").splitlines() if x.strip()]
+            else:  # its subcategories, under the breadcrumb "Results / <category>"
+                lines = [x.strip() for x in menu.inner_text().splitlines() if x.strip()]
                 groups = lines[lines.index(category) + 1:]
             for group in groups:
                 if group is not None:
                     open_category(category)
-                    page.get_by_text(group, exact=True).first.click()
+                    menu.get_by_text(group, exact=True).first.click()
                     page.wait_for_timeout(300)
                 images = page.locator("tr").filter(has=page.locator("a[iconname=eye][href='#']"))
                 rows_seen += images.count()
@@ -209,9 +227,9 @@ def test_killed_run_resumes_without_recomputing_finished_samples(project):
     results = project / "results"
     shutil.rmtree(results, ignore_errors=True)
     full = _jobs_planned(project)
-    proc = subprocess.Popen(
-        [str(SNAKEMAKE), "--snakefile", str(REPO / "Snakefile"), "--directory", str(project), "--cores", "1"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    link_workflow(project)
+    proc = subprocess.Popen([str(SNAKEMAKE), "--cores", "1"], cwd=project, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
     seen: dict[Path, float] = {}  # a sample's last table -> when it appeared
     deadline = time.time() + 300
 
@@ -230,12 +248,11 @@ def test_killed_run_resumes_without_recomputing_finished_samples(project):
     for p in results.rglob("*.tsv"):
         assert len(pd.read_csv(p, sep="\t")) >= 1, p
     stamps = {p: p.stat().st_mtime_ns for p in finished}
-    unlock = subprocess.run([str(SNAKEMAKE), "--snakefile", str(REPO / "Snakefile"), "--directory", str(project),
-                             "--unlock"], capture_output=True)
+    unlock = subprocess.run([str(SNAKEMAKE), "--unlock"], cwd=project, capture_output=True)
     assert unlock.returncode == 0
-    remaining = _jobs_planned(project, "--rerun-incomplete")
+    remaining = _jobs_planned(project)  # the default profile sets rerun-incomplete
     assert 0 < remaining <= full - len(finished)
-    run = _run(project, "--rerun-incomplete")
+    run = _run(project)
     assert run.returncode == 0, run.stderr[-3000:]
     assert {p: p.stat().st_mtime_ns for p in finished} == stamps  # finished samples were not recomputed
     assert _jobs_planned(project) == 0

@@ -219,7 +219,11 @@ def score(result, cells: pd.DataFrame, truth: dict, p: ImagingParams) -> dict:
 
 def run_one(i: int, seed: int, workdir: str) -> dict:
     """Draw, simulate, write, analyse and score stack ``i`` of the sweep with ``seed``."""
-    from zincassay.imaging.pipeline import analyse_stack, cell_table
+    from zincassay.config import resolve_config
+    from zincassay.imaging.pipeline import analyse_stack
+    from zincassay.imaging.settings import ImagingSettings
+    from zincassay.imaging.tables import cell_table
+    from zincassay.samplesheet import Sample
 
     rng = np.random.default_rng([seed, i])
     p, facts = draw_params(rng)
@@ -233,10 +237,11 @@ def run_one(i: int, seed: int, workdir: str) -> dict:
     try:
         path = folder / f"stack{i:03d}.tif"
         truth = write_imaging_sample(path, rng, p, bit_depth_metadata=facts["bit_depth_metadata"])
-        meta = {"sample_id": f"s{i:03d}", **dict.fromkeys(EVENTS, "")}
+        sample = Sample(f"s{i:03d}")  # frame interval from the metadata; every event time detected
+        settings = ImagingSettings.from_config(resolve_config({})["imaging"])  # the defaults
         t0 = time.perf_counter()
         try:
-            r = analyse_stack(str(path), {}, meta)
+            r = analyse_stack(str(path), settings, sample)
         except Exception as exc:  # a sweep records every failure and goes on
             from zincassay.errors import ZincassayError
 
@@ -248,7 +253,7 @@ def run_one(i: int, seed: int, workdir: str) -> dict:
             return row
         row["seconds"] = time.perf_counter() - t0
         row.update(status="ok", message="")
-        row.update(score(r, cell_table(r, meta, []), truth, p))
+        row.update(score(r, cell_table(r, sample), truth, p))
         row["saturation_source"] = getattr(r, "saturation_source", getattr(r, "bit_depth_source", ""))
         row["saturation_value"] = getattr(r, "saturation_value", np.nan)
         return row

@@ -1,10 +1,14 @@
-"""zincassay: analysis of zinc-imaging and CFSE-proliferation assays.
+"""zincassay: zinc-immunology assays from raw files to donor-paired comparisons.
 
-The science lives in plain functions over numpy arrays and pandas frames:
+The science lives in plain functions over numpy arrays and pandas frames (see docs/architecture.md):
 
-- :mod:`zincassay.io.fcs` — FCS 2.0–3.2 reader (and :mod:`zincassay.io.fcs_write`, a writer)
-- :mod:`zincassay.cfse` — gating, generation deconvolution and division indices
-- :mod:`zincassay.simulate` — simulators with ground truth for both assays
+- :mod:`zincassay.io` — readers: FCS 2.0–3.2 (:mod:`~zincassay.io.fcs`, writer :mod:`~zincassay.io.fcs_write`)
+  and image stacks (:mod:`~zincassay.io.stacks`: TIFF/OME-TIFF/ImageJ, ND2, CZI, LIF)
+- :mod:`zincassay.flow` — flow-cytometry gating shared by the flow assays
+- :mod:`zincassay.cfse` — CFSE/CellTrace proliferation: deconvolution into generations, division indices
+- :mod:`zincassay.imaging` — FluoZin-3/Zinpyr-1 imaging: registration, segmentation, per-cell [Zn2+]
+- :mod:`zincassay.conditions` — donor-paired comparison of zinc conditions, QC table
+- :mod:`zincassay.simulate` — simulators with ground truth
 - :mod:`zincassay.config`, :mod:`zincassay.samplesheet` — the config and sample-sheet contract
 """
 

@@ -1,4 +1,4 @@
-"""Command-line interface: ``zincassay {validate,simulate,init,...}``.
+"""zincassay: check a sample sheet, draft one from raw files, simulate an experiment (the analysis runs with snakemake).
 
 Expected problems (:class:`zincassay.errors.ZincassayError`) are printed as one message and
 exit with status 1; no Python traceback.
@@ -7,6 +7,7 @@ exit with status 1; no Python traceback.
 from __future__ import annotations
 
 import argparse
+import errno
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -63,6 +64,12 @@ def _cmd_init(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from zincassay.server import serve
+
+    return serve(args.name, idle_s=args.idle)
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="zincassay", description=__doc__.splitlines()[0])
     ap.add_argument("--version", action="version", version=f"zincassay {__version__}")
@@ -91,15 +98,19 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--force", action="store_true")
     i.set_defaults(func=_cmd_init)
 
-    from zincassay.cfse.cli import add_cfse_commands
+    # the workflow's steps, one per rule: grouped under 'run', out of the user's way
+    r = sub.add_parser("run", help="a workflow step, as the Snakemake rules call it (not needed by hand)")
+    steps = r.add_subparsers(dest="step", required=True, metavar="STEP")
+    from zincassay.cfse import cli as cfse_cli
+    from zincassay.conditions import cli as conditions_cli
+    from zincassay.imaging import cli as imaging_cli
 
-    add_cfse_commands(sub)
-    from zincassay.imaging.cli import add_imaging_commands
-
-    add_imaging_commands(sub)
-    from zincassay.conditions.cli import add_conditions_commands
-
-    add_conditions_commands(sub)
+    for module in (cfse_cli, imaging_cli, conditions_cli):
+        module.add_commands(steps)
+    w = steps.add_parser("serve", help="a warm process that runs the other steps for a local workflow run")
+    w.add_argument("--name", required=True, help="the server's name (abstract Unix socket)")
+    w.add_argument("--idle", type=float, default=60.0, help="exit after this many seconds without a job")
+    w.set_defaults(func=_cmd_serve)
     return ap
 
 
@@ -108,7 +119,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except ZincassayError as exc:
-        print(f"zincassay {args.command}: error: {exc}", file=sys.stderr)
+        name = " ".join(filter(None, (args.command, getattr(args, "step", None))))
+        print(f"zincassay {name}: error: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        if exc.errno != errno.ENOSPC:
+            raise
+        name = " ".join(filter(None, (args.command, getattr(args, "step", None))))
+        where = f" while writing {exc.filename}" if exc.filename else ""
+        print(f"zincassay {name}: error: no space left on the disk{where}; free some space and run the same "
+              "command again (finished samples are kept)", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130

@@ -8,7 +8,9 @@ closest valid key.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import difflib
+import typing
 from functools import cache
 from importlib import resources
 from pathlib import Path
@@ -19,9 +21,9 @@ import yaml
 
 from zincassay.errors import ValidationError
 
-__all__ = ["KD_NM", "config_problems", "fill_defaults", "load_config_file", "resolve_config", "schema"]
+__all__ = ["KD_NM", "build_settings", "config_problems", "fill_defaults", "load_config_file", "resolve_config", "schema"]
 
-#: Dissociation constants (nM) of the supported probes; see science.md §2 and the README.
+#: Dissociation constants (nM) of the supported probes; see docs/science.md §2.
 KD_NM = {"FluoZin-3": 15.0, "Zinpyr-1": 0.7}
 
 
@@ -76,9 +78,15 @@ def config_problems(cfg: dict) -> list[str]:
             problems.append(f"config key {where}: {err.instance!r} is not one of {err.validator_value}")
         elif err.validator == "type":
             problems.append(f"config key {where}: {err.instance!r} should be of type {err.validator_value}")
+        elif err.validator in ("maximum", "minimum", "exclusiveMinimum", "exclusiveMaximum"):
+            word = {"maximum": "at most", "minimum": "at least", "exclusiveMinimum": "above",
+                    "exclusiveMaximum": "below"}[err.validator]
+            problems.append(f"config key {where}: {err.instance!r} is out of range; it must be {word} "
+                            f"{err.validator_value:g}")
         else:
             problems.append(f"config key {where}: {err.message}")
     if not problems:
+        problems.extend(_unordered_pairs(cfg, sch))
         cond = cfg.get("conditions", {})
         order = cond.get("order", [])
         ref = cond.get("reference")
@@ -92,7 +100,26 @@ def config_problems(cfg: dict) -> list[str]:
             problems.append(
                 f"config key cfse.compensate: {comp!r} is neither auto, off, nor an existing CSV file"
             )
+        elif comp not in ("auto", "off"):
+            from zincassay.io.fcs import CompensationError, read_spill_csv
+
+            try:
+                read_spill_csv(comp)
+            except CompensationError as exc:
+                problems.append(f"config key cfse.compensate: {exc}")
     return problems
+
+
+def _unordered_pairs(instance: Any, sch: dict, path: tuple = ()) -> list[str]:
+    """Problems with ``[low, high]`` pairs (schema keyword ``x-ordered: true``) whose low is not below high."""
+    out = []
+    if sch.get("x-ordered") and isinstance(instance, list) and len(instance) == 2 and not instance[0] < instance[1]:
+        out.append(f"config key {'.'.join(path)}: {instance} must be [low, high] with low < high; swap the values")
+    if isinstance(instance, dict):
+        for key, sub in sch.get("properties", {}).items():
+            if key in instance:
+                out.extend(_unordered_pairs(instance[key], sub, (*path, key)))
+    return out
 
 
 def resolve_config(cfg: dict | None) -> dict:
@@ -120,7 +147,33 @@ def load_config_file(path: str | Path) -> dict:
     return data
 
 
-def kd_nM(cfg: dict) -> float:
-    """Kd (nM) in force: ``imaging.kd_nM`` when set, else the probe's literature value."""
-    img = cfg["imaging"]
-    return float(img["kd_nM"]) if img.get("kd_nM") else KD_NM[img["probe"]]
+T = typing.TypeVar("T")
+
+
+def build_settings(cls: type[T], section: dict) -> T:
+    """Build a settings dataclass from a validated config section (defaults already filled in).
+
+    Every field must be present in ``section``: the schema is the only place defaults live, so a
+    missing key is a bug in the schema, not something to paper over here. Nested dataclass
+    fields are built recursively; lists become tuples (settings are immutable).
+
+    Parameters
+    ----------
+    cls : dataclass type
+        The settings class (its fields mirror the schema section's keys).
+    section : dict
+        The config section, as returned by :func:`resolve_config` (or its JSON round trip).
+    """
+    hints = typing.get_type_hints(cls)
+    values = {}
+    for f in dataclasses.fields(cls):  # type: ignore[arg-type]
+        if f.name not in section:
+            raise KeyError(f"config section lacks {f.name!r}; the schema must give it a default")
+        v = section[f.name]
+        kind = hints[f.name]
+        if dataclasses.is_dataclass(kind):
+            v = build_settings(kind, v)  # type: ignore[arg-type]
+        elif isinstance(v, list):
+            v = tuple(v)
+        values[f.name] = v
+    return cls(**values)

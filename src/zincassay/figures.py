@@ -2,17 +2,18 @@
 
 Figures are :class:`matplotlib.figure.Figure` objects made without pyplot, so no global backend
 is switched and no figure is left open. PNGs are written without timestamps or software tags
-(reruns give identical bytes) and atomically (``*.part.png`` then rename), so a killed job never
+(reruns give identical bytes) and atomically (``*.part`` then rename), so a killed job never
 leaves a figure that looks complete.
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
 from matplotlib.figure import Figure
+
+from zincassay.tables import atomic_path
 
 __all__ = ["DPI", "new_figure", "save_figure"]
 
@@ -43,9 +44,6 @@ def new_figure(nrows: int = 1, ncols: int = 1, *, figsize: tuple[float, float], 
 
 def save_figure(fig: Figure, path: str | Path) -> Path:
     """Write ``fig`` as a PNG at :data:`DPI`, reproducibly and atomically."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".part.png")
-    fig.savefig(tmp, dpi=DPI, metadata={"Software": None})
-    os.replace(tmp, path)
-    return path
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=DPI, metadata={"Software": None})
+    return Path(path)

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pandas as pd
 
-__all__ = ["FCS_SUFFIXES", "IMAGE_SUFFIXES", "draft_sample_sheet"]
+from zincassay.io import FCS_SUFFIXES, IMAGE_SUFFIXES
 
-FCS_SUFFIXES = (".fcs", ".lmd")
-IMAGE_SUFFIXES = (".tif", ".tiff", ".nd2", ".czi", ".lif")
+__all__ = ["draft_sample_sheet"]
+
 CONDITION_TOKENS = {
     "def": "deficient", "deficient": "deficient", "zndef": "deficient",
     "rep": "replete", "replete": "replete", "ctrl": "replete",
@@ -29,22 +29,18 @@ def _tokens(name: str) -> list[str]:
 
 
 def _frame_interval_s(path: Path) -> str:
-    if path.suffix.lower() not in (".tif", ".tiff"):
-        return ""
-    try:
-        import tifffile
+    """The frame interval (s) the file's metadata give, as the sheet writes it; '' when unknown."""
+    from zincassay.io.stacks import stack_metadata
 
-        with tifffile.TiffFile(path) as tif:
-            ij = tif.imagej_metadata or {}
-            if ij.get("finterval"):
-                return f"{float(ij['finterval']):g}"
-            ome = tif.ome_metadata or ""
-            m = re.search(r'TimeIncrement="([0-9.eE+-]+)"', ome)
-            if m:
-                return f"{float(m.group(1)):g}"
-    except Exception:  # unreadable image: left blank and reported by 'validate'
-        return ""
-    return ""
+    interval = stack_metadata(path).get("frame_interval_s")
+    return f"{interval:g}" if interval else ""
+
+
+def _is_raw(path: Path, root: Path) -> bool:
+    """A raw file of a known type; hidden files and folders (``.x``, macOS ``._x`` resource forks) are not."""
+    rel = path.relative_to(root)
+    return (path.is_file() and path.suffix.lower() in FCS_SUFFIXES + IMAGE_SUFFIXES
+            and not any(part.startswith(".") for part in rel.parts))
 
 
 def draft_sample_sheet(raw_dir: str | Path, sheet_path: str | Path) -> tuple[pd.DataFrame, list[str]]:
@@ -54,7 +50,7 @@ def draft_sample_sheet(raw_dir: str | Path, sheet_path: str | Path) -> tuple[pd.
     left blank, one message each.
     """
     raw_dir, sheet_path = Path(raw_dir), Path(sheet_path)
-    files = sorted(p for p in raw_dir.rglob("*") if p.is_file() and p.suffix.lower() in FCS_SUFFIXES + IMAGE_SUFFIXES)
+    files = sorted(p for p in raw_dir.rglob("*") if _is_raw(p, raw_dir))
     rows, unfilled = [], []
     used: set[str] = set()
     for f in files:

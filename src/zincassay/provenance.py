@@ -37,11 +37,12 @@ def _git_commit(where: Path) -> str | None:
     return out.stdout.strip() + ("-dirty" if dirty else "")
 
 
-def build_provenance(config: dict, sheet_path: str | Path, inputs: list[str | Path], start: datetime,
-                     workflow_dir: str | Path) -> dict:
+def build_provenance(config: dict, sheet_path: str | Path, statuses: list[dict], start: datetime) -> dict:
     """Everything a reviewer needs to know which code and data made the results.
 
-    ``start``: when the run began (the earliest job log); the end is now.
+    ``statuses``: the per-sample ``status.json`` records, each with the SHA-256 and size of the raw
+    bytes its job read (:mod:`zincassay.status`), and whether it succeeded. ``start``: when the run
+    began (the earliest job log); the end is now.
     """
     versions = {}
     for name in PACKAGES:
@@ -51,13 +52,14 @@ def build_provenance(config: dict, sheet_path: str | Path, inputs: list[str | Pa
             versions[name] = None
     return {
         "zincassay_version": versions["zincassay"],
-        "git_commit": _git_commit(Path(workflow_dir)),
+        "git_commit": _git_commit(Path(__file__).resolve().parent),  # the code that ran (a source checkout)
         "python": sys.version.split()[0],
         "platform": platform.platform(),
         "packages": versions,
         "config": config,
         "sample_sheet": {"path": str(sheet_path), "sha256": sha256(sheet_path)},
-        "inputs": [{"path": str(p), "sha256": sha256(p), "bytes": Path(p).stat().st_size} for p in sorted(map(str, inputs))],
+        "inputs": [{"sample_id": st["sample_id"], "path": st["file"], "sha256": st["sha256"], "bytes": st["bytes"],
+                    "status": st["status"]} for st in sorted(statuses, key=lambda x: (x["file"], x["sample_id"]))],
         "start": start.astimezone(UTC).isoformat(timespec="seconds"),
         "end": datetime.now(UTC).isoformat(timespec="seconds"),
     }

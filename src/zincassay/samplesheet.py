@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import itertools
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import jsonschema
@@ -21,17 +21,38 @@ from zincassay.errors import ValidationError
 __all__ = [
     "IMAGING_TIME_COLUMNS",
     "REQUIRED_COLUMNS",
+    "RESERVED_COLUMNS",
     "Inputs",
+    "Sample",
     "extra_columns",
     "load_inputs",
+    "load_sample",
     "match_controls",
+    "prepare_sheet",
     "read_sample_sheet",
+    "sample_record",
     "sheet_problems",
 ]
 
 REQUIRED_COLUMNS = ("sample_id", "assay", "file", "condition", "role", "donor", "batch")
 IMAGING_TIME_COLUMNS = ("frame_interval_s", "stimulus_s", "pyrithione_s", "tpen_s")
 ROLES = {"cfse": {"sample", "unstimulated", "unstained"}, "imaging": {"sample"}}
+#: Columns the workflow computes in the per-sample tables that carry the sheet's extra columns
+#: (results/cfse/indices.tsv, results/imaging/cells.tsv and summary.tsv). A sheet column with one
+#: of these names would be ambiguous, so it is a validation error (tests keep this list complete).
+RESERVED_COLUMNS = frozenset(
+    "status failure path unstimulated unstained qc_pass qc_flags qc_reason compensation reduced_chi2 "
+    "peak_ratio peak_ratio_ci_low peak_ratio_ci_high parent_log10 parent_control_log10 parent_shift_log10 "
+    "peak_width_log10 n_generations events_total events_gated background_events events_at_or_below_zero "
+    "bootstrap_replicates cell_id centroid_x centroid_y area_px area_um2 fmin fmax dynamic_range baseline_zn_nM "
+    "peak_zn_nM delta_zn_nM time_to_peak_s auc_zn_nM_s responder saturated_px_fmax n_cells n_pass "
+    "fraction_responding events_detected fmax_window_s fmin_window_s mean_drift_px max_drift_px bleaching_pct "
+    "bleach_corrected kd_nM saturation_value saturation_source bit_depth_source n_frames sample_flags "
+    .split()
+    + [f"{q}_{s}" for s in ("baseline_zn_nM", "peak_zn_nM", "delta_zn_nM") for q in ("median", "q25", "q75")]
+    + [f"{i}{x}" for i in ("pct_divided", "fraction_diluted", "division_index", "proliferation_index",
+                           "expansion_index", "replication_index") for x in ("", "_ci_low", "_ci_high")]
+)
 
 
 @dataclass
@@ -46,18 +67,82 @@ class Inputs:
     sheet: pd.DataFrame
 
 
+@dataclass(frozen=True)
+class Sample:
+    """One row of a validated sample sheet, typed.
+
+    Attributes
+    ----------
+    sample_id, assay, condition, role, donor, batch : str
+        As in the sheet ('' where blank).
+    path : str
+        The raw file (as the workflow names it).
+    controls : dict of str to str
+        Matched control ids by role (``unstimulated``, ``unstained``); '' where none.
+    frame_interval_s, stimulus_s, pyrithione_s, tpen_s : float or None
+        Imaging times (s); None where blank (taken from the metadata or detected).
+    extra : dict of str to str
+        The user's own columns, in sheet order, carried into every per-sample table.
+    """
+
+    sample_id: str
+    assay: str = ""
+    path: str = ""
+    condition: str = ""
+    role: str = "sample"
+    donor: str = ""
+    batch: str = ""
+    controls: dict[str, str] = field(default_factory=dict)
+    frame_interval_s: float | None = None
+    stimulus_s: float | None = None
+    pyrithione_s: float | None = None
+    tpen_s: float | None = None
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def labels(self) -> dict[str, str]:
+        """``sample_id, condition, donor, batch``: the columns every per-sample table starts with."""
+        return {"sample_id": self.sample_id, "condition": self.condition, "donor": self.donor,
+                "batch": self.batch}
+
+
+def _seconds(value: str) -> float | None:
+    return float(value) if value else None
+
+
+def sample_record(sheet: pd.DataFrame, sample_id: str) -> Sample:
+    """The typed :class:`Sample` of ``sample_id`` in a sheet from :func:`load_inputs`."""
+    row = sheet.loc[sample_id]
+    return Sample(
+        sample_id=sample_id, assay=row["assay"], path=row["path"], condition=row["condition"], role=row["role"],
+        donor=row["donor"], batch=row["batch"],
+        controls={"unstimulated": row["unstimulated"], "unstained": row["unstained"]},
+        **{c: _seconds(row[c]) for c in IMAGING_TIME_COLUMNS},
+        extra={c: row[c] for c in extra_columns(sheet)},
+    )
+
+
 def read_sample_sheet(path: str | Path) -> pd.DataFrame:
-    """Read the TSV as strings (blank cells are ''); raise ValidationError when unreadable."""
+    """Read the TSV as strings (blank cells are ''); raise ValidationError when unreadable.
+
+    Column names that occur twice are listed in ``sheet.attrs["duplicate_columns"]`` (pandas
+    would silently rename the second ``condition`` to ``condition.1``).
+    """
     path = Path(path)
     if not path.is_file():
         raise ValidationError([f"sample sheet {path} does not exist; set 'samples' in the config "
                                "or create it with 'zincassay init RAW_DIR'"])
     try:
         sheet = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False, comment=None)
+        with path.open(encoding="utf-8-sig") as fh:
+            header = [c.strip() for c in fh.readline().rstrip("\r\n").split("\t")]
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise ValidationError([f"sample sheet {path} cannot be read as a TSV: {exc}"]) from None
     sheet.columns = [str(c).strip() for c in sheet.columns]
-    return sheet.map(lambda v: v.strip() if isinstance(v, str) else v)
+    sheet = sheet.map(lambda v: v.strip() if isinstance(v, str) else v)
+    sheet.attrs["duplicate_columns"] = sorted({c for c in header if header.count(c) > 1})
+    sheet.attrs["comma_separated"] = len(header) == 1 and header[0].count(",") >= 2
+    return sheet
 
 
 def extra_columns(sheet: pd.DataFrame) -> list[str]:
@@ -121,9 +206,19 @@ def sheet_problems(sheet: pd.DataFrame, config: dict, sheet_dir: Path) -> list[s
     problems: list[str] = []
     missing = [c for c in REQUIRED_COLUMNS if c not in sheet.columns]
     if missing:
-        return [f"sample sheet lacks column(s) {', '.join(missing)}; required: {', '.join(REQUIRED_COLUMNS)}"]
+        hint = ("; the file looks comma-separated: save it as tab-separated text (TSV; in Excel: "
+                "'Text (Tab delimited)')" if sheet.attrs.get("comma_separated") else "")
+        return [f"sample sheet lacks column(s) {', '.join(missing)}; required: {', '.join(REQUIRED_COLUMNS)}{hint}"]
     if sheet.empty:
         return ["sample sheet has no rows"]
+    for col in sheet.attrs.get("duplicate_columns", []):
+        problems.append(f"column {col!r} appears more than once in the header; keep one (or rename the other)")
+    for col in extra_columns(sheet):
+        if col in RESERVED_COLUMNS:
+            problems.append(
+                f"column {col!r} of the sample sheet has the name of a column zincassay computes "
+                f"(results tables carry both); rename yours, e.g. to 'sheet_{col}'")
+    files_seen: dict[Path, int] = {}
     row_schema = schema("samples")
     validator = jsonschema.Draft202012Validator(row_schema)
     order = config["conditions"]["order"]
@@ -162,10 +257,18 @@ def sheet_problems(sheet: pd.DataFrame, config: dict, sheet_dir: Path) -> list[s
             problems.append(f"{label}: donor is blank; every sample needs its donor (the statistical unit)")
         if row["file"]:
             path = _resolve_path(row["file"], sheet_dir)
+            folder_ok = assay == "imaging" and path.is_dir()  # a folder of single-frame TIFFs
             if not path.exists():
                 problems.append(f"{label}: file {row['file']!r} not found (looked at {path}); paths are relative to the sample sheet's folder")
-            elif not path.is_file() or not os.access(path, os.R_OK):
-                problems.append(f"{label}: file {path} is not a readable file")
+            elif not (path.is_file() or folder_ok) or not os.access(path, os.R_OK):
+                what = "a readable file" if assay != "imaging" else "a readable file or a folder of TIFF frames"
+                problems.append(f"{label}: {path} is not {what}")
+            key = path.resolve()
+            if key in files_seen:
+                problems.append(f"{label}: file {row['file']!r} is also on row {files_seen[key]}; each raw file "
+                                "belongs on one row")
+            else:
+                files_seen[key] = line
         if assay == "imaging":
             times = {c: row.get(c, "") for c in IMAGING_TIME_COLUMNS}
             try:
@@ -181,10 +284,48 @@ def sheet_problems(sheet: pd.DataFrame, config: dict, sheet_dir: Path) -> list[s
                         f"{label}: event times out of order: {c1} = {v1:g} s must come before "
                         f"{c2} = {v2:g} s (stimulus < pyrithione < tpen)"
                     )
-    if not problems:
-        _, control_problems = match_controls(sheet)
-        problems.extend(control_problems)
+    _, control_problems = match_controls(sheet)  # reported with everything else, never only after fixes
+    problems.extend(control_problems)
     return problems
+
+
+def prepare_sheet(sheet: pd.DataFrame, sheet_path: Path) -> pd.DataFrame:
+    """Add the derived columns to a (validated) sheet: blank imaging times, matched controls,
+    ``path``; index by ``sample_id``."""
+    sheet = sheet.copy()
+    for col in IMAGING_TIME_COLUMNS:
+        if col not in sheet.columns:
+            sheet[col] = ""
+    sheet, _ = match_controls(sheet)
+    sheet["path"] = [_workflow_path(_resolve_path(f, sheet_path.parent)) for f in sheet["file"]]
+    return sheet.set_index("sample_id", drop=False)
+
+
+def _workflow_path(path: Path) -> str:
+    """The path as the workflow names it: relative to the working folder when inside it (so moving
+    the project reruns nothing), else absolute."""
+    full = path.resolve()
+    try:
+        return str(full.relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(full)
+
+
+def load_sample(sheet_path: str | Path, sample_id: str) -> Sample:
+    """One sample of a sheet the workflow has already validated (no validation is repeated, so a
+    job over a 1,000-row sheet stays fast).
+
+    Raises
+    ------
+    ValidationError
+        The sheet is unreadable or lacks ``sample_id``.
+    """
+    sheet_path = Path(sheet_path)
+    sheet = read_sample_sheet(sheet_path)
+    if "sample_id" not in sheet.columns or sample_id not in set(sheet["sample_id"]):
+        raise ValidationError([f"sample sheet {sheet_path} has no sample {sample_id!r}; rerun the workflow, "
+                               "which validates the sheet first"])
+    return sample_record(prepare_sheet(sheet, sheet_path), sample_id)
 
 
 def load_inputs(config: dict, base_dir: str | Path = ".") -> Inputs:
@@ -206,10 +347,4 @@ def load_inputs(config: dict, base_dir: str | Path = ".") -> Inputs:
     if problems:
         raise ValidationError(problems, "the config and sample sheet")
     assert sheet is not None
-    for col in IMAGING_TIME_COLUMNS:
-        if col not in sheet.columns:
-            sheet[col] = ""
-    sheet, _ = match_controls(sheet)
-    sheet["path"] = [str(_resolve_path(f, sheet_path.parent).resolve()) for f in sheet["file"]]
-    sheet = sheet.set_index("sample_id", drop=False)
-    return Inputs(config=cfg, sheet=sheet)
+    return Inputs(config=cfg, sheet=prepare_sheet(sheet, sheet_path))

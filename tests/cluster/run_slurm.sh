@@ -112,7 +112,7 @@ done
 common=(--snakefile "$REPO/Snakefile")
 ( cd "$WORK/local" && "$SNAKEMAKE" "${common[@]}" --directory "$WORK/local" --cores 2 --quiet )
 ( cd "$WORK/slurm" && "$SNAKEMAKE" "${common[@]}" --directory "$WORK/slurm" \
-    --profile "$REPO/workflow/profiles/slurm" \
+    --profile "$REPO/profiles/slurm" \
     --default-resources slurm_partition=debug runtime=10 mem_mb=1000 \
     --slurm-no-account --slurm-status-command squeue --slurm-init-seconds-before-status-checks 1 \
     --latency-wait 5 --jobs 4 )

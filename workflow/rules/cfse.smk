@@ -1,8 +1,10 @@
 rule cfse_control:
     input:
         fcs=raw_file,
+        checksum=checksum_file,
     output:
         summary="results/cfse/{sample}/control.json",
+        status="results/cfse/{sample}/status.json",
         figure=report(
             "results/cfse/{sample}/control.png",
             caption="../report/cfse_control.rst",
@@ -12,50 +14,50 @@ rule cfse_control:
         ),
     log:
         "logs/cfse/{sample}.control.log",
-    conda:
-        "../envs/zincassay.yaml"
+    wildcard_constraints:
+        sample=one_of(CFSE_CONTROLS),
     threads: 1
     resources:
-        mem_mb=lambda wc, input: 500 + 20 * max(int(input.size_mb), 1),
+        mem_mb=lambda wc, input: 500 + 20 * input_mb(input),
         runtime=10,
     params:
         zincassay=ZINCASSAY,
-        role=lambda wc: SHEET.loc[wc.sample, "role"],
-        settings=json.dumps(config["cfse"], sort_keys=True),
+        settings=settings("cfse"),
+        sheet=SHEET_FILE,
+        row=sheet_row,
+        outputs=lambda wc, output: flags(output),
     shell:
-        "{params.zincassay} cfse-control {input.fcs:q} --role {params.role} --sample-id {wildcards.sample}"
-        " --settings {params.settings:q} --out {output.summary:q} --figure {output.figure:q} 2> {log:q}"
+        "{params.zincassay} cfse-control {input.fcs:q} --checksum {input.checksum:q} --sheet {params.sheet:q}"
+        " --sample-id {wildcards.sample}"
+        " --settings {params.settings:q} {params.outputs} 2> {log:q}"
 
 
 rule cfse_sample:
     input:
+        unpack(cfse_controls),
         fcs=raw_file,
-        unstimulated=lambda wc: f"results/cfse/{SHEET.loc[wc.sample, 'unstimulated']}/control.json",
-        unstained=lambda wc: (
-            f"results/cfse/{SHEET.loc[wc.sample, 'unstained']}/control.json"
-            if SHEET.loc[wc.sample, "unstained"]
-            else []
-        ),
+        checksum=checksum_file,
     output:
+        status="results/cfse/{sample}/status.json",
         indices="results/cfse/{sample}/indices.tsv",
         generations="results/cfse/{sample}/generations.tsv",
         gates="results/cfse/{sample}/gates.tsv",
-        histogram_table="results/cfse/{sample}/histogram.tsv",
-        histogram=report(
+        histogram="results/cfse/{sample}/histogram.tsv",
+        histogram_figure=report(
             "results/cfse/{sample}/histogram.png",
             caption="../report/cfse_histogram.rst",
             category="CFSE",
             subcategory="Generation fits",
             labels={"sample": "{sample}", "figure": "histogram"},
         ),
-        bars=report(
+        generations_figure=report(
             "results/cfse/{sample}/generations.png",
             caption="../report/cfse_generations.rst",
             category="CFSE",
             subcategory="Generation fractions",
             labels={"sample": "{sample}", "figure": "generations"},
         ),
-        gating=report(
+        gating_figure=report(
             "results/cfse/{sample}/gating.png",
             caption="../report/cfse_gating.rst",
             category="QC",
@@ -64,44 +66,42 @@ rule cfse_sample:
         ),
     log:
         "logs/cfse/{sample}.log",
-    conda:
-        "../envs/zincassay.yaml"
+    wildcard_constraints:
+        sample=one_of(CFSE_SAMPLES),
     threads: 1
     resources:
-        mem_mb=lambda wc, input: 800 + 20 * max(int(input.size_mb), 1),
+        mem_mb=lambda wc, input: 800 + 20 * input_mb(input),
         runtime=20,
     params:
         zincassay=ZINCASSAY,
-        settings=json.dumps(config["cfse"], sort_keys=True),
-        meta=lambda wc: sample_meta(wc.sample),
-        unstained=lambda wc, input: (
-            f"--unstained {input.unstained}" if input.unstained else ""
-        ),
-        outdir=lambda wc: f"results/cfse/{wc.sample}",
+        settings=settings("cfse"),
+        sheet=SHEET_FILE,
+        row=sheet_row,
+        controls=lambda wc, input: flags({k: v for k, v in input.items() if k != "fcs"}),
+        outputs=lambda wc, output: flags(output),
     shell:
-        "{params.zincassay} cfse-sample {input.fcs:q} --settings {params.settings:q} --meta {params.meta:q}"
-        " --unstimulated {input.unstimulated:q} {params.unstained} --outdir {params.outdir:q} 2> {log:q}"
+        "{params.zincassay} cfse-sample {input.fcs:q} --checksum {input.checksum:q} --sheet {params.sheet:q}"
+        " --sample-id {wildcards.sample}"
+        " --settings {params.settings:q} {params.controls} {params.outputs} 2> {log:q}"
 
 
 rule cfse_collect:
     input:
-        expand("results/cfse/{sample}/indices.tsv", sample=CFSE_SAMPLES),
-        expand("results/cfse/{sample}/generations.tsv", sample=CFSE_SAMPLES),
-        expand("results/cfse/{sample}/gates.tsv", sample=CFSE_SAMPLES),
+        indices=expand("results/cfse/{sample}/indices.tsv", sample=CFSE_SAMPLES),
+        generations=expand("results/cfse/{sample}/generations.tsv", sample=CFSE_SAMPLES),
+        gates=expand("results/cfse/{sample}/gates.tsv", sample=CFSE_SAMPLES),
     output:
-        "results/cfse/indices.tsv",
-        "results/cfse/generations.tsv",
-        "results/cfse/gates.tsv",
+        indices="results/cfse/indices.tsv",
+        generations="results/cfse/generations.tsv",
+        gates="results/cfse/gates.tsv",
     log:
         "logs/cfse/collect.log",
-    conda:
-        "../envs/zincassay.yaml"
     threads: 1
     resources:
         mem_mb=1000,
         runtime=10,
     params:
         zincassay=ZINCASSAY,
-        dirs=expand("results/cfse/{sample}", sample=CFSE_SAMPLES),
+        outputs=lambda wc, output: outs(output),
     shell:
-        "{params.zincassay} cfse-collect --outdir results/cfse {params.dirs:q} 2> {log:q}"
+        "{params.zincassay} collect {params.outputs} {input:q} 2> {log:q}"

@@ -1,10 +1,15 @@
 import json
+import os
+import re
+import shlex
 import sys
 
 from snakemake.exceptions import WorkflowError
 
+from zincassay.checksums import refresh_checksums
 from zincassay.errors import ValidationError
-from zincassay.samplesheet import extra_columns, load_inputs
+from zincassay.samplesheet import load_inputs
+from zincassay.server import enable_server
 
 # Validate config and sample sheet before any job runs: every problem at once, no traceback.
 try:
@@ -14,40 +19,172 @@ except ValidationError as exc:
 
 config = INPUTS.config
 SHEET = INPUTS.sheet
-EXTRA_COLUMNS = extra_columns(SHEET)
+SHEET_FILE = config["samples"]
 CFSE = SHEET[SHEET["assay"] == "cfse"]
 CFSE_SAMPLES = sorted(CFSE.index[CFSE["role"] == "sample"])
 CFSE_CONTROLS = sorted(CFSE.index[CFSE["role"] != "sample"])
 IMAGING_SAMPLES = sorted(SHEET.index[SHEET["assay"] == "imaging"])
+# content fingerprints of the raw files: a file replaced by one with other bytes reruns, whatever its
+# modification time (zincassay.checksums); refreshed once, by the process that plans the run
+CHECKSUM_DIR = "results/inputs"
+if workflow.is_main_process:
+    refresh_checksums(SHEET["path"].to_dict(), CHECKSUM_DIR)
 # the zincassay CLI of the Python running Snakemake (no reliance on PATH)
-ZINCASSAY = f'"{sys.executable}" -m zincassay'
+ZINCASSAY = f'"{sys.executable}" -m zincassay run'
+# a local run's jobs share one warm process that runs their steps, so the batch does not pay
+# Python's imports once per job (zincassay.server; the first job starts it). ZINCASSAY_SERVER=off:
+# every job in its own process, as on a cluster.
+if workflow.is_main_process and workflow.local_exec:
+    enable_server()
 
 
 wildcard_constraints:
     sample=r"[A-Za-z0-9_-]+",
 
 
+def one_of(ids):
+    """A wildcard constraint matching exactly these sample ids."""
+    return "|".join(re.escape(i) for i in ids) or "(?!)"
+
+
 def raw_file(wildcards):
     return SHEET.loc[wildcards.sample, "path"]
 
 
-def sample_meta(sample):
-    row = SHEET.loc[sample]
-    keys = ["sample_id", "condition", "donor", "batch", "unstimulated", "unstained"]
-    return json.dumps({k: str(row[k]) for k in keys + EXTRA_COLUMNS}, sort_keys=True)
+def checksum_file(wildcards):
+    return f"{CHECKSUM_DIR}/{wildcards.sample}.sha256"
 
 
-def imaging_meta(sample):
-    row = SHEET.loc[sample]
-    keys = ["sample_id", "condition", "donor", "batch"]
-    keys += ["frame_interval_s", "stimulus_s", "pyrithione_s", "tpen_s"]
-    return json.dumps(
-        {k: str(row.get(k, "")) for k in keys + EXTRA_COLUMNS}, sort_keys=True
+def status_files(samples, assay):
+    """Every per-sample job's status.json (controls included)."""
+    return [f"results/{assay}/{s}/status.json" for s in samples]
+
+
+def cfse_controls(wildcards):
+    """The control summaries a CFSE sample needs, by role (unstimulated, unstained)."""
+    row = SHEET.loc[wildcards.sample]
+    controls = {"unstimulated": f"results/cfse/{row['unstimulated']}/control.json"}
+    if row["unstained"]:
+        controls["unstained"] = f"results/cfse/{row['unstained']}/control.json"
+    return controls
+
+
+def settings(section):
+    """An assay's resolved config section as JSON: a params value, so changing it reruns that assay."""
+    return json.dumps(config[section], sort_keys=True)
+
+
+def sheet_row(wildcards):
+    """The sample's sheet row: a params value, so editing the row reruns the sample (and only it)."""
+    return SHEET.loc[wildcards.sample].to_dict()
+
+
+def flags(paths):
+    """``--name path`` for every named input or output (names with _ become -)."""
+    return " ".join(
+        f"--{name.replace('_', '-')} {shlex.quote(str(path))}"
+        for name, path in paths.items()
     )
 
 
-def input_mb(wildcards, input):
-    return max(int(input.size_mb), 1)
+def outs(output):
+    """``--out path`` for every output, in order (the collect step splits its inputs among them)."""
+    return " ".join(f"--out {shlex.quote(str(path))}" for path in output)
+
+
+def input_mb(input):
+    """Size (MB, at least 1) of the inputs that exist."""
+    return max(sum(os.path.getsize(f) for f in input if os.path.exists(f)) >> 20, 1)
+
+
+#: Each assay's collected per-sample table: its readouts are compared across conditions.
+ASSAY_TABLES = {
+    "cfse": ("results/cfse/indices.tsv", CFSE_SAMPLES),
+    "imaging": ("results/imaging/summary.tsv", IMAGING_SAMPLES),
+}
+
+
+def summary_inputs(wildcards):
+    """The per-sample tables of the assays present, the QC extras and every status record."""
+    out = {
+        "tables": [path for path, samples in ASSAY_TABLES.values() if samples],
+        "cfse_histograms": expand(
+            "results/cfse/{sample}/histogram.tsv", sample=CFSE_SAMPLES
+        ),
+        "statuses": status_files(CFSE_SAMPLES + CFSE_CONTROLS, "cfse")
+        + status_files(IMAGING_SAMPLES, "imaging"),
+    }
+    if CFSE_SAMPLES:
+        out["cfse_gates"] = ["results/cfse/gates.tsv"]
+    if IMAGING_SAMPLES:
+        out["imaging_cells"] = ["results/imaging/cells.tsv"]
+    return out
+
+
+def table_flags(wildcards, input):
+    """``--table ASSAY=PATH`` for the conditions step, plus the QC extras as ``--name path``."""
+    tables = [
+        f"--table {assay}={shlex.quote(path)}"
+        for assay, (path, samples) in ASSAY_TABLES.items()
+        if samples
+    ]
+    extras = {
+        k: input[k][0] for k in ("cfse_gates", "imaging_cells") if k in input.keys()
+    }
+    return " ".join(tables) + " " + flags(extras)
+
+
+def summary_figures():
+    """The across-condition figures of the assays present (report entries)."""
+    figures = {}
+    if CFSE_SAMPLES:
+        figures["cfse_figure"] = report(
+            "results/summary/cfse_conditions.png",
+            caption="../report/conditions_cfse.rst",
+            category="Conditions",
+            labels={"figure": "CFSE indices per donor"},
+        )
+        figures["overlay_figure"] = report(
+            "results/summary/cfse_overlay.png",
+            caption="../report/conditions_cfse_overlay.rst",
+            category="Conditions",
+            labels={"figure": "CFSE histograms per donor"},
+        )
+    if IMAGING_SAMPLES:
+        figures["imaging_figure"] = report(
+            "results/summary/imaging_conditions.png",
+            caption="../report/conditions_imaging.rst",
+            category="Conditions",
+            labels={"figure": "free zinc per donor"},
+        )
+        figures["zinc_figure"] = report(
+            "results/summary/zinc_distributions.png",
+            caption="../report/conditions_zinc_distributions.rst",
+            category="Conditions",
+            labels={"figure": "[Zn2+] per cell"},
+        )
+    return figures
+
+
+def print_failures():
+    """At the end of a run: the files that could not be analysed, one line each (they are in
+    results/summary/qc.tsv and the report too; the run itself succeeds)."""
+    records = []
+    for path in status_files(CFSE_SAMPLES + CFSE_CONTROLS, "cfse") + status_files(
+        IMAGING_SAMPLES, "imaging"
+    ):
+        if os.path.exists(path):
+            with open(path, encoding="utf-8") as fh:
+                records.append(json.load(fh))
+    failed = [r for r in records if r.get("status") == "failed"]
+    if failed:
+        print(
+            f"zincassay: {len(failed)} of {len(records)} files could not be analysed "
+            "(also in results/summary/qc.tsv and the report):",
+            file=sys.stderr,
+        )
+        for r in failed:
+            print(f"  - {r['sample_id']} ({r['file']}): {r['reason']}", file=sys.stderr)
 
 
 def final_outputs():

@@ -1,34 +1,36 @@
 rule imaging_sample:
     input:
         stack=raw_file,
+        checksum=checksum_file,
     output:
+        status="results/imaging/{sample}/status.json",
         cells="results/imaging/{sample}/cells.tsv",
         summary="results/imaging/{sample}/summary.tsv",
         frames="results/imaging/{sample}/frames.tsv",
         traces="results/imaging/{sample}/traces.tsv.gz",
         labels="results/imaging/{sample}/labels.tif",
-        segmentation=report(
+        segmentation_figure=report(
             "results/imaging/{sample}/segmentation.png",
             caption="../report/imaging_segmentation.rst",
             category="Imaging",
             subcategory="Segmentation",
             labels={"sample": "{sample}", "figure": "segmentation"},
         ),
-        raw=report(
+        raw_traces_figure=report(
             "results/imaging/{sample}/raw_traces.png",
             caption="../report/imaging_raw_traces.rst",
             category="QC",
             subcategory="Imaging raw traces",
             labels={"sample": "{sample}", "figure": "raw traces"},
         ),
-        zinc=report(
+        zinc_traces_figure=report(
             "results/imaging/{sample}/zinc_traces.png",
             caption="../report/imaging_zinc_traces.rst",
             category="Imaging",
             subcategory="Calibrated [Zn2+]",
             labels={"sample": "{sample}", "figure": "zinc traces"},
         ),
-        baseline_peak=report(
+        baseline_peak_figure=report(
             "results/imaging/{sample}/baseline_peak.png",
             caption="../report/imaging_baseline_peak.rst",
             category="Imaging",
@@ -37,46 +39,44 @@ rule imaging_sample:
         ),
     log:
         "logs/imaging/{sample}.log",
-    conda:
-        "../envs/zincassay.yaml"
+    wildcard_constraints:
+        sample=one_of(IMAGING_SAMPLES),
     threads: 1
     resources:
         # the stack is memory-mapped; traces and figures need about twice its size on top
-        mem_mb=lambda wc, input: 800 + 3 * max(int(input.size_mb), 1),
-        runtime=lambda wc, input: 10 + max(int(input.size_mb), 1) // 100,
+        mem_mb=lambda wc, input: 800 + 3 * input_mb(input),
+        runtime=lambda wc, input: 10 + input_mb(input) // 100,
     params:
         zincassay=ZINCASSAY,
-        settings=json.dumps(config["imaging"], sort_keys=True),
-        meta=lambda wc: imaging_meta(wc.sample),
-        extra=json.dumps(EXTRA_COLUMNS),
-        outdir=lambda wc: f"results/imaging/{wc.sample}",
+        settings=settings("imaging"),
+        sheet=SHEET_FILE,
+        row=sheet_row,
+        outputs=lambda wc, output: flags(output),
     shell:
-        "{params.zincassay} imaging-sample {input.stack:q} --settings {params.settings:q} --meta {params.meta:q}"
-        " --extra {params.extra:q} --outdir {params.outdir:q} 2> {log:q}"
+        "{params.zincassay} imaging-sample {input.stack:q} --checksum {input.checksum:q} --sheet {params.sheet:q}"
+        " --sample-id {wildcards.sample}"
+        " --settings {params.settings:q} {params.outputs} 2> {log:q}"
 
 
 rule imaging_collect:
     input:
-        expand(
-            "results/imaging/{sample}/{name}",
-            sample=IMAGING_SAMPLES,
-            name=["cells.tsv", "summary.tsv", "frames.tsv", "traces.tsv.gz"],
-        ),
+        cells=expand("results/imaging/{sample}/cells.tsv", sample=IMAGING_SAMPLES),
+        summary=expand("results/imaging/{sample}/summary.tsv", sample=IMAGING_SAMPLES),
+        frames=expand("results/imaging/{sample}/frames.tsv", sample=IMAGING_SAMPLES),
+        traces=expand("results/imaging/{sample}/traces.tsv.gz", sample=IMAGING_SAMPLES),
     output:
-        "results/imaging/cells.tsv",
-        "results/imaging/summary.tsv",
-        "results/imaging/frames.tsv",
-        "results/imaging/traces.tsv.gz",
+        cells="results/imaging/cells.tsv",
+        summary="results/imaging/summary.tsv",
+        frames="results/imaging/frames.tsv",
+        traces="results/imaging/traces.tsv.gz",
     log:
         "logs/imaging/collect.log",
-    conda:
-        "../envs/zincassay.yaml"
     threads: 1
     resources:
-        mem_mb=lambda wc, input: 1000 + 4 * max(int(input.size_mb), 1),
+        mem_mb=lambda wc, input: 1000 + 4 * input_mb(input),
         runtime=10,
     params:
         zincassay=ZINCASSAY,
-        dirs=expand("results/imaging/{sample}", sample=IMAGING_SAMPLES),
+        outputs=lambda wc, output: outs(output),
     shell:
-        "{params.zincassay} imaging-collect --outdir results/imaging {params.dirs:q} 2> {log:q}"
+        "{params.zincassay} collect {params.outputs} {input:q} 2> {log:q}"

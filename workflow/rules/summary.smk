@@ -1,13 +1,8 @@
 rule conditions:
     input:
-        cfse_indices=["results/cfse/indices.tsv"] if CFSE_SAMPLES else [],
-        cfse_gates=["results/cfse/gates.tsv"] if CFSE_SAMPLES else [],
-        cfse_histograms=expand(
-            "results/cfse/{sample}/histogram.tsv", sample=CFSE_SAMPLES
-        ),
-        imaging_summary=["results/imaging/summary.tsv"] if IMAGING_SAMPLES else [],
-        imaging_cells=["results/imaging/cells.tsv"] if IMAGING_SAMPLES else [],
+        unpack(summary_inputs),
     output:
+        **summary_figures(),
         conditions=report(
             "results/summary/conditions.tsv",
             caption="../report/conditions_table.rst",
@@ -20,55 +15,30 @@ rule conditions:
             category="QC",
             labels={"table": "qc"},
         ),
-        cfse=report(
-            "results/summary/cfse_conditions.png",
-            caption="../report/conditions_cfse.rst",
-            category="Conditions",
-            labels={"figure": "CFSE indices per donor"},
-        ),
-        imaging=report(
-            "results/summary/imaging_conditions.png",
-            caption="../report/conditions_imaging.rst",
-            category="Conditions",
-            labels={"figure": "free zinc per donor"},
-        ),
-        zinc=report(
-            "results/summary/zinc_distributions.png",
-            caption="../report/conditions_zinc_distributions.rst",
-            category="Conditions",
-            labels={"figure": "[Zn2+] per cell"},
-        ),
-        overlay=report(
-            "results/summary/cfse_overlay.png",
-            caption="../report/conditions_cfse_overlay.rst",
-            category="Conditions",
-            labels={"figure": "CFSE histograms per donor"},
-        ),
+        overview="results/summary/overview.rst",
     log:
         "logs/summary/conditions.log",
-    conda:
-        "../envs/zincassay.yaml"
     threads: 1
     resources:
-        mem_mb=lambda wc, input: 1000 + 4 * max(int(input.size_mb), 1),
+        mem_mb=lambda wc, input: 1000 + 4 * input_mb(input),
         runtime=10,
     params:
         zincassay=ZINCASSAY,
-        settings=json.dumps(config["conditions"], sort_keys=True),
-        optional=lambda wc, input: " ".join(
-            f"--{k.replace('_', '-')} {input[k][0]}"
-            for k in ("cfse_indices", "cfse_gates", "imaging_summary", "imaging_cells")
-            if input[k]
-        ),
+        settings=settings("conditions"),
+        sheet=SHEET_FILE,
+        tables=table_flags,
+        outputs=lambda wc, output: flags(output),
     shell:
-        "{params.zincassay} conditions --settings {params.settings:q} {params.optional}"
-        " --outdir results/summary {input.cfse_histograms:q} 2> {log:q}"
+        "{params.zincassay} conditions --settings {params.settings:q} --sheet {params.sheet:q} {params.tables}"
+        " {params.outputs}"
+        " --histograms {input.cfse_histograms:q} --statuses {input.statuses:q} 2> {log:q}"
 
 
 rule provenance:
     input:
-        results=[p for p in final_outputs() if not p.startswith("results/provenance")],
-        raw=lambda wc: sorted(SHEET["path"]),
+        results=final_outputs(),
+        statuses=status_files(CFSE_SAMPLES + CFSE_CONTROLS, "cfse")
+        + status_files(IMAGING_SAMPLES, "imaging"),
         sheet=config["samples"],
     output:
         provenance="results/provenance.json",
@@ -86,17 +56,14 @@ rule provenance:
         ),
     log:
         "logs/summary/provenance.log",
-    conda:
-        "../envs/zincassay.yaml"
     threads: 1
     resources:
         mem_mb=500,
-        runtime=lambda wc, input: 10 + max(int(input.size_mb), 1) // 500,
+        runtime=10,
     params:
         zincassay=ZINCASSAY,
         config=json.dumps(config, sort_keys=True, default=str),
-        workflow_dir=workflow.basedir,
     shell:
         "{params.zincassay} provenance --config {params.config:q} --sheet {input.sheet:q}"
-        " --workflow-dir {params.workflow_dir:q} --out {output.provenance:q} --config-copy {output.config:q}"
-        " --sheet-copy {output.sheet:q} {input.raw:q} 2> {log:q}"
+        " --out {output.provenance:q} --config-copy {output.config:q}"
+        " --sheet-copy {output.sheet:q} {input.statuses:q} 2> {log:q}"

@@ -8,63 +8,22 @@ from __future__ import annotations
 import matplotlib
 import numpy as np
 from matplotlib.figure import Figure
-from matplotlib.patches import Ellipse
 
 from zincassay.cfse.deconvolve import GenerationFit
-from zincassay.cfse.pipeline import GatedFile
+from zincassay.cfse.pipeline import ControlSummary, GatedFile
 from zincassay.figures import new_figure
+from zincassay.flow.figures import live_panel, lymphocyte_panel, singlet_panel
 from zincassay.flow.transforms import safe_log10
 
 __all__ = ["control_figure", "fit_figure", "gating_figure", "generations_figure"]
 
 
 def gating_figure(g: GatedFile, title: str) -> Figure:
-    gates = {x.name: x for x in g.gating.gates}
-    ch = g.gating.channels
+    """Lymphocyte, singlet and live gates (the shared panels of :mod:`zincassay.flow.figures`)."""
     fig, axes = new_figure(1, 3, figsize=(12, 3.8))
-    ax = axes[0]
-    if ch.fsc and ch.ssc:
-        fx = safe_log10(g.events[:, g.data.channel_index(ch.fsc)])
-        sy = safe_log10(g.events[:, g.data.channel_index(ch.ssc)])
-        ax.hist2d(fx, sy, bins=120, cmap="viridis", norm=matplotlib.colors.LogNorm())
-        lg = gates.get("lymphocytes")
-        if lg is not None and lg.params:
-            cov = np.array(lg.params["cov_log10"])
-            vals, vecs = np.linalg.eigh(cov)
-            r = np.sqrt(lg.params["mahalanobis2_max"] * vals)
-            angle = np.degrees(np.arctan2(vecs[1, 1], vecs[0, 1]))
-            ax.add_patch(Ellipse(lg.params["center_log10"], 2 * r[1], 2 * r[0], angle=angle, fill=False, color="red", lw=1.5))
-            ax.set_title(f"lymphocytes: {lg.events_kept}/{lg.events_in}", fontsize=9)
-        ax.set_xlabel(f"log10 {ch.fsc}")
-        ax.set_ylabel(f"log10 {ch.ssc}")
-    else:
-        ax.text(0.5, 0.5, "no scatter channels", ha="center")
-    ax = axes[1]
-    sg = gates.get("singlets")
-    if ch.fsc_a and ch.fsc_h and sg is not None and sg.params:
-        fa = g.events[:, g.data.channel_index(ch.fsc_a)]
-        fh = g.events[:, g.data.channel_index(ch.fsc_h)]
-        ax.hist2d(safe_log10(fh), fa / np.maximum(fh, 1e-9), bins=(120, 120), range=[[np.quantile(safe_log10(fh), 0.001), safe_log10(fh).max()], [0.5, 3]],
-                  cmap="viridis", norm=matplotlib.colors.LogNorm())
-        for k in ("ratio_low", "ratio_high"):
-            ax.axhline(sg.params[k], color="red", lw=1.2)
-        ax.set_xlabel(f"log10 {ch.fsc_h}")
-        ax.set_ylabel(f"{ch.fsc_a} / {ch.fsc_h}")
-        ax.set_title(f"singlets: {sg.events_kept}/{sg.events_in}", fontsize=9)
-    else:
-        ax.text(0.5, 0.5, "singlet gate skipped\n(only one of FSC-A, FSC-H)", ha="center", va="center")
-        ax.set_axis_off()
-    ax = axes[2]
-    lv = gates.get("live")
-    if lv is not None:
-        v = safe_log10(g.events[:, g.data.channel_index(lv.params["channel"])])
-        ax.hist(v, bins=150, color="0.4")
-        ax.axvline(np.log10(max(lv.params["threshold"], 1)), color="red", lw=1.2)
-        ax.set_xlabel(f"log10 {lv.params['channel']}")
-        ax.set_title(f"live: {lv.events_kept}/{lv.events_in}", fontsize=9)
-    else:
-        ax.text(0.5, 0.5, "no viability channel\n(cfse.viability_channel)", ha="center", va="center")
-        ax.set_axis_off()
+    lymphocyte_panel(axes[0], g.data, g.gating)
+    singlet_panel(axes[1], g.data, g.gating)
+    live_panel(axes[2], g.data, g.gating, "cfse.viability_channel")
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     return fig
@@ -116,18 +75,19 @@ def generations_figure(fit: GenerationFit, title: str) -> Figure:
     return fig
 
 
-def control_figure(summary: dict, values: np.ndarray, title: str) -> Figure:
+def control_figure(summary: ControlSummary, values: np.ndarray, title: str) -> Figure:
+    """Gated CFSE histogram of a control with its parent-peak fit or autofluorescence median."""
     fig, ax = new_figure(figsize=(6, 3.6))
     x = safe_log10(values)
     ax.hist(x, bins=200, color="0.5", density=True)
-    if "parent" in summary:
-        p = summary["parent"]
+    if summary.parent is not None:
+        p = summary.parent
         grid = np.linspace(x.min(), x.max(), 400)
-        ax.plot(grid, np.exp(-0.5 * ((grid - p["mu_log10"]) / p["sigma_log10"]) ** 2) / (p["sigma_log10"] * np.sqrt(2 * np.pi)),
-                color="red", lw=1.2, label=f"parent: {p['mu_log10']:.3f} ± {p['sigma_log10']:.3f} (log10)")
+        ax.plot(grid, np.exp(-0.5 * ((grid - p.mu_log10) / p.sigma_log10) ** 2) / (p.sigma_log10 * np.sqrt(2 * np.pi)),
+                color="red", lw=1.2, label=f"parent: {p.mu_log10:.3f} ± {p.sigma_log10:.3f} (log10)")
     else:
-        ax.axvline(np.log10(max(summary["autofluorescence"]["median"], 1)), color="purple", ls="--",
-                   label=f"autofluorescence median {summary['autofluorescence']['median']:.0f}")
+        median = summary.autofluorescence.median  # type: ignore[union-attr]
+        ax.axvline(np.log10(max(median, 1)), color="purple", ls="--", label=f"autofluorescence median {median:.0f}")
     ax.set_xlabel("log10 CFSE")
     ax.legend(fontsize=8)
     ax.set_title(title, fontsize=9)

@@ -1,4 +1,4 @@
-"""Division indices from cells per generation, as defined in ``science.md`` §1.
+"""Division indices from cells per generation, as defined in ``docs/science.md`` §1.
 
 Notation: ``N_i`` = cells counted in generation ``i`` at harvest (``i = 0`` undivided);
 precursors of generation ``i`` = ``N_i / 2**i``; ``p_i`` = share of precursors that ended in

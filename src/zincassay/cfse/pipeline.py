@@ -1,15 +1,17 @@
-"""Per-file CFSE analysis: read, compensate, gate, then control summaries or sample deconvolution.
+"""One CFSE file end to end: read, compensate, gate, then a control summary or a deconvolved sample.
 
-These functions return plain dicts and DataFrames; :mod:`zincassay.cfse.cli` writes them.
+File in, typed result out: :func:`load_gated` reads and gates a file, :func:`summarise_control`
+turns a control into a :class:`ControlSummary` (saved as ``control.json`` and read back by
+:meth:`ControlSummary.from_dict`), and :func:`analyse_sample` deconvolves a sample into a
+:class:`CFSEResult`. :mod:`zincassay.cfse.tables` turns results into rows; nothing here writes files.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from zincassay.cfse.deconvolve import (
     GenerationFit,
@@ -18,154 +20,219 @@ from zincassay.cfse.deconvolve import (
     fit_generations,
     fit_parent,
 )
-from zincassay.cfse.indices import INDEX_NAMES, precursor_fractions
+from zincassay.cfse.settings import CFSESettings
 from zincassay.errors import ZincassayError
+from zincassay.flow.compensation import apply_compensation, check_finite
 from zincassay.flow.gating import GatingResult, gate_events
-from zincassay.io.fcs import CompensationError, FCSData, compensate, read_fcs, read_spill_csv
+from zincassay.io.fcs import FCSData, read_fcs
 
-__all__ = ["SEVERE_FLAGS", "GatedFile", "analyse_sample", "load_gated", "summarise_control"]
+__all__ = ["SEVERE_FLAGS", "Autofluorescence", "CFSEResult", "ControlSummary", "GatedFile", "analyse_sample",
+           "load_gated", "summarise_control"]
 
 AF_QUANTILES = 400
 #: QC flags that make a sample fail (others are reported but keep qc_pass true).
-SEVERE_FLAGS = ("too_few_events", "parent_shift", "poor_fit")
+SEVERE_FLAGS = ("too_few_events", "parent_shift", "poor_fit", "off_scale", "unstimulated_control_off_scale",
+                "unstained_control_off_scale", "unstained_control_stained")
+#: Share of gated events piled up at the channel's top value above which the channel is off scale.
+MAX_OFF_SCALE_SHARE = 0.05
+#: An "unstained" control whose autofluorescence median comes within this many decades of the
+#: unstimulated parent peak carries dye (a mislabelled tube): its samples fail QC.
+MIN_DYE_OVER_AF_LOG10 = 1.0
 
 
 @dataclass
 class GatedFile:
+    """A read, compensated and gated FCS file.
+
+    ``data.events`` are the (compensated) events, shape (n_events, n_channels), linear units;
+    ``cfse`` the gated CFSE values (linear), shape (n_gated,).
+    """
+
     data: FCSData
-    events: np.ndarray  # compensated (or raw) events, (n_events, n_channels)
     gating: GatingResult
-    cfse: np.ndarray  # gated CFSE values (linear)
-    compensation: str  # what was applied
+    cfse: np.ndarray
     flags: list[str]
 
+    @property
+    def events(self) -> np.ndarray:
+        return self.data.events
 
-def load_gated(path: str | Path, cfse_cfg: dict, use_viability: bool = True) -> GatedFile:
+    @property
+    def compensation(self) -> str:
+        return self.data.compensation
+
+
+def load_gated(path: str | Path, settings: CFSESettings) -> GatedFile:
     """Read an FCS file, compensate as configured and gate it.
 
     Raises :class:`zincassay.io.fcs.FCSError` / :class:`CompensationError` for expected problems.
     """
     data = read_fcs(path)
-    flags: list[str] = []
-    mode = cfse_cfg.get("compensate", "auto")
-    events, applied = data.events, "none"
-    if mode != "off":
-        spill = None
-        if mode != "auto":
-            spill = read_spill_csv(mode)
-        if spill is not None or data.spill is not None or data.spill_problem:
-            try:
-                events = compensate(data, spill)
-                applied = spill.source if spill is not None else f"file {data.spill.source}"  # type: ignore[union-attr]
-            except CompensationError:
-                if cfse_cfg.get("on_bad_spill", "error") == "error":
-                    raise
-                flags.append("spill_not_applied")
-    cfse_idx = data.channel_index(cfse_cfg["channel"])
-    viability = cfse_cfg.get("viability_channel") if use_viability else None
-    gating = gate_events(data, events, cfse_cfg, viability)
+    check_finite(data, [settings.channel, settings.viability_channel])
+    data, flags = apply_compensation(data, settings.compensate, settings.on_bad_spill)
+    cfse_idx = data.channel_index(settings.channel)
+    gating = gate_events(data, gating=settings.gating, scatter=settings.scatter,  # type: ignore[arg-type]
+                         lymphocyte_coverage=settings.gates.lymphocyte_coverage,
+                         singlet_ratio=settings.gates.singlet_ratio, viability_channel=settings.viability_channel,
+                         viability_threshold=settings.gates.viability_threshold)
     if any(g.name == "singlets" and g.note.startswith("skipped") for g in gating.gates):
         flags.append("singlet_gate_skipped")
-    return GatedFile(data, events, gating, events[gating.mask, cfse_idx], applied, flags)
+    cfse = data.events[gating.mask, cfse_idx]
+    if off_scale_share(cfse) > MAX_OFF_SCALE_SHARE:
+        flags.append("off_scale")
+    return GatedFile(data, gating, cfse, flags)
 
 
-def summarise_control(gated: GatedFile, role: str) -> dict:
-    """JSON-able summary of a control: the parent peak (unstimulated) or autofluorescence (unstained)."""
-    out: dict = {
-        "role": role,
-        "file": str(gated.data.path),
-        "events_total": gated.data.n_events,
-        "events_gated": gated.gating.events_gated,
-        "compensation": gated.compensation,
-        "flags": gated.flags,
-        "gates": [g.__dict__ for g in gated.gating.gates],
-    }
+def off_scale_share(values: np.ndarray) -> float:
+    """Share of ``values`` piled up at their maximum (events clipped at the top of the scale)."""
+    if values.size == 0:
+        return 0.0
+    top = float(np.max(values))
+    return float(np.mean(values >= top - 1e-6 * abs(top)))
+
+
+@dataclass(frozen=True)
+class Autofluorescence:
+    """CFSE-channel autofluorescence of an unstained control (linear units).
+
+    ``quantiles``: the gated values' quantiles at ``AF_QUANTILES`` evenly spaced levels 0..1.
+    """
+
+    median: float
+    quantiles: tuple[float, ...]
+
+
+@dataclass
+class ControlSummary:
+    """What a sample needs from a control: the parent peak (unstimulated) or the
+    autofluorescence (unstained), plus what was done to get it."""
+
+    sample_id: str
+    role: str
+    file: str
+    events_total: int
+    events_gated: int
+    compensation: str
+    flags: list[str]
+    gates: list[dict]
+    parent: ParentPeak | None = None
+    autofluorescence: Autofluorescence | None = None
+
+    def to_dict(self) -> dict:
+        """JSON-able form (``control.json``); absent parts are left out."""
+        out = asdict(self)
+        for key in ("parent", "autofluorescence"):
+            if out[key] is None:
+                del out[key]
+        if self.autofluorescence is not None:
+            out["autofluorescence"]["quantiles"] = list(self.autofluorescence.quantiles)
+        return out
+
+    @classmethod
+    def from_dict(cls, d: dict, role: str = "") -> ControlSummary:
+        """Inverse of :meth:`to_dict`. A failed control's record raises :class:`ZincassayError`
+        naming the control and its reason, so its samples fail with it."""
+        d = dict(d)
+        if d.get("status") == "failed":
+            raise ZincassayError(f"its {role or 'matched'} control {d.get('sample_id', '')} failed: {d.get('reason', '')}")
+        parent = ParentPeak(**d.pop("parent")) if "parent" in d else None
+        af = d.pop("autofluorescence", None)
+        auto = Autofluorescence(float(af["median"]), tuple(map(float, af["quantiles"]))) if af else None
+        return cls(**d, parent=parent, autofluorescence=auto)
+
+
+def summarise_control(gated: GatedFile, role: str, sample_id: str = "") -> ControlSummary:
+    """Summarise a control: the parent peak (``role='unstimulated'``) or autofluorescence (``'unstained'``)."""
     if gated.cfse.size < 50:
-        raise ZincassayError(f"{gated.data.path}: {role} control has only {gated.cfse.size} gated events; at least 50 are needed")
+        raise ZincassayError(f"{gated.data.path}: {role} control has only {gated.cfse.size} gated events; "
+                             "at least 50 are needed")
+    summary = ControlSummary(
+        sample_id=sample_id, role=role, file=str(gated.data.path), events_total=gated.data.n_events,
+        events_gated=gated.gating.events_gated, compensation=gated.compensation, flags=gated.flags,
+        gates=[g.__dict__ for g in gated.gating.gates],
+    )
     if role == "unstimulated":
-        peak = fit_parent(gated.cfse)
-        out["parent"] = {"mu_log10": peak.mu_log10, "sigma_log10": peak.sigma_log10, "n_events": peak.n_events}
+        summary.parent = fit_parent(gated.cfse)
     else:
         q = np.quantile(gated.cfse, np.linspace(0, 1, AF_QUANTILES))
-        out["autofluorescence"] = {"median": float(np.median(gated.cfse)), "quantiles": q.tolist()}
-    return out
+        summary.autofluorescence = Autofluorescence(float(np.median(gated.cfse)), tuple(map(float, q)))
+    return summary
 
 
-def analyse_sample(
-    gated: GatedFile, cfse_cfg: dict, unstimulated: dict, unstained: dict | None, meta: dict,
-) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, GenerationFit]:
-    """Deconvolve one sample and compute its indices, CIs and QC.
+@dataclass
+class CFSEResult:
+    """A deconvolved sample: the fit, its bootstrap intervals, QC flags and the controls used.
+
+    ``ci`` maps each index name (and ``peak_ratio``) to its 95 % interval (low, high).
+    """
+
+    gated: GatedFile
+    fit: GenerationFit
+    ci: dict[str, tuple[float, float]]
+    flags: list[str]
+    parent: ParentPeak
+    bootstrap_replicates: int
+    unstimulated_id: str = ""
+    unstained_id: str = ""
+
+    @property
+    def qc_pass(self) -> bool:
+        return not any(f in SEVERE_FLAGS for f in self.flags)
+
+    @property
+    def parent_shift_log10(self) -> float:
+        return self.fit.mu0 - self.parent.mu_log10
+
+
+def analyse_sample(gated: GatedFile, settings: CFSESettings, unstimulated: ControlSummary,
+                   unstained: ControlSummary | None) -> CFSEResult:
+    """Deconvolve one sample and compute its indices, CIs and QC flags.
 
     Parameters
     ----------
     gated : GatedFile
-    cfse_cfg : the ``cfse`` config section.
-    unstimulated, unstained : control summaries from :func:`summarise_control` (unstained may be None).
-    meta : sample-sheet fields to carry (sample_id, condition, donor, batch and extra columns).
-
-    Returns
-    -------
-    indices : one-row DataFrame; generations : one row per generation; gates : one row per gate;
-    fit : the GenerationFit (for figures).
+        From :func:`load_gated`.
+    settings : CFSESettings
+    unstimulated : ControlSummary
+        The matched unstimulated control (its parent peak pins generation 0).
+    unstained : ControlSummary, optional
+        The matched unstained control (autofluorescence); None flags ``no_unstained_control``.
     """
-    p = unstimulated["parent"]
-    parent = ParentPeak(p["mu_log10"], p["sigma_log10"], p["n_events"])
-    af = np.asarray(unstained["autofluorescence"]["quantiles"]) if unstained else None
-    bounds = tuple(cfse_cfg["peak_ratio_bounds"])
+    parent = unstimulated.parent
+    if parent is None:
+        raise ZincassayError(f"{unstimulated.file}: control {unstimulated.sample_id} has no parent peak; "
+                             "it must have role 'unstimulated'")
+    af = np.asarray(unstained.autofluorescence.quantiles) if unstained and unstained.autofluorescence else None
+    bounds = tuple(settings.peak_ratio_bounds)
     flags = list(gated.flags)
     values = gated.cfse
     if values.size < 50:
-        raise ZincassayError(f"{gated.data.path}: only {values.size} events left after gating; cannot fit generations")
-    fit = fit_generations(values, parent, af, max_generations=cfse_cfg["max_generations"], peak_ratio_bounds=bounds)
-    ci = bootstrap_indices(values, parent, af, fit, replicates=cfse_cfg["bootstrap_replicates"],
-                           seed=cfse_cfg["seed"], max_generations=cfse_cfg["max_generations"],
-                           peak_ratio_bounds=bounds)
+        raise ZincassayError(f"{gated.data.path}: only {values.size} events left after gating; at least 50 are needed "
+                             "to fit generations (see gating.png for where the events went)")
+    fit = fit_generations(values, parent, af, max_generations=settings.max_generations, peak_ratio_bounds=bounds)
+    ci = bootstrap_indices(values, parent, af, fit, replicates=settings.bootstrap_replicates, seed=settings.seed,
+                           max_generations=settings.max_generations, peak_ratio_bounds=bounds)
     shift = fit.mu0 - parent.mu_log10
-    if values.size < cfse_cfg["min_events"]:
+    if values.size < settings.min_events:
         flags.append("too_few_events")
-    if abs(shift) > cfse_cfg["max_parent_shift_log10"]:
+    if abs(shift) > settings.max_parent_shift_log10:
         flags.append("parent_shift")
-    if fit.reduced_chi2 > cfse_cfg["max_reduced_chi2"]:
+    if fit.reduced_chi2 > settings.max_reduced_chi2:
         flags.append("poor_fit")
+    if "off_scale" in unstimulated.flags:
+        flags.append("unstimulated_control_off_scale")
     if unstained is None:
         flags.append("no_unstained_control")
-    elif fit.af_median_log10 is not None:
-        below = fit.generation_mu < fit.af_median_log10
-        if fit.cells[below].sum() > 0.01 * fit.cells.sum():
-            flags.append("peaks_below_autofluorescence")
-    row: dict = {k: meta.get(k, "") for k in ("sample_id", "condition", "donor", "batch")}
-    for k in INDEX_NAMES:
-        row[k] = fit.indices[k]
-        row[f"{k}_ci_low"], row[f"{k}_ci_high"] = ci.get(k, (np.nan, np.nan))
-    row["peak_ratio"] = fit.peak_ratio
-    row["peak_ratio_ci_low"], row["peak_ratio_ci_high"] = ci.get("peak_ratio", (np.nan, np.nan))
-    row.update(
-        parent_log10=fit.mu0, parent_control_log10=parent.mu_log10, parent_shift_log10=shift,
-        peak_width_log10=fit.sigma, n_generations=fit.n_generations, events_total=gated.data.n_events,
-        events_gated=int(values.size), background_events=fit.background_events,
-        events_at_or_below_zero=int(np.sum(values <= 0)), reduced_chi2=fit.reduced_chi2,
-        bootstrap_replicates=cfse_cfg["bootstrap_replicates"],
-        qc_pass=not any(f in SEVERE_FLAGS for f in flags), qc_flags=";".join(flags),
-        compensation=gated.compensation, unstimulated=meta.get("unstimulated", ""), unstained=meta.get("unstained", ""),
-    )
-    for k, v in meta.items():
-        row.setdefault(k, v)
-    cells = fit.cells
-    gens = pd.DataFrame({
-        "sample_id": meta.get("sample_id", ""),
-        "generation": np.arange(cells.size),
-        "cells": cells,
-        "fraction": fit.fractions,
-        "precursors": cells / np.power(2.0, np.arange(cells.size)),
-        "precursor_fraction": precursor_fractions(cells),
-        "mean_log10": fit.generation_mu,
-    })
-    gates = pd.DataFrame([
-        {"sample_id": meta.get("sample_id", ""), "step": i + 1, "gate": g.name, "events_in": g.events_in,
-         "events_kept": g.events_kept, "fraction_kept": g.events_kept / g.events_in if g.events_in else np.nan,
-         "note": g.note}
-        for i, g in enumerate(gated.gating.gates)
-    ])
-    return pd.DataFrame([row]), gens, gates, fit
-
-
+    else:
+        if "off_scale" in unstained.flags:
+            flags.append("unstained_control_off_scale")
+        af_median = unstained.autofluorescence.median if unstained.autofluorescence else 1.0
+        if parent.mu_log10 - np.log10(max(af_median, 1.0)) < MIN_DYE_OVER_AF_LOG10:
+            flags.append("unstained_control_stained")
+        if fit.af_median_log10 is not None:
+            below = fit.generation_mu < fit.af_median_log10
+            if fit.cells[below].sum() > 0.01 * fit.cells.sum():
+                flags.append("peaks_below_autofluorescence")
+    return CFSEResult(gated=gated, fit=fit, ci=ci, flags=flags, parent=parent,
+                      bootstrap_replicates=settings.bootstrap_replicates,
+                      unstimulated_id=unstimulated.sample_id, unstained_id=unstained.sample_id if unstained else "")

@@ -1,110 +1,139 @@
-"""Across-condition subcommands called by the Snakemake rules: conditions, provenance."""
+"""Workflow steps across samples (``zincassay run collect|conditions|provenance``), called by the
+rules in ``workflow/rules/``. Every output path is given by the rule; nothing here names a file."""
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
 
-from zincassay.tables import read_table
+#: Sort keys of collected tables, in order (the ones a table has are used).
+COLLECT_SORT = ("sample_id", "cell_id", "generation", "step", "frame")
 
 
 def _read(path: str | None) -> pd.DataFrame | None:
+    from zincassay.tables import read_table
+
     if not path or not Path(path).exists():
         return None
     return read_table(path)
 
 
+def _assay_path(value: str) -> tuple[str, str]:
+    """``ASSAY=PATH`` of ``--table``."""
+    assay, sep, path = value.partition("=")
+    if not sep or not assay or not path:
+        from zincassay.errors import ZincassayError
+
+        raise ZincassayError(f"--table {value!r}: give it as ASSAY=PATH (e.g. cfse=results/cfse/indices.tsv)")
+    return assay, path
+
+
 def _cmd_conditions(args: argparse.Namespace) -> int:
-    from zincassay.conditions.figures import (
-        cfse_overlay_figure,
-        readout_figure,
-        zinc_distribution_figure,
-    )
-    from zincassay.conditions.qc import qc_table
-    from zincassay.conditions.stats import CFSE_READOUTS, IMAGING_READOUTS, compare_conditions
+    from zincassay import __version__
+    from zincassay.conditions.figures import cfse_overlay_figure, readout_figure, zinc_distribution_figure
+    from zincassay.conditions.overview import overview_rst
+    from zincassay.conditions.pipeline import summarise_conditions
+    from zincassay.conditions.settings import ConditionsSettings
+    from zincassay.conditions.stats import CFSE_READOUTS, IMAGING_READOUTS
     from zincassay.figures import save_figure
-    from zincassay.tables import write_table
+    from zincassay.tables import read_json, write_table, write_text
 
-    cfg = json.loads(args.settings)
-    order, reference = list(cfg.get("order", [])), cfg.get("reference", "replete")
-    indices, gates = _read(args.cfse_indices), _read(args.cfse_gates)
-    summary, cells = _read(args.imaging_summary), _read(args.imaging_cells)
-    out = Path(args.outdir)
-    out.mkdir(parents=True, exist_ok=True)
-    stats = compare_conditions(indices, summary, order, reference)
-    seen = set()
-    for t in (indices, summary):
-        if t is not None:
-            seen |= set(t["condition"].dropna())
-    conditions = [c for c in order if c in seen] + sorted(seen - set(order))
-    empty = pd.DataFrame(columns=["donor", "condition", "sample_id"])
-    save_figure(readout_figure(indices if indices is not None else empty, list(CFSE_READOUTS), conditions,
-                        stats, "CFSE indices per donor"), out / "cfse_conditions.png")
-    save_figure(readout_figure(summary if summary is not None else empty, list(IMAGING_READOUTS), conditions,
-                        stats, "Free zinc per donor (medians of QC-passing cells)"), out / "imaging_conditions.png")
-    save_figure(zinc_distribution_figure(cells if cells is not None else pd.DataFrame(
-        columns=["qc_pass", "condition", "baseline_zn_nM", "peak_zn_nM"]), conditions), out / "zinc_distributions.png")
-    hists = [pd.read_csv(p, sep="\t") for p in args.cfse_histograms if Path(p).exists()]
-    hist = pd.concat(hists, ignore_index=True) if hists else pd.DataFrame(columns=["sample_id"])
-    save_figure(cfse_overlay_figure(hist, indices if indices is not None else empty, conditions), out / "cfse_overlay.png")
-    write_table(qc_table(indices, gates, cells, summary), out / "qc.tsv")
-    write_table(stats, out / "conditions.tsv")  # last: its presence means complete
+    settings = ConditionsSettings.from_config(json.loads(args.settings))
+    hists = [t for t in (_read(p) for p in args.histograms) if t is not None and not t.empty]
+    readouts = dict(_assay_path(v) for v in args.table)
+    r = summarise_conditions({assay: _read(path) for assay, path in readouts.items()},
+                             {"cfse_gates": _read(args.cfse_gates), "imaging_cells": _read(args.imaging_cells),
+                              "cfse_histograms": pd.concat(hists, ignore_index=True) if hists else None},
+                             [read_json(p) for p in args.statuses], settings)
+    cfse, imaging = r.usable("cfse"), r.usable("imaging")
+    if args.cfse_figure:
+        save_figure(readout_figure(cfse, [k for k in CFSE_READOUTS if k in cfse], r.conditions, r.stats,
+                                   "CFSE indices per donor"), args.cfse_figure)
+    if args.overlay_figure:
+        hist = r.extra.get("cfse_histograms", pd.DataFrame(columns=["sample_id"]))
+        save_figure(cfse_overlay_figure(hist, cfse, r.conditions), args.overlay_figure)
+    if args.imaging_figure:
+        save_figure(readout_figure(imaging, [k for k in IMAGING_READOUTS if k in imaging], r.conditions, r.stats,
+                                   "Free zinc per donor (medians of QC-passing cells)"), args.imaging_figure)
+    if args.zinc_figure:
+        cells = r.extra.get("imaging_cells")
+        if cells is None or cells.empty:
+            cells = pd.DataFrame(columns=["qc_pass", "condition", "baseline_zn_nM", "peak_zn_nM"])
+        save_figure(zinc_distribution_figure(cells, r.conditions), args.zinc_figure)
+    write_table(r.qc, args.qc)
+    write_text(overview_rst(r, sheet=args.sheet, version=__version__), args.overview)
+    write_table(r.stats, args.conditions)  # last: its presence means complete
     return 0
-
-
-def _atomic_text(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".part")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
 
 
 def _cmd_provenance(args: argparse.Namespace) -> int:
     from zincassay.provenance import build_provenance
+    from zincassay.tables import read_json, write_json, write_text
 
     logs = [p for p in Path(args.logs).rglob("*.log")] if Path(args.logs).is_dir() else []
     start = min((datetime.fromtimestamp(p.stat().st_mtime, UTC) for p in logs), default=datetime.now(UTC))
     cfg = json.loads(args.config)
-    prov = build_provenance(cfg, args.sheet, args.inputs, start, args.workflow_dir)
+    prov = build_provenance(cfg, args.sheet, [read_json(p) for p in args.statuses], start)
     if args.config_copy:
         import yaml
 
-        _atomic_text(Path(args.config_copy), "# resolved config (defaults filled in) of this run\n"
-                     + yaml.safe_dump(cfg, sort_keys=True, allow_unicode=True))
+        write_text("# resolved config (defaults filled in) of this run\n"
+                   + yaml.safe_dump(cfg, sort_keys=True, allow_unicode=True), args.config_copy)
     if args.sheet_copy:
-        _atomic_text(Path(args.sheet_copy), Path(args.sheet).read_text(encoding="utf-8"))
-    out = Path(args.out)
-    tmp = out.with_name(out.name + ".part")
-    tmp.write_text(json.dumps(prov, indent=1, sort_keys=True) + "\n", encoding="utf-8")
-    os.replace(tmp, out)
+        write_text(Path(args.sheet).read_text(encoding="utf-8"), args.sheet_copy)
+    write_json(prov, args.out)
     return 0
 
 
-def add_conditions_commands(sub: argparse._SubParsersAction) -> None:
+def _cmd_collect(args: argparse.Namespace) -> int:
+    from zincassay.errors import ZincassayError
+    from zincassay.tables import collect_tables
+
+    n_out = len(args.out)
+    if len(args.tables) % n_out:
+        raise ZincassayError(f"{len(args.tables)} tables cannot be split evenly into {n_out} outputs")
+    k = len(args.tables) // n_out
+    for i, out in enumerate(args.out):
+        collect_tables(args.tables[i * k:(i + 1) * k], out, COLLECT_SORT)
+    return 0
+
+
+def add_commands(sub: argparse._SubParsersAction) -> None:
+    """Register the steps across samples on ``zincassay run``."""
+    k = sub.add_parser("collect", help="concatenate per-sample tables into one per --out, sorted")
+    k.add_argument("--out", required=True, action="append",
+                   help="an output table; the tables are split evenly among the --out given, in order")
+    k.add_argument("tables", nargs="*")
+    k.set_defaults(func=_cmd_collect)
+
     c = sub.add_parser("conditions", help="donor-aware comparison of conditions, QC table and figures")
     c.add_argument("--settings", required=True, help="the conditions config section as JSON")
-    c.add_argument("--cfse-indices")
-    c.add_argument("--cfse-gates")
-    c.add_argument("--imaging-summary")
-    c.add_argument("--imaging-cells")
-    c.add_argument("--outdir", required=True)
-    c.add_argument("cfse_histograms", nargs="*", help="per-sample results/cfse/<id>/histogram.tsv")
+    c.add_argument("--table", action="append", default=[],
+                   help="ASSAY=PATH: an assay's collected per-sample table, whose readouts are compared")
+    c.add_argument("--cfse-gates", help="results/cfse/gates.tsv (gate losses in the QC table)")
+    c.add_argument("--imaging-cells", help="results/imaging/cells.tsv (excluded cells in the QC table)")
+    c.add_argument("--sheet", default="", help="the sample sheet (named on the report's first page)")
+    for name in ("conditions", "qc", "overview"):
+        c.add_argument(f"--{name}", required=True)
+    for name in ("cfse-figure", "imaging-figure", "zinc-figure", "overlay-figure"):
+        c.add_argument(f"--{name}", help="made when given (the assay is in the sheet)")
+    c.add_argument("--histograms", nargs="*", default=[], help="per-sample CFSE histogram.tsv")
+    c.add_argument("--statuses", nargs="*", default=[], help="every per-sample status.json")
     c.set_defaults(func=_cmd_conditions)
 
     p = sub.add_parser("provenance", help="write results/provenance.json")
     p.add_argument("--config", required=True, help="the resolved config as JSON")
     p.add_argument("--sheet", required=True)
     p.add_argument("--logs", default="logs")
-    p.add_argument("--workflow-dir", default=".")
     p.add_argument("--out", required=True)
     p.add_argument("--config-copy", help="also write the resolved config here (YAML)")
     p.add_argument("--sheet-copy", help="also copy the sample sheet here")
-    p.add_argument("inputs", nargs="*", help="raw input files to fingerprint")
+    p.add_argument("statuses", nargs="*", help="every per-sample status.json (with the raw files' SHA-256)")
     p.set_defaults(func=_cmd_provenance)
 
 
-__all__ = ["add_conditions_commands"]
+__all__ = ["add_commands"]

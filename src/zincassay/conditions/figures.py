@@ -10,7 +10,7 @@ from matplotlib.figure import Figure
 from zincassay.conditions.stats import donor_values
 from zincassay.figures import new_figure
 
-__all__ = ["cfse_overlay_figure", "readout_figure", "zinc_distribution_figure"]
+__all__ = ["cfse_overlay_figure", "dose_response_figure", "readout_figure", "zinc_distribution_figure"]
 
 LABELS = {"median_baseline_zn_nM": "baseline [Zn2+] (nM, median of cells)",
           "median_peak_zn_nM": "peak [Zn2+] (nM, median of cells)",
@@ -92,5 +92,54 @@ def cfse_overlay_figure(hist: pd.DataFrame, samples: pd.DataFrame, conditions: l
         ax.set_xlabel("log10 CFSE")
         ax.set_ylabel("fraction of events per bin")
         ax.legend(fontsize=6)
+    fig.tight_layout()
+    return fig
+
+
+def dose_response_figure(table: pd.DataFrame, fits: pd.DataFrame, readouts: list[str], *, dose_column: str,
+                         source_column: str | None, donor_column: str = "donor") -> Figure:
+    """One panel per readout: every sample (colour = source, marker = donor) and each donor's fitted
+    4PL; dose 0 (untreated) sits at a quarter of the lowest dose on the log axis, marked "0"."""
+    from zincassay.curves.model import Logistic
+
+    n = max(len(readouts), 1)
+    cols = min(n, 3)
+    rows = int(np.ceil(n / cols))
+    fig, axes = new_figure(rows, cols, figsize=(4.3 * cols, 3.5 * rows), squeeze=False)
+    t = table.copy()
+    t[donor_column] = t[donor_column].astype(str)
+    dose = pd.to_numeric(t[dose_column], errors="coerce")
+    pos = dose[dose > 0]
+    x0 = float(pos.min()) / 4 if len(pos) else 0.1
+    xmax = float(pos.max()) if len(pos) else 1.0
+    sources = sorted(fits["source"].unique()) if len(fits) else [""]
+    colours = {s: matplotlib.colormaps["tab10"](i) for i, s in enumerate(sources)}
+    markers = dict(zip(sorted(t[donor_column].unique()), "osD^v<>ph*", strict=False))
+    grid = np.geomspace(x0, xmax * 1.5, 200)
+    for ax, readout in zip(axes.ravel(), readouts, strict=False):
+        for source in sources:
+            sel = t[source_column] == source if source_column and source else np.ones(len(t), bool)
+            if source_column and source:
+                sel = sel | ((t[source_column].fillna("") == "") & (dose == 0))
+            xs = np.where(dose[sel] > 0, dose[sel], x0)
+            for donor, mk in markers.items():
+                m = (t.loc[sel, donor_column] == donor).to_numpy()
+                ax.scatter(xs[m], pd.to_numeric(t.loc[sel, readout], errors="coerce")[m], s=12, marker=mk,
+                           color=colours[source], alpha=0.7)
+            for _, f in fits[(fits["readout"] == readout) & (fits["source"] == source)].iterrows():
+                if f["model"] == "4pl" and np.isfinite(f["ec50"]):
+                    b = abs(f["hill_slope"])
+                    curve = Logistic("4pl", a=f["response_untreated"], d=f["response_saturating"], c=f["ec50"], b=b)
+                    ax.plot(grid, curve.response(grid), color=colours[source], lw=0.8, alpha=0.8)
+            ax.plot([], [], color=colours[source], label=source or "all")
+        ax.set_xscale("log")
+        ticks = [x0, *[v for v in sorted(pos.unique()) if v > x0]]
+        ax.set_xticks(ticks)
+        ax.set_xticklabels(["0"] + [f"{v:.2g}" for v in ticks[1:]], fontsize=7, rotation=45)
+        ax.set_xlabel(dose_column)
+        ax.set_title(readout, fontsize=9)
+        ax.legend(fontsize=7)
+    for ax in axes.ravel()[len(readouts):]:
+        ax.set_axis_off()
     fig.tight_layout()
     return fig

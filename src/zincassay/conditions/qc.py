@@ -9,22 +9,50 @@ __all__ = ["qc_table"]
 COLUMNS = ["assay", "level", "sample_id", "cell_id", "item", "excluded", "detail"]
 
 
-def qc_table(cfse_indices: pd.DataFrame | None, cfse_gates: pd.DataFrame | None, imaging_cells: pd.DataFrame | None,
-             imaging_summary: pd.DataFrame | None) -> pd.DataFrame:
+def qc_table(samples: dict[str, pd.DataFrame | None], cfse_gates: pd.DataFrame | None = None,
+             imaging_cells: pd.DataFrame | None = None, statuses: list[dict] | None = None) -> pd.DataFrame:
     """One row per QC event.
 
-    ``level`` is ``sample`` (a flag on a whole sample; ``excluded`` says whether it left the
-    comparison), ``gate`` (events removed by a CFSE gate, with the fraction kept in ``detail``) or
-    ``cell`` (an imaging cell with its reason codes; flags that keep the cell are listed too).
+    ``level`` is ``file`` (a sample or control whose analysis failed: ``item`` is ``failed`` and
+    ``detail`` the one-line reason), ``sample`` (a flag on a whole sample, from its ``qc_flags`` or
+    ``sample_flags``; ``excluded`` says whether it left the comparison), ``gate`` (events removed by a
+    CFSE gate, with the fraction kept in ``detail``) or ``cell`` (an imaging cell with its reason
+    codes; flags that keep the cell are listed too).
+
+    Parameters
+    ----------
+    samples : dict of assay to DataFrame
+        Each assay's per-sample table (as compared by :func:`~zincassay.conditions.stats.compare_conditions`).
+    cfse_gates, imaging_cells : DataFrame, optional
+        ``results/cfse/gates.tsv`` and ``results/imaging/cells.tsv``.
+    statuses : list of dict
+        The per-sample ``status.json`` records.
     """
+    from zincassay.conditions.stats import usable_samples
+
     rows: list[dict] = []
-    if cfse_indices is not None and not cfse_indices.empty:
-        for _, r in cfse_indices.iterrows():
-            flags = [f for f in str(r.get("qc_flags", "")).split(";") if f and f != "nan"]
-            passed = str(r.get("qc_pass", "True")).lower() == "true"
-            for f in flags or ([] if passed else ["failed"]):
-                rows.append({"assay": "cfse", "level": "sample", "sample_id": r["sample_id"], "cell_id": "",
-                             "item": f, "excluded": not passed, "detail": ""})
+    failed = set()
+    for st in statuses or []:
+        if st.get("status") == "failed":
+            failed.add(st["sample_id"])
+            rows.append({"assay": st.get("assay", ""), "level": "file", "sample_id": st["sample_id"], "cell_id": "",
+                         "item": "failed", "excluded": True,
+                         "detail": f"{st.get('role', '')} {st.get('file', '')}: {st.get('reason', '')}".strip()})
+    for assay, table in samples.items():
+        if table is None or table.empty:
+            continue
+        used = set(usable_samples(table)["sample_id"])
+        for _, r in table.iterrows():
+            if r["sample_id"] in failed:
+                continue
+            flags = [f for col in ("qc_flags", "sample_flags") for f in str(r.get(col, "")).split(";")
+                     if f and f != "nan"]
+            excluded = r["sample_id"] not in used
+            if "n_pass" in r and r["n_pass"] == 0:
+                flags.append("no_cell_passes_qc")
+            for f in flags or (["failed_qc"] if excluded else []):
+                rows.append({"assay": assay, "level": "sample", "sample_id": r["sample_id"], "cell_id": "",
+                             "item": f, "excluded": excluded, "detail": ""})
     if cfse_gates is not None and not cfse_gates.empty:
         for _, r in cfse_gates.iterrows():
             n_in, n_out = r.get("events_in"), r.get("events_kept")
@@ -32,14 +60,6 @@ def qc_table(cfse_indices: pd.DataFrame | None, cfse_gates: pd.DataFrame | None,
                 rows.append({"assay": "cfse", "level": "gate", "sample_id": r["sample_id"], "cell_id": "",
                              "item": str(r.get("gate", r.get("step", ""))), "excluded": False,
                              "detail": f"kept {int(n_out)} of {int(n_in)} events ({100 * n_out / n_in:.1f} %)"})
-    if imaging_summary is not None and not imaging_summary.empty:
-        for _, r in imaging_summary.iterrows():
-            for f in [f for f in str(r.get("sample_flags", "")).split(";") if f and f != "nan"]:
-                rows.append({"assay": "imaging", "level": "sample", "sample_id": r["sample_id"], "cell_id": "",
-                             "item": f, "excluded": False, "detail": ""})
-            if r.get("n_pass", 1) == 0:
-                rows.append({"assay": "imaging", "level": "sample", "sample_id": r["sample_id"], "cell_id": "",
-                             "item": "no_cell_passes_qc", "excluded": True, "detail": ""})
     if imaging_cells is not None and not imaging_cells.empty:
         for _, r in imaging_cells.iterrows():
             reason = str(r.get("qc_reason", "")) if pd.notna(r.get("qc_reason")) else ""

@@ -15,7 +15,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats as st
 
-__all__ = ["CFSE_READOUTS", "IMAGING_READOUTS", "compare_conditions", "donor_values", "holm"]
+__all__ = ["CFSE_READOUTS", "COLUMNS", "IMAGING_READOUTS", "LABEL_COLUMNS", "READOUTS", "compare_conditions", "donor_values",
+           "holm", "readout_columns", "usable_samples"]
 
 CFSE_READOUTS = ("pct_divided", "fraction_diluted", "division_index", "proliferation_index", "expansion_index",
                  "replication_index")
@@ -55,8 +56,10 @@ def _compare_one(values: pd.DataFrame, readout: str, assay: str, conditions: lis
         row.update(difference=np.nan, ratio=np.nan, ci_low=np.nan, ci_high=np.nan, p_value=np.nan,
                    p_wilcoxon=np.nan, test="", n_paired=0)
         if cond == reference:
-            row["test"] = "reference"
-        elif reference in values and cond in values:
+            row["test"] = "reference" if len(conditions) > 1 else "reference (no other condition to compare)"
+        elif reference not in values or values[reference].dropna().empty:
+            row["test"] = f"not compared: no sample of the reference condition {reference!r}"
+        else:
             pair = values[[cond, reference]].dropna()
             d = (pair[cond] - pair[reference]).to_numpy()
             n = len(d)
@@ -80,45 +83,83 @@ def _compare_one(values: pd.DataFrame, readout: str, assay: str, conditions: lis
                     row["p_wilcoxon"] = float(st.wilcoxon(d, method="exact" if n <= 25 else "auto").pvalue)
                     row["test"] += "; Wilcoxon signed-rank in p_wilcoxon"
             else:
-                row["test"] = "no donor with both conditions"
+                row["test"] = "not compared: no donor has samples in both conditions"
         rows.append(row)
     return rows
 
 
-def compare_conditions(cfse: pd.DataFrame | None, imaging: pd.DataFrame | None, order: list[str],
-                       reference: str) -> pd.DataFrame:
-    """``results/summary/conditions.tsv``: every readout x condition.
+#: Columns of ``conditions.tsv``, in order.
+COLUMNS = ["assay", "readout", "condition", "reference", "n_donors", "mean", "sd", "n_paired", "difference",
+           "ratio", "ci_low", "ci_high", "p_value", "p_holm", "p_wilcoxon", "test"]
+
+
+def usable_samples(table: pd.DataFrame) -> pd.DataFrame:
+    """The rows that enter the comparison: samples that succeeded and pass QC (CFSE ``qc_pass``,
+    imaging at least one QC-passing cell)."""
+    t = table.copy()
+    if "donor" in t:
+        t["donor"] = t["donor"].astype(str)
+    if "status" in t:
+        t = t[t["status"].astype(str) == "ok"]
+    if "qc_pass" in t:
+        t = t[t["qc_pass"].astype(str).str.lower() == "true"]
+    if "n_pass" in t:
+        t = t[t["n_pass"] > 0]
+    return t
+
+
+#: The readouts compared for each assay's per-sample table (None: every numeric column that is not
+#: a label, for tables whose readouts are named by the data, e.g. one per subset or analyte).
+READOUTS: dict[str, tuple[str, ...] | None] = {"cfse": CFSE_READOUTS, "imaging": IMAGING_READOUTS}
+#: Columns of a per-sample table that are never readouts.
+LABEL_COLUMNS = frozenset({"sample_id", "condition", "donor", "batch", "status", "failure", "qc_pass", "qc_flags",
+                           "n_pass", "n_cells", "events_total", "events_gated"})
+
+
+def readout_columns(table: pd.DataFrame, readouts: tuple[str, ...] | None) -> list[str]:
+    """The readouts of ``table`` to compare: the listed ones it has, or every numeric non-label column."""
+    if readouts is not None:
+        return [r for r in readouts if r in table]
+    return [c for c in table.columns if c not in LABEL_COLUMNS and pd.api.types.is_numeric_dtype(table[c])]
+
+
+def compare_conditions(tables: dict[str, pd.DataFrame | None], order: list[str], reference: str,
+                       readouts: dict[str, tuple[str, ...] | None] | None = None) -> pd.DataFrame:
+    """``results/summary/conditions.tsv``: every assay x readout x condition (columns :data:`COLUMNS`).
 
     Parameters
     ----------
-    cfse : DataFrame or None
-        ``results/cfse/indices.tsv`` (samples with ``qc_pass`` false are left out).
-    imaging : DataFrame or None
-        ``results/imaging/summary.tsv`` (samples without QC-passing cells are left out).
+    tables : dict of assay to DataFrame or None
+        Each assay's per-sample table (one row per sample with ``sample_id, condition, donor`` and its
+        readouts, e.g. ``results/cfse/indices.tsv``, ``results/imaging/summary.tsv``); failed and
+        QC-failing samples are left out (:func:`usable_samples`).
     order : list of str
         Conditions in display order; any others found are appended sorted.
     reference : str
         The condition every other one is compared with.
+    readouts : dict, optional
+        The readouts per assay (default :data:`READOUTS`; an assay not listed: every numeric
+        non-label column).
+
+    Returns
+    -------
+    DataFrame
+        One row per assay x readout x condition with usable samples; ``test`` says what was done,
+        or why nothing could be (one condition, no reference samples, no paired donor, one donor).
+        Empty (with the columns) when no sample is usable.
     """
+    readouts = READOUTS if readouts is None else readouts
     rows: list[dict] = []
-    for assay, table, readouts in (("cfse", cfse, CFSE_READOUTS), ("imaging", imaging, IMAGING_READOUTS)):
+    for assay, table in tables.items():
         if table is None or table.empty:
             continue
-        t = table.copy()
-        t["donor"] = t["donor"].astype(str)
-        if "qc_pass" in t:
-            t = t[t["qc_pass"].astype(str).str.lower() == "true"]
-        if "n_pass" in t:
-            t = t[t["n_pass"] > 0]
+        t = usable_samples(table)
+        if t.empty:
+            continue
         conds = [c for c in order if c in set(t["condition"])]
         conds += sorted(set(t["condition"].dropna()) - set(conds))
-        for readout in readouts:
-            if readout in t:
-                rows += _compare_one(donor_values(t, readout), readout, assay, conds, reference)
-    out = pd.DataFrame(rows)
-    if out.empty:
-        return out
-    out["p_holm"] = holm(out["p_value"].to_numpy())
-    cols = ["assay", "readout", "condition", "reference", "n_donors", "mean", "sd", "n_paired", "difference",
-            "ratio", "ci_low", "ci_high", "p_value", "p_holm", "p_wilcoxon", "test"]
-    return out[cols]
+        for readout in readout_columns(t, readouts.get(assay)):
+            rows += _compare_one(donor_values(t, readout), readout, assay, conds, reference)
+    out = pd.DataFrame(rows, columns=[c for c in COLUMNS if c != "p_holm"])
+    out["p_holm"] = holm(out["p_value"].to_numpy()) if len(out) else np.array([], dtype=float)
+    return out[COLUMNS]

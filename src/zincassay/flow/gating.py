@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from scipy import ndimage
-from scipy.stats import chi2
+from scipy.special import chdtr, chdtri  # chi-square cdf / inverse survival (scipy.stats is slow to import)
 
 from zincassay.errors import ZincassayError
 from zincassay.flow.transforms import safe_log10
@@ -79,7 +79,11 @@ def _kind(name: str) -> str:
 
 
 def find_scatter_channels(data: FCSData, overrides: dict | None = None) -> ScatterChannels:
-    """Scatter channels by name (FSC-A/FSC-H/SSC-A, FSC-H/SSC-H, FS Lin/SS Lin, ...), or as configured."""
+    """Scatter channels by name (FSC-A/FSC-H/SSC-A, FSC-H/SSC-H, FS Lin/SS Lin, ...).
+
+    ``overrides`` maps ``fsc_a``/``fsc_h``/``ssc`` to channel names that win over the ones found
+    (None or missing entries are found by name).
+    """
     overrides = overrides or {}
     names = data.channel_names
     fsc = [n for n in names if _FSC.match(n.strip()) and "width" not in n.lower() and not n.upper().endswith("-W")]
@@ -102,7 +106,7 @@ def _robust_ellipse(xy: np.ndarray, start: np.ndarray, iters: int = 8) -> tuple[
     """Mean and covariance of the population around ``start``, trimmed at the 99 % contour."""
     d0 = np.linalg.norm(xy - start, axis=1)
     keep = d0 <= np.quantile(d0, 0.3)
-    cut = chi2.ppf(0.99, 2)
+    cut = float(chdtri(2, 1.0 - 0.99))
     mean, cov = start, np.cov(xy[keep].T)
     for _ in range(iters):
         mean = xy[keep].mean(axis=0)
@@ -114,7 +118,7 @@ def _robust_ellipse(xy: np.ndarray, start: np.ndarray, iters: int = 8) -> tuple[
             break
         keep = new
     # a 99 %-trimmed normal sample underestimates the covariance by this factor
-    consistency = 0.99 / chi2.cdf(cut, 4)
+    consistency = 0.99 / float(chdtr(4, cut))
     return mean, cov * consistency
 
 
@@ -128,7 +132,7 @@ def lymphocyte_gate(log_fsc: np.ndarray, log_ssc: np.ndarray, coverage: float) -
     mean, cov = _robust_ellipse(xy, start)
     diff = xy - mean
     m2 = np.einsum("ij,jk,ik->i", diff, np.linalg.inv(cov), diff)
-    r2 = chi2.ppf(coverage, 2)
+    r2 = float(chdtri(2, 1.0 - coverage))
     return m2 <= r2, {"center_log10": mean.tolist(), "cov_log10": cov.tolist(), "mahalanobis2_max": float(r2),
                       "coverage": coverage}
 
@@ -143,9 +147,17 @@ def singlet_gate(fsc_a: np.ndarray, fsc_h: np.ndarray, within: np.ndarray, band:
     return (ratio >= band[0]) & (ratio <= band[1]), {"ratio_low": float(band[0]), "ratio_high": float(band[1])}
 
 
-def viability_threshold(values: np.ndarray) -> float:
-    """Linear threshold between the negative and positive modes of a viability dye."""
+def viability_threshold_from(values: np.ndarray) -> float:
+    """Linear threshold between the negative and positive modes of a viability dye.
+
+    Compensated values at or below 1 (over-compensated live cells) all land on log10(1) = 0; they
+    are dye-negative, not a mode of their own, so they are left out of the histogram (they stay
+    below the threshold).
+    """
     lv = safe_log10(values)
+    above = lv[lv > 0.0]
+    if above.size >= 50:
+        lv = above
     lo, hi = np.quantile(lv, [0.001, 0.999])
     hist, edges = np.histogram(lv, bins=128, range=(lo, hi + 1e-9))
     smooth = ndimage.gaussian_filter1d(hist.astype(float), 2.0)
@@ -167,34 +179,45 @@ def viability_threshold(values: np.ndarray) -> float:
 
 
 def gate_events(
-    data: FCSData, events: np.ndarray, cfse_cfg: dict, viability: str | None = None
+    data: FCSData, *, gating: str = "auto", scatter: ScatterChannels | None = None,
+    lymphocyte_coverage: float, singlet_ratio: tuple[float, float] | None = None,
+    viability_channel: str | None = None, viability_threshold: float | None = None,
 ) -> GatingResult:
-    """Apply the lymphocyte, singlet and live gates to ``events`` (compensated values of ``data``).
+    """Apply the lymphocyte, singlet and live gates to ``data.events`` (compensated values).
 
     Parameters
     ----------
     data : FCSData
-        For channel lookup.
-    events : ndarray (n_events, n_channels)
-    cfse_cfg : dict
-        The ``cfse`` section of the resolved config.
-    viability : str, optional
-        Viability channel; defaults to ``cfse_cfg['viability_channel']``.
+        The events (linear, compensated when ``data.compensation`` says so) and their channels.
+    gating : {"auto", "none"}
+        ``none`` keeps every event (one ``all_events`` gate).
+    scatter : ScatterChannels, optional
+        Channel names that override the ones found by name (None entries are found by name).
+    lymphocyte_coverage : float
+        Share (0-1) of the main FSC/SSC population kept by the lymphocyte ellipse.
+    singlet_ratio : (low, high), optional
+        Manual band of FSC-A/FSC-H kept as singlets; None = median +/- 4 robust SD.
+    viability_channel : str, optional
+        Viability-dye channel ($PnN or $PnS); dead cells are bright. None = no live gate.
+    viability_threshold : float, optional
+        Manual viability threshold (linear units); None = the valley between the dye's modes.
     """
+    events = data.events
     n = events.shape[0]
     mask = np.ones(n, dtype=bool)
     gates: list[Gate] = []
-    scatter = find_scatter_channels(data, cfse_cfg.get("scatter"))
-    if cfse_cfg.get("gating", "auto") == "none":
+    overrides = {} if scatter is None else {k: getattr(scatter, k) for k in ("fsc_a", "fsc_h", "ssc")}
+    scatter = find_scatter_channels(data, overrides)
+    if gating == "none":
         gates.append(Gate("all_events", n, n, note="cfse.gating: none"))
         return GatingResult(mask, gates, scatter)
     if n < 50:
-        raise GatingError(f"{data.path}: only {n} events; too few to gate (set cfse.gating: none to keep all)")
-    manual = cfse_cfg.get("gates", {})
+        raise GatingError(f"{data.path}: only {n} events; at least 50 are needed to gate and analyse a tube "
+                          "(was the tube empty, or the acquisition stopped early?)")
     if scatter.fsc and scatter.ssc:
         fsc = events[:, data.channel_index(scatter.fsc)]
         ssc = events[:, data.channel_index(scatter.ssc)]
-        keep, params = lymphocyte_gate(safe_log10(fsc), safe_log10(ssc), manual.get("lymphocyte_coverage", 0.97))
+        keep, params = lymphocyte_gate(safe_log10(fsc), safe_log10(ssc), lymphocyte_coverage)
         params.update(fsc=scatter.fsc, ssc=scatter.ssc)
         gates.append(Gate("lymphocytes", int(mask.sum()), int((mask & keep).sum()), params))
         mask &= keep
@@ -203,19 +226,18 @@ def gate_events(
     if scatter.fsc_a and scatter.fsc_h:
         fa = events[:, data.channel_index(scatter.fsc_a)]
         fh = events[:, data.channel_index(scatter.fsc_h)]
-        keep, params = singlet_gate(fa, fh, mask, manual.get("singlet_ratio"))
+        keep, params = singlet_gate(fa, fh, mask, None if singlet_ratio is None else list(singlet_ratio))
         params.update(fsc_a=scatter.fsc_a, fsc_h=scatter.fsc_h)
         gates.append(Gate("singlets", int(mask.sum()), int((mask & keep).sum()), params))
         mask &= keep
     else:
         gates.append(Gate("singlets", int(mask.sum()), int(mask.sum()),
                           note="skipped: the file has only one of FSC-A and FSC-H"))
-    viability = viability if viability is not None else cfse_cfg.get("viability_channel")
-    if viability:
-        v = events[:, data.channel_index(viability)]
-        thr = manual.get("viability_threshold")
-        thr = float(thr) if thr is not None else viability_threshold(v[mask])
+    if viability_channel:
+        v = events[:, data.channel_index(viability_channel)]
+        thr = float(viability_threshold) if viability_threshold is not None else viability_threshold_from(v[mask])
         keep = v <= thr
-        gates.append(Gate("live", int(mask.sum()), int((mask & keep).sum()), {"channel": viability, "threshold": thr}))
+        gates.append(Gate("live", int(mask.sum()), int((mask & keep).sum()),
+                          {"channel": viability_channel, "threshold": thr}))
         mask &= keep
     return GatingResult(mask, gates, scatter)

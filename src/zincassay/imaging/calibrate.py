@@ -3,7 +3,7 @@
 [Zn2+] = Kd * (F - Fmin) / (Fmax - F) (Grynkiewicz, Poenie & Tsien 1985), every F
 background-subtracted and, by default, corrected for photobleaching. Fmax is the plateau after
 pyrithione + ZnCl2, Fmin the plateau after TPEN; plateaus are the frames where the rolling slope
-of the sample's median trace is near zero (docs/science.md, imaging calibration).
+of the sample's median trace is near zero (``docs/science.md`` §2 lists the pitfalls handled).
 
 One function per step, each over all cells at once: :func:`correct_bleaching`,
 :func:`find_plateaus`, :func:`readouts`, :func:`call_responders`, :func:`quality_control`;

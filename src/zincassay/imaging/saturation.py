@@ -115,7 +115,7 @@ def saturation_level(stats: FrameStats, dtype: np.dtype, *, bit_depth_setting: i
         Pixels at or above this value are saturated.
     source : str
         ``detected`` (a pile-up of pixels at the top of the data), ``config``, ``metadata``,
-        ``pixel type`` or ``none`` (float data without a bit depth).
+        ``pixel type`` or ``none (float data)`` (float data without a bit depth).
     """
     dtype = np.dtype(dtype)
     declared = None
@@ -132,4 +132,4 @@ def saturation_level(stats: FrameStats, dtype: np.dtype, *, bit_depth_setting: i
         return float(np.iinfo(dtype).max), "pixel type"
     if declared is not None:
         return declared
-    return float("inf"), "none"
+    return float("inf"), "none (float data)"

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -110,6 +110,9 @@ class FCSData:
         Irregularities met and how they were resolved.
     dataset : int
         Which data set of the file this is (0 = first).
+    compensation : str
+        What compensation ``events`` carry: ``"none"``, or the source of the spill matrix applied
+        (see :meth:`compensated`).
     """
 
     path: Path
@@ -121,6 +124,7 @@ class FCSData:
     spill_problem: str = ""
     warnings: list[str] = field(default_factory=list)
     dataset: int = 0
+    compensation: str = "none"
 
     @property
     def n_events(self) -> int:
@@ -170,6 +174,17 @@ class FCSData:
     def column(self, name: str) -> np.ndarray:
         """Linear values of one channel, shape (n_events,)."""
         return self.events[:, self.channel_index(name)]
+
+    def compensated(self, spill: SpillMatrix | None = None) -> FCSData:
+        """A copy whose ``events`` are compensated (see :func:`compensate`), with ``compensation``
+        naming the matrix applied (``"file <keyword>"`` or the CSV path).
+
+        Raises :class:`CompensationError` like :func:`compensate`.
+        """
+        events = compensate(self, spill)
+        used = spill if spill is not None else self.spill
+        source = used.source if spill is not None else f"file {used.source}"  # type: ignore[union-attr]
+        return replace(self, events=events, compensation=source)
 
     def to_dataframe(self, naming: str = "$PnN") -> pd.DataFrame:
         """Events as a DataFrame with columns named by ``$PnN`` or ``$PnS`` (falling back to $PnN)."""
@@ -439,19 +454,28 @@ def read_spill_csv(path: str | Path) -> SpillMatrix:
         frame = pd.read_csv(path)
     except (OSError, ValueError) as exc:
         raise CompensationError(f"{path}: cannot read the spill-matrix CSV: {exc}") from None
-    first = frame.columns[0]
-    if not pd.api.types.is_numeric_dtype(frame[first]):
+    layout = ("write it as a header row of channel names ($PnN) and one row of coefficients per channel, "
+              "optionally led by that channel's name")
+    first = frame.columns[0] if frame.shape[1] else None
+    if first is not None and not pd.api.types.is_numeric_dtype(frame[first]):
         frame = frame.set_index(first)
+        rows = [str(r).strip() for r in frame.index]
+        if rows != [str(c).strip() for c in frame.columns] and frame.shape[0] == frame.shape[1]:
+            raise CompensationError(f"{path}: the row labels {rows} do not match the header "
+                                    f"{[str(c).strip() for c in frame.columns]}; {layout}")
     labels = [str(c).strip() for c in frame.columns]
-    if frame.shape[0] != frame.shape[1]:
+    if frame.shape[0] == 0 or frame.shape[0] != frame.shape[1]:
         raise CompensationError(
-            f"{path}: the spill matrix must be square with a header of channel names; got "
-            f"{frame.shape[0]} rows x {frame.shape[1]} columns."
+            f"{path}: not a spill matrix: it must be square with a header of channel names, got "
+            f"{frame.shape[0]} rows x {frame.shape[1]} columns; {layout}"
         )
     try:
         matrix = frame.to_numpy(dtype=np.float64)
     except ValueError:
-        raise CompensationError(f"{path}: the spill matrix has a value that is not a number.") from None
+        raise CompensationError(f"{path}: the spill matrix has a value that is not a number; {layout}") from None
+    if not np.all(np.isfinite(matrix)) or np.any(np.diag(matrix) <= 0):
+        raise CompensationError(f"{path}: the spill matrix has an empty or non-positive diagonal or a missing value; "
+                                "each channel's own coefficient is 1")
     return SpillMatrix(tuple(labels), matrix, str(path))
 
 
@@ -796,7 +820,9 @@ def parse(
     ``meta`` holds every keyword (upper-cased) plus ``__header__``; with ``reformat_meta`` also
     ``_channels_`` (the channel table) and ``_channel_names_``. ``data`` has one column per
     channel named by ``channel_naming`` (``$PnS``, falling back to ``$PnN``, or ``$PnN``).
-    Values are linear (``$PnE``/``$PnG`` applied), unlike fcsparser's raw values.
+    Values are linear (``$PnE``/``$PnG`` applied), unlike fcsparser's raw values. The frame
+    wraps the decoded events without copying them (when ``dtype`` is their own, float32 for
+    float data), so it costs what :func:`read_fcs` costs.
     """
     data = read_fcs(path, dataset=data_set)
     meta: dict = dict(data.keywords)
@@ -808,4 +834,5 @@ def parse(
     if meta_data_only:
         return meta
     events = globals()["compensate"](data) if compensate else data.events
-    return meta, pd.DataFrame(events.astype(dtype, copy=False), columns=names)
+    # the decoded array is fresh and owned here: the frame wraps it (one 2-D block, no copy)
+    return meta, pd.DataFrame(events.astype(dtype, copy=False), columns=names, copy=False)

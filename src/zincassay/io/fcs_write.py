@@ -8,14 +8,20 @@ float/double data, the > 99,999,999-byte offset form, a chosen delimiter).
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 
-from zincassay.io.fcs import SpillMatrix
+from zincassay.io.fcs import SPILL_KEYWORDS, FCSData, SpillMatrix
 
-__all__ = ["fcs_bytes", "write_fcs"]
+__all__ = ["carried_keywords", "fcs_bytes", "write_events_fcs", "write_fcs"]
+
+# keywords the writer sets itself (layout, channels) and spill keywords (written from a SpillMatrix)
+_LAYOUT = re.compile(
+    r"^\$(BEGIN|END)(DATA|ANALYSIS|STEXT)$|^\$(NEXTDATA|PAR|TOT|DATATYPE|BYTEORD|MODE)$|^\$P\d+[A-Z]+$"
+)
 
 
 def _escape(value: str, delim: str) -> str:
@@ -163,3 +169,63 @@ def write_fcs(path: str | Path, events: np.ndarray, pnn: Sequence[str], **kwargs
     tmp.write_bytes(blob)
     os.replace(tmp, path)
     return path
+
+
+def carried_keywords(data: FCSData) -> dict[str, str]:
+    """The keywords of ``data`` that describe the sample (``$FIL``, ``$TIMESTEP``, ``$CYT``, dates,
+    custom keywords): all but the layout, per-channel and spill keywords a writer sets itself."""
+    return {k: v for k, v in data.keywords.items() if not _LAYOUT.match(k) and k not in SPILL_KEYWORDS}
+
+
+def write_events_fcs(
+    path: str | Path, data: FCSData, mask: np.ndarray | None = None, *,
+    extra: Mapping[str, tuple[np.ndarray, str]] | None = None, spill: SpillMatrix | None = None,
+) -> Path:
+    """Write selected events of a sample, with extra columns, as FCS 3.1 (float, little-endian).
+
+    Parameters
+    ----------
+    path : str or Path
+    data : FCSData
+        The sample as read: its linear, uncompensated events, channel names (``$PnN``, ``$PnS``,
+        ``$PnR``) and descriptive keywords are kept; ``$PnE``/``$PnG`` are already applied, so
+        they are written as ``0,0`` and 1.
+    mask : ndarray of bool (n_events,), optional
+        Events to write; default all.
+    extra : mapping of ``$PnN`` to (values, ``$PnS``)
+        Extra columns, each of length ``mask.sum()`` (e.g. a generation and its probability).
+        ``$PnR`` is the next integer above the column's maximum (at least 1).
+    spill : SpillMatrix, optional
+        Written as ``$SPILLOVER``; default the file's own matrix (none if it has none). When
+        ``data`` is already compensated (``data.compensation != "none"``) its values are written
+        as they are and no spill matrix is written (a program would compensate them twice);
+        ``ZINCASSAY_COMPENSATION`` names the matrix that was applied.
+
+    Returns
+    -------
+    Path
+    """
+    events = data.events if mask is None else data.events[np.asarray(mask, dtype=bool)]
+    cols = [events]
+    pnn = list(data.channels["$PnN"])
+    pns = list(data.channels["$PnS"])
+    pnr = [float(r) if float(r) > 0 else 262144.0 for r in data.channels["$PnR"]]
+    for name, (values, stain) in (extra or {}).items():
+        v = np.asarray(values).reshape(-1)
+        if v.size != events.shape[0]:
+            raise ValueError(f"extra column {name!r} has {v.size} values for {events.shape[0]} events")
+        cols.append(v[:, None])
+        pnn.append(name)
+        pns.append(stain)
+        pnr.append(float(max(1.0, np.floor(np.nanmax(v)) + 1.0)) if v.size else 1.0)
+    dtype = np.float64 if events.dtype == np.float64 else np.float32
+    table = np.hstack([np.asarray(c, dtype=dtype) for c in cols]) if cols else events
+    keywords = carried_keywords(data)
+    keywords["$FIL"] = Path(path).name
+    keywords["ZINCASSAY_SOURCE"] = data.path.name
+    compensated = getattr(data, "compensation", "none") != "none"
+    if compensated:
+        keywords["ZINCASSAY_COMPENSATION"] = data.compensation
+    matrix = None if compensated else (spill if spill is not None else data.spill)
+    return write_fcs(path, table, pnn, pns=pns, datatype="D" if dtype == np.float64 else "F", byteorder="little",
+                     version="3.1", pnr=pnr, spill=matrix, keywords=keywords)

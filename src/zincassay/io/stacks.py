@@ -21,11 +21,10 @@ import numpy as np
 import tifffile
 
 from zincassay.errors import ZincassayError
+from zincassay.io import TIFF_SUFFIXES, VENDOR_EXTRAS
 
-__all__ = ["ImagingError", "Stack", "read_stack"]
+__all__ = ["ImagingError", "Stack", "read_stack", "stack_metadata"]
 
-TIFF_SUFFIXES = (".tif", ".tiff", ".ome.tif", ".ome.tiff")
-VENDOR_EXTRAS = {".nd2": ("nd2", "nd2"), ".czi": ("czifile", "czi"), ".lif": ("readlif.reader", "lif")}
 
 
 class ImagingError(ZincassayError):
@@ -149,13 +148,13 @@ class _Complaints(logging.Handler):
 
 def _check_truncated(tf: tifffile.TiffFile, series, path: Path, complaints: list[str]) -> None:
     """A cut-off multi-frame TIFF often reads as one frame: the index of the later frames is gone.
-    Say so when the first page's description announces more frames (ImageJ ``images=``, OME
-    ``SizeT``), when tifffile found offsets beyond the end of the file, or when the file is much
-    larger than the frames that could be read."""
+    Say so when the first page's description announces more frames (OME ``SizeT``), when
+    tifffile found offsets beyond the end of the file, or when the file is much larger than the
+    frames that could be read."""
     frames = int(np.prod(series.shape[:-2])) if len(series.shape) > 2 else 1
     page = tf.pages[0]
     desc = page.description or ""
-    m = re.search(r"\bimages=(\d+)", desc) or re.search(r'SizeT="(\d+)"', desc)
+    m = re.search(r'SizeT="(\d+)"', desc)  # (ImageJ's images= is checked by the caller)
     claimed = int(m.group(1)) if m else None
     end = max((o + c for o, c in zip(page.dataoffsets, page.databytecounts, strict=False)), default=0)
     size = tf.filehandle.size
@@ -164,6 +163,46 @@ def _check_truncated(tf: tifffile.TiffFile, series, path: Path, complaints: list
         said = f"its header announces {claimed} frames" if claimed else f"it holds {size:,} bytes"
         raise ImagingError(f"{path}: the file is truncated: {said} but only one frame can be read; "
                            "copy it again from the acquisition computer")
+
+
+def _tiff_metadata(tf: tifffile.TiffFile) -> tuple[str, dict]:
+    """The kind of TIFF and what its metadata say: ``frame_interval_s`` (s), ``pixel_size_um`` (µm),
+    ``bit_depth``, ``channels`` (names), each only when present; units are converted."""
+    meta: dict = {"channels": []}
+    if tf.is_ome and tf.ome_metadata:
+        meta.update(_ome_metadata(tf.ome_metadata))
+        return "OME-TIFF", meta
+    if not tf.is_imagej:
+        return "TIFF", meta
+    ij = tf.imagej_metadata or {}
+    if ij.get("finterval"):
+        meta["frame_interval_s"] = float(ij["finterval"]) * {"ms": 1e-3, "min": 60.0}.get(str(ij.get("tunit", "s")), 1.0)
+    labels = ij.get("Labels")
+    if isinstance(labels, list):
+        meta["channels"] = [str(x) for x in labels]
+    m = re.search(r"camera_bit_depth\s*=\s*(\d+)", str(ij.get("Info", "")))
+    if m:
+        meta["bit_depth"] = int(m.group(1))
+    xres = tf.pages[0].tags.get("XResolution")
+    if xres is not None and ij.get("unit") in ("um", "micron", "µm", "\\u00B5m"):
+        num, den = xres.value
+        if num:
+            meta["pixel_size_um"] = den / num
+    return "ImageJ TIFF", meta
+
+
+def stack_metadata(path: str | Path) -> dict:
+    """What a TIFF's metadata say, without reading pixels (see :func:`_tiff_metadata`); ``{}`` for
+    other formats or an unreadable file. Used by ``zincassay init`` to draft the sample sheet."""
+    path = Path(path)
+    if path.suffix.lower() not in TIFF_SUFFIXES and not path.name.lower().endswith(TIFF_SUFFIXES):
+        return {}
+    logging.getLogger("tifffile").setLevel(logging.CRITICAL)
+    try:
+        with tifffile.TiffFile(path) as tf:
+            return _tiff_metadata(tf)[1]
+    except (tifffile.TiffFileError, ValueError, OSError, IndexError, KeyError):
+        return {}
 
 
 def _read_tiff(path: Path, channel: int | str | None) -> Stack:
@@ -192,30 +231,12 @@ def _read_tiff_logged(path: Path, channel: int | str | None, complaints: list[st
             raise ImagingError(f"{path}: the TIFF holds no image data")
         series = tf.series[0]
         axes = series.axes
-        meta: dict = {"channels": []}
-        if tf.is_ome and tf.ome_metadata:
-            meta.update(_ome_metadata(tf.ome_metadata))
-            kind = "OME-TIFF"
-        elif tf.is_imagej:
-            ij = tf.imagej_metadata or {}
-            kind = "ImageJ TIFF"
-            if ij.get("finterval"):
-                meta["frame_interval_s"] = float(ij["finterval"]) * {"ms": 1e-3, "min": 60.0}.get(
-                    str(ij.get("tunit", "s")), 1.0)
-            labels = ij.get("Labels")
-            if isinstance(labels, list):
-                meta["channels"] = [str(x) for x in labels]
-            m = re.search(r"camera_bit_depth\s*=\s*(\d+)", str(ij.get("Info", "")))
-            if m:
-                meta["bit_depth"] = int(m.group(1))
-            page = tf.pages[0]
-            xres = page.tags.get("XResolution")
-            if xres is not None and ij.get("unit") in ("um", "micron", "µm", "\\u00B5m"):
-                num, den = xres.value
-                if num:
-                    meta["pixel_size_um"] = den / num
-        else:
-            kind = "TIFF"
+        kind, meta = _tiff_metadata(tf)
+        announced = int((tf.imagej_metadata or {}).get("images", 0) or 0) if tf.is_imagej else 0
+        planes = int(np.prod([n for a, n in zip(axes, series.shape, strict=True) if a not in "YXS"]))
+        if announced > planes:
+            raise ImagingError(f"{path}: the file is truncated: its header announces {announced} images but only "
+                               f"{planes} can be read; copy it again from the acquisition computer")
         if "bit_depth" not in meta and series.dtype == np.uint8:
             meta["bit_depth"] = 8
         _check_truncated(tf, series, path, complaints)
@@ -240,7 +261,7 @@ def _read_tiff_logged(path: Path, channel: int | str | None, complaints: list[st
 
 
 def _read_folder(path: Path, channel: int | str | None) -> Stack:
-    files = sorted(p for p in path.iterdir() if p.suffix.lower() in (".tif", ".tiff"))
+    files = sorted(p for p in path.iterdir() if p.suffix.lower() in TIFF_SUFFIXES and not p.name.startswith("."))
     if not files:
         raise ImagingError(f"{path}: folder holds no .tif files; point the sample sheet at a stack or a folder of frames")
     frames = []

@@ -1,0 +1,305 @@
+"""Dose-response of every readout: a 4-parameter log-logistic per donor, source and readout.
+
+    y(x) = d + (a - d) / (1 + (x / c)**b)        (b > 0)
+
+``a`` is the response of untreated cells (dose 0, which enters exactly: no logarithm of zero),
+``d`` the response at saturating dose, ``c`` the EC50 (called IC50 when the response falls), ``b``
+the steepness; the Hill slope is reported signed, b * sign(d - a) (negative for inhibition, as
+GraphPad's). This is drc's LL.4 (Ritz et al., PLoS ONE 10 (2015) e0146021) fitted with the shared
+curve machinery (:mod:`zincassay.curves.fit`: global grid over c and b with the asymptotes solved
+exactly, then refined; weights by ``weighting``).
+
+A flat line (no dose effect) is tested against the curve by the extra-sum-of-squares F test (3 and
+n - 4 degrees of freedom, weighted as the curve); with p >= 0.05 the readout has ``no_dose_effect``
+and no EC50 (AICc, used for standard curves, penalises 4 parameters too hard at the 7-16 points of
+one donor's series). EC50 interval: profile likelihood
+(:func:`zincassay.curves.fit.profile_interval_lnc`; 0 or inf where the doses cannot bound it);
+Hill slope interval: delta method on ln b with a t quantile on n - 4 degrees of freedom. An EC50 outside the tested doses is flagged
+``ec50_beyond_doses`` (the interval then is wide and one-sided in practice).
+
+Untreated rows (dose 0) without a source belong to every source's curve of their donor. A readout
+whose values are all >= 0 keeps its fitted asymptotes >= 0.
+Sources are compared paired over donors (:func:`dose_response_table`): the ratio of EC50s (paired
+t on log EC50) and the difference of the response at the highest dose as % of untreated.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from zincassay.conditions.stats import holm
+from zincassay.curves.fit import CurveFit, FitError, fit_logistic, profile_interval_lnc, variance_function
+
+__all__ = ["COMPARISON_COLUMNS", "FIT_COLUMNS", "NO_EFFECT_P", "DoseResponseFit", "dose_response_table",
+           "fit_dose_response", "wide_concentrations"]
+
+#: A curve whose F test against a flat line gives p >= this has no dose effect (and no EC50).
+NO_EFFECT_P = 0.05
+
+FIT_COLUMNS = ("readout", "source", "donor", "dose_column", "n_points", "n_doses", "max_dose", "model", "direction",
+               "ec50", "ec50_ci_low", "ec50_ci_high", "hill_slope", "hill_ci_low", "hill_ci_high",
+               "response_untreated", "response_saturating", "response_at_max_dose_pct", "p_dose_effect",
+               "n_censored", "flags")
+COMPARISON_COLUMNS = ("readout", "source", "reference_source", "dose_column", "n_donors", "n_fitted", "gmean_ec50",
+                      "ec50_ci_low", "ec50_ci_high", "mean_response_at_max_dose_pct", "n_paired", "ec50_ratio",
+                      "ec50_ratio_ci_low", "ec50_ratio_ci_high", "p_ec50", "max_dose_pct_difference",
+                      "max_dose_pct_diff_ci_low", "max_dose_pct_diff_ci_high", "p_max_dose", "p_holm_ec50",
+                      "p_holm_max_dose", "test")
+
+
+@dataclass(frozen=True)
+class DoseResponseFit:
+    """One curve (donor x source x readout). ``fit`` is None when no 4PL could be fitted; ``flat``
+    when the flat line is preferred."""
+
+    fit: CurveFit | None
+    flat: bool
+    n_points: int
+    n_doses: int
+    max_dose: float
+    ec50: float
+    ec50_ci: tuple[float, float]
+    hill_slope: float
+    hill_ci: tuple[float, float]
+    response_untreated: float
+    response_saturating: float
+    response_at_max_dose_pct: float
+    p_dose_effect: float
+    flags: tuple[str, ...]
+
+
+def _dose_effect_p(x: np.ndarray, y: np.ndarray, fit: CurveFit) -> float:
+    """F test of the 4PL against a flat line (the 4PL with a = d), both weighted as the 4PL's final fit."""
+    mu = fit.curve.response(x)
+    w = 1.0 / variance_function(mu, fit.variance_power, fit.offset, fit.floor)
+    rss_4pl = float(np.sum(w * (y - mu) ** 2))
+    flat = float(np.sum(w * y) / np.sum(w))
+    rss_flat = float(np.sum(w * (y - flat) ** 2))
+    df = len(y) - 4
+    if df <= 0:
+        return np.nan
+    if rss_4pl <= 0:
+        return 0.0
+    f = ((rss_flat - rss_4pl) / 3.0) / (rss_4pl / df)
+    return float(stats.f.sf(max(f, 0.0), 3, df))
+
+
+def fit_dose_response(dose: np.ndarray, response: np.ndarray, *, weighting: str, ci_level: float,
+                      nonnegative: bool) -> DoseResponseFit:
+    """Fit one dose-response curve.
+
+    Parameters
+    ----------
+    dose : ndarray (n,)
+        Doses (>= 0; 0 = untreated), any unit (the EC50 comes out in it).
+    response : ndarray (n,)
+        Readout per sample (NaN rows are left out).
+    weighting : {"1/y2", "none", "power"}
+    ci_level : float
+    nonnegative : bool
+        Keep the fitted asymptotes >= 0 (a readout that cannot be negative).
+
+    Returns
+    -------
+    DoseResponseFit
+        Flags: ``too_few_doses`` (fewer than 3 positive doses or 6 points: nothing fitted),
+        ``no_dose_effect``, ``ec50_beyond_doses``.
+    """
+    x = np.asarray(dose, dtype=np.float64)
+    y = np.asarray(response, dtype=np.float64)
+    ok = np.isfinite(x) & np.isfinite(y) & (x >= 0)
+    x, y = x[ok], y[ok]
+    pos = np.unique(x[x > 0])
+    nan2 = (np.nan, np.nan)
+    base = dict(n_points=len(y), n_doses=len(np.unique(x)), max_dose=float(x.max()) if len(x) else np.nan)
+    if len(pos) < 3 or len(y) < 6:
+        return DoseResponseFit(None, False, ec50=np.nan, ec50_ci=nan2, hill_slope=np.nan, hill_ci=nan2,
+                               response_untreated=np.nan, response_saturating=np.nan, response_at_max_dose_pct=np.nan,
+                               p_dose_effect=np.nan, flags=("too_few_doses",), **base)
+    try:
+        fit = fit_logistic(x, y, model="4pl", weighting=weighting, nonnegative=nonnegative)
+    except FitError:
+        return DoseResponseFit(None, True, ec50=np.nan, ec50_ci=nan2, hill_slope=np.nan, hill_ci=nan2,
+                               response_untreated=float(np.mean(y)), response_saturating=float(np.mean(y)),
+                               response_at_max_dose_pct=100.0, p_dose_effect=np.nan, flags=("no_dose_effect",), **base)
+    c = fit.curve
+    at0 = c.a
+    at_max = float(c.response(np.array([x.max()]))[0])
+    pct = 100.0 * at_max / at0 if at0 else np.nan
+    p_effect = _dose_effect_p(x, y, fit)
+    if not p_effect < NO_EFFECT_P:
+        return DoseResponseFit(fit, True, ec50=np.nan, ec50_ci=nan2, hill_slope=np.nan, hill_ci=nan2,
+                               response_untreated=float(np.mean(y)), response_saturating=float(np.mean(y)),
+                               response_at_max_dose_pct=100.0, p_dose_effect=p_effect, flags=("no_dose_effect",),
+                               **base)
+    t = stats.t.ppf(0.5 + ci_level / 2, max(fit.df, 1))
+    se_b = np.sqrt(max(fit.cov[3, 3], 0.0))
+    sign = 1.0 if c.d > c.a else -1.0
+    with np.errstate(over="ignore"):
+        hill_ci = tuple(sorted((sign * c.b * np.exp(-t * se_b), sign * c.b * np.exp(t * se_b))))
+    lo, hi = profile_interval_lnc(x, y, fit, ci_level)
+    flags = ("ec50_beyond_doses",) if (c.c > pos.max() or c.c < pos.min()) else ()
+    return DoseResponseFit(fit, False, ec50=c.c, ec50_ci=(float(np.exp(lo)), float(np.exp(hi))),
+                           hill_slope=sign * c.b, hill_ci=(float(hill_ci[0]), float(hill_ci[1])),
+                           response_untreated=at0, response_saturating=c.d, response_at_max_dose_pct=pct,
+                           p_dose_effect=p_effect, flags=flags, **base)
+
+
+def _t_ci(v: np.ndarray, level: float) -> tuple[float, float, float]:
+    """Mean, CI low, CI high (t) of v; NaN CI with fewer than 2 values."""
+    n = len(v)
+    if n == 0:
+        return np.nan, np.nan, np.nan
+    m = float(np.mean(v))
+    if n < 2:
+        return m, np.nan, np.nan
+    half = stats.t.ppf(0.5 + level / 2, n - 1) * np.std(v, ddof=1) / np.sqrt(n)
+    return m, m - half, m + half
+
+
+def _paired_p(d: np.ndarray) -> float:
+    if len(d) < 2:
+        return np.nan
+    if np.std(d, ddof=1) <= 1e-12 * max(abs(np.mean(d)), 1e-300):
+        return 1.0 if np.mean(d) == 0 else 0.0
+    return float(stats.ttest_1samp(d, 0.0).pvalue)
+
+
+def dose_response_table(
+    table: pd.DataFrame,
+    *,
+    readouts: list[str],
+    dose_column: str,
+    source_column: str | None,
+    weighting: str,
+    ci_level: float,
+    source_reference: str | None,
+    donor_column: str = "donor",
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Fit every readout x source x donor and compare sources paired over donors.
+
+    Parameters
+    ----------
+    table : DataFrame
+        One row per sample: ``donor_column``, ``dose_column`` (numeric, 0 = untreated), optionally
+        ``source_column``, and the readouts (NaN = not measured; a cytokine below its LLOQ should be
+        NaN here: it is left out of the fit and counted in ``n_censored`` when a column
+        ``<readout>__censored`` marks it).
+    readouts : columns to fit.
+    dose_column, source_column : as configured (``conditions.dose_column``/``source_column``).
+    weighting, ci_level : see :func:`fit_dose_response`.
+    source_reference : source every other one is compared with; None = the first sorted.
+
+    Returns
+    -------
+    fits : DataFrame of :data:`FIT_COLUMNS`, one row per readout x source x donor, sorted.
+    comparisons : DataFrame of :data:`COMPARISON_COLUMNS`, one row per readout x source (the
+        reference source's row carries its own summary and no comparison); ``p_holm_*`` adjusted
+        across the table.
+    """
+    t = table.copy()
+    t[donor_column] = t[donor_column].astype(str)
+    t[dose_column] = pd.to_numeric(t[dose_column], errors="coerce")
+    if source_column:
+        t[source_column] = t[source_column].fillna("").astype(str)
+        named = sorted(s for s in t[source_column].unique() if s)
+    else:
+        named = [""]
+    sources = named or [""]
+    rows = []
+    for readout in readouts:
+        if readout not in t:
+            continue
+        censored_col = f"{readout}__censored"
+        values = pd.to_numeric(t[readout], errors="coerce")
+        nonneg = bool((values.dropna() >= 0).all())
+        for source in sources:
+            if source_column and source:
+                sub = t[(t[source_column] == source) | ((t[source_column] == "") & (t[dose_column] == 0))]
+            else:
+                sub = t
+            for donor, grp in sub.groupby(donor_column, sort=True):
+                r = fit_dose_response(grp[dose_column].to_numpy(float), pd.to_numeric(grp[readout], errors="coerce").to_numpy(float),
+                                      weighting=weighting, ci_level=ci_level, nonnegative=nonneg)
+                n_cens = int(grp[censored_col].astype(bool).sum()) if censored_col in grp else 0
+                flags = list(r.flags) + (["censored_points"] if n_cens else [])
+                direction = "" if (r.fit is None or r.flat) else ("increasing" if r.hill_slope > 0 else "decreasing")
+                rows.append({
+                    "readout": readout, "source": source, "donor": donor, "dose_column": dose_column,
+                    "n_points": r.n_points, "n_doses": r.n_doses, "max_dose": r.max_dose,
+                    "model": "" if r.fit is None and not r.flat else ("flat" if r.flat else "4pl"),
+                    "direction": direction, "ec50": r.ec50, "ec50_ci_low": r.ec50_ci[0], "ec50_ci_high": r.ec50_ci[1],
+                    "hill_slope": r.hill_slope, "hill_ci_low": r.hill_ci[0], "hill_ci_high": r.hill_ci[1],
+                    "response_untreated": r.response_untreated, "response_saturating": r.response_saturating,
+                    "response_at_max_dose_pct": r.response_at_max_dose_pct, "p_dose_effect": r.p_dose_effect,
+                    "n_censored": n_cens, "flags": ";".join(flags)})
+    fits = pd.DataFrame(rows, columns=list(FIT_COLUMNS))
+    if fits.empty:
+        return fits, pd.DataFrame(columns=list(COMPARISON_COLUMNS))
+    fits = fits.sort_values(["readout", "source", "donor"], kind="stable").reset_index(drop=True)
+    ref = source_reference if source_reference is not None else sources[0]
+    comp = []
+    for readout, fr in fits.groupby("readout", sort=True):
+        by = {s: g.set_index("donor") for s, g in fr.groupby("source")}
+        for source in sources:
+            g = by.get(source)
+            if g is None:
+                continue
+            ec = g["ec50"].dropna()
+            lm, llo, lhi = _t_ci(np.log(ec.to_numpy()), ci_level)
+            pm = float(g["response_at_max_dose_pct"].mean())
+            row = {"readout": readout, "source": source, "reference_source": ref, "dose_column": dose_column,
+                   "n_donors": len(g), "n_fitted": len(ec), "gmean_ec50": np.exp(lm), "ec50_ci_low": np.exp(llo),
+                   "ec50_ci_high": np.exp(lhi), "mean_response_at_max_dose_pct": pm}
+            row.update(dict.fromkeys(("n_paired", "ec50_ratio", "ec50_ratio_ci_low", "ec50_ratio_ci_high", "p_ec50",
+                                      "max_dose_pct_difference", "max_dose_pct_diff_ci_low",
+                                      "max_dose_pct_diff_ci_high", "p_max_dose"), np.nan))
+            if source == ref:
+                row["test"] = "reference"
+            elif ref in by:
+                r0 = by[ref]
+                both = g.index.intersection(r0.index)
+                pair_ec = pd.concat([g.loc[both, "ec50"], r0.loc[both, "ec50"]], axis=1).dropna()
+                d_ec = np.log(pair_ec.iloc[:, 0].to_numpy()) - np.log(pair_ec.iloc[:, 1].to_numpy())
+                m, lo, hi = _t_ci(d_ec, ci_level)
+                pair_pm = pd.concat([g.loc[both, "response_at_max_dose_pct"],
+                                     r0.loc[both, "response_at_max_dose_pct"]], axis=1).dropna()
+                d_pm = pair_pm.iloc[:, 0].to_numpy() - pair_pm.iloc[:, 1].to_numpy()
+                mp, lp, hp = _t_ci(d_pm, ci_level)
+                row.update(n_paired=len(both), ec50_ratio=np.exp(m), ec50_ratio_ci_low=np.exp(lo),
+                           ec50_ratio_ci_high=np.exp(hi), p_ec50=_paired_p(d_ec), max_dose_pct_difference=mp,
+                           max_dose_pct_diff_ci_low=lp, max_dose_pct_diff_ci_high=hp, p_max_dose=_paired_p(d_pm),
+                           test=f"paired t over donors (EC50: n={len(d_ec)} on log; max dose: n={len(d_pm)})")
+            else:
+                row["test"] = f"reference source {ref!r} absent"
+            comp.append(row)
+    comparisons = pd.DataFrame(comp, columns=list(COMPARISON_COLUMNS))
+    p = np.concatenate([comparisons["p_ec50"].to_numpy(float), comparisons["p_max_dose"].to_numpy(float)])
+    adj = holm(p)
+    comparisons["p_holm_ec50"] = adj[: len(comparisons)]
+    comparisons["p_holm_max_dose"] = adj[len(comparisons):]
+    return fits, comparisons
+
+
+def wide_concentrations(concentrations: pd.DataFrame) -> pd.DataFrame:
+    """``results/cytokines/concentrations.tsv`` (sample x analyte rows) as one row per sample.
+
+    Returns ``sample_id`` and per analyte the concentration (NaN when flagged out of range or not
+    measured) and ``<analyte>__censored`` (True when flagged ``<LLOQ``/``>ULOQ``), the form
+    :func:`dose_response_table` and the condition comparison take. An analyte measured by two assays
+    (bead array and ELISA) keeps both, as ``<analyte> (<assay>)``.
+    """
+    c = concentrations.copy()
+    both = c.groupby("analyte")["assay"].nunique()
+    c["readout"] = [a if both[a] == 1 else f"{a} ({s})" for a, s in zip(c["analyte"], c["assay"], strict=True)]
+    c["censored"] = c["flag"].isin(["<LLOQ", ">ULOQ"])
+    value = c.pivot_table(index="sample_id", columns="readout", values="concentration", aggfunc="first", dropna=False)
+    cens = c.pivot_table(index="sample_id", columns="readout", values="censored", aggfunc="first").astype(bool)
+    cens.columns = [f"{k}__censored" for k in cens.columns]
+    out = value.join(cens).reset_index()
+    out.columns.name = None
+    return out.sort_values("sample_id", kind="stable").reset_index(drop=True)
