@@ -217,8 +217,9 @@ def score(result, cells: pd.DataFrame, truth: dict, p: ImagingParams) -> dict:
     return row
 
 
-def run_one(i: int, seed: int, workdir: str) -> dict:
-    """Draw, simulate, write, analyse and score stack ``i`` of the sweep with ``seed``."""
+def run_one(i: int, seed: int, workdir: str, max_side: int = 512, max_frames: int = 400) -> dict:
+    """Draw, simulate, write, analyse and score stack ``i`` of the sweep with ``seed`` (fields of
+    at most ``max_side`` px a side and ``max_frames`` frames)."""
     from zincassay.config import resolve_config
     from zincassay.imaging.pipeline import analyse_stack
     from zincassay.imaging.settings import ImagingSettings
@@ -226,7 +227,7 @@ def run_one(i: int, seed: int, workdir: str) -> dict:
     from zincassay.samplesheet import Sample
 
     rng = np.random.default_rng([seed, i])
-    p, facts = draw_params(rng)
+    p, facts = draw_params(rng, max_side=max_side, max_frames=max_frames)
     row = {"stack": i, **facts, "pixel_um": p.pixel_size_um, "cells": p.n_cells, "side_px": f"{p.shape[0]}x{p.shape[1]}",
            "frames": p.n_frames, "dt_s": p.frame_interval_s, "bits": p.bit_depth, "drift_px": p.drift_px,
            "max_jolt_px": max(p.jolts_px), "no_jolt_events": sum(j == 0 for j in p.jolts_px),

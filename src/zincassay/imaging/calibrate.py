@@ -102,8 +102,12 @@ def find_plateau(trace: np.ndarray, time_s: np.ndarray, frames: np.ndarray, max_
         return frames
     level = np.abs(np.nanmedian(seg)) or 1.0
     slope = _nan_quiet(np.gradient, seg, t) * 60.0 / level
-    fin = np.isfinite(slope)
-    noise = 1.4826 * float(np.median(np.abs(slope[fin] - np.median(slope[fin])))) if fin.sum() > 3 else 0.0
+    # the slope's noise: pixel-to-pixel noise of the trace (robust SD of its frame-to-frame
+    # differences) carried through the rolling mean and the central difference
+    d = np.diff(trace[frames])
+    d = d[np.isfinite(d)]
+    sd = 1.4826 * float(np.median(np.abs(d - np.median(d)))) / np.sqrt(2) if len(d) > 3 else 0.0
+    noise = sd * np.sqrt(2) / (2 * w * dt) * 60.0 / level
     flat = np.abs(slope) <= max(max_slope_per_min, 3 * noise)
     if which == "first":
         lo, hi = np.nanmin(seg), np.nanmax(seg)

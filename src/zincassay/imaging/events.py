@@ -94,17 +94,24 @@ class Phases:
                    label=label)
 
 
-def jolt_sizes(shifts: np.ndarray | None, registered: np.ndarray | None = None) -> np.ndarray:
-    """Size (px) of the stage displacement into each frame from the previous registered one
-    (0 for the first frame and for unregistered frames)."""
+def jolt_sizes(shifts: np.ndarray | None, registered: np.ndarray | None = None, span: int = 3) -> np.ndarray:
+    """Size (px) of the stage jump into each frame from the previous registered one, if it
+    persists: the smaller of that jump and the step between the median positions of the ``span``
+    registered frames from it on and of the ``span`` before it (0 for the first frame and for
+    unregistered frames). A jolt is a step that stays; a single badly registered frame jumps
+    out and back and moves neither median much."""
     if shifts is None or len(shifts) < 2:
         return np.zeros(0 if shifts is None else len(shifts))
     shifts = np.asarray(shifts, dtype=np.float64)
     ok = np.ones(len(shifts), bool) if registered is None else np.asarray(registered, bool)
     out = np.zeros(len(shifts))
     idx = np.flatnonzero(ok)
-    if len(idx) > 1:
-        out[idx[1:]] = np.hypot(*np.diff(shifts[idx], axis=0).T)
+    for j in range(1, len(idx)):
+        before = shifts[idx[max(0, j - span):j]]
+        after = shifts[idx[j:j + span]]
+        step = float(np.hypot(*(np.median(after, axis=0) - np.median(before, axis=0))))
+        jump = float(np.hypot(*(shifts[idx[j]] - shifts[idx[j - 1]])))
+        out[idx[j]] = min(step, jump)  # the jump into this frame, if it persists
     return out
 
 
@@ -284,6 +291,12 @@ def detect_events(population: np.ndarray, time_s: np.ndarray, shifts: np.ndarray
             steep = top + int(np.nanargmin(fall)) + 1
             bottom = steep + int(np.nanargmin(smooth[steep:]))
             o = _fit_onset(y, top, max(bottom, steep + 4), sign=-1)
+        # TPEN takes the trace from Fmax down to Fmin, below where it was before pyrithione: a fall
+        # of less than half the pyrithione rise is something else (cells detaching, bleaching)
+        before = np.nanmedian(smooth[max(0, k_pyr - 5):k_pyr]) if k_pyr > 0 else np.nan
+        rise = np.nanmax(smooth[k_pyr:]) - before if np.isfinite(before) else np.nan
+        if o is not None and np.isfinite(rise) and abs(o.amplitude) < 0.5 * rise:
+            o = None
         if not significant(o):
             earlier = _fit_onset(y, 0, k_pyr - 2) if k_pyr >= 7 else None
             if known.get("pyrithione_s") is not None or significant(earlier):

@@ -167,8 +167,22 @@ class _Cells:
         ys, xs = np.nonzero(peaks)
         order = np.argsort(-g[ys, xs])[:max_cells]
         centres = np.stack([ys[order], xs[order]], axis=1).astype(np.float64)
+        self.own = np.ones((len(centres), len(self.offsets)), dtype=bool)
         self.ref = self.locate(g, centres, iterations=6) if len(centres) else centres
         self.ref = self.ref[np.isfinite(self.ref).all(axis=1)]
+        self.own = self._territories()
+
+    def _territories(self) -> np.ndarray:
+        """(N, P): the window pixels closer to the cell's centre than to any other tracked cell's,
+        so that a neighbour that brightens, fades or rounds up does not pull the centre."""
+        from scipy.spatial import cKDTree
+
+        N, P = len(self.ref), len(self.offsets)
+        if N < 2:
+            return np.ones((N, P), dtype=bool)
+        pts = np.floor(self.ref)[:, None, :] + self.offsets[None]
+        _, nearest = cKDTree(self.ref).query(pts.reshape(-1, 2))
+        return nearest.reshape(N, P) == np.arange(N)[:, None]
 
     def locate(self, g: np.ndarray, centres: np.ndarray, iterations: int = 3, base: np.ndarray | None = None
                ) -> np.ndarray:
@@ -186,7 +200,7 @@ class _Cells:
             yy = np.clip(pos[..., 0], 0, h - 1).astype(np.intp)
             xx = np.clip(pos[..., 1], 0, w - 1).astype(np.intp)
             d2 = ((pos - c[:, None, :]) ** 2).sum(axis=2)
-            wgt = np.maximum(g[yy, xx], 0) * np.exp(-d2 / (2 * self.sigma**2))
+            wgt = np.maximum(g[yy, xx], 0) * np.exp(-d2 / (2 * self.sigma**2)) * self.own[: len(c)]
             tot = wgt.sum(axis=1)
             # a window cut by the frame's edge (a cell leaving the field) would bias the centre
             alive &= inside.all(axis=1) & (tot > 0)

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.fft as sfft
 from scipy import ndimage as ndi
-from skimage.feature import peak_local_max
 from skimage.filters import gaussian, threshold_otsu
+from skimage.measure import regionprops
 from skimage.morphology import h_maxima
 from skimage.segmentation import watershed
 
@@ -138,32 +138,47 @@ def _foreground(img0: np.ndarray, radius: float) -> tuple[np.ndarray, float, flo
 
 
 def _split_large(cores: np.ndarray, dist: np.ndarray) -> np.ndarray:
-    """Split cores larger than 1.6x the median core (two or more cells joined along a wide neck)
-    at the maxima of their distance transform at least 0.6 typical radii apart."""
+    """Split cores that are larger than 1.5x the median core and not convex (solidity below 0.95),
+    or larger than 1.75x: cells joined along wide necks, e.g. a chain of overlapping cells. Each is
+    cut into as many parts as typical cells fit (area / median core) by k-means on the pixel
+    positions (started from the distance transform's maximum, then the farthest pixels) and a
+    watershed on the distance transform from the k centres."""
     n = int(cores.max())
     if n < 3:
         return cores
     area = np.bincount(cores.ravel(), minlength=n + 1)[1:]
     typical = float(np.median(area))
-    big = np.flatnonzero(area > 1.6 * typical) + 1
-    if not len(big):
-        return cores
-    r_typ = np.sqrt(typical / np.pi)
+    big = [p.label for p in regionprops(cores)
+           if p.area > 1.75 * typical or (p.area > 1.5 * typical and p.solidity < 0.95)]
     out = cores.copy()
     nxt = n + 1
     for lab in big:
+        k = max(2, round(area[lab - 1] / typical))
         region = cores == lab
         sl = ndi.find_objects(region.astype(np.int32))[0]
         sub = region[sl]
-        pk = peak_local_max(dist[sl] * sub, min_distance=max(2, round(0.6 * r_typ)), labels=sub.astype(np.int32),
-                            exclude_border=False)
-        if len(pk) < 2:
-            continue
+        pts = np.argwhere(sub).astype(np.float64)
+        centres = [pts[int(np.argmax(dist[sl][sub]))]]
+        for _ in range(k - 1):  # farthest-point start
+            d2 = np.min([((pts - c) ** 2).sum(axis=1) for c in centres], axis=0)
+            centres.append(pts[int(np.argmax(d2))])
+        centres = np.array(centres)
+        for _ in range(20):  # Lloyd iterations
+            owner = np.argmin(((pts[:, None, :] - centres[None]) ** 2).sum(axis=2), axis=1)
+            new = np.array([pts[owner == j].mean(axis=0) if (owner == j).any() else centres[j] for j in range(k)])
+            if np.allclose(new, centres, atol=0.05):
+                break
+            centres = new
         mk = np.zeros(sub.shape, dtype=np.int32)
-        mk[tuple(pk.T)] = np.arange(1, len(pk) + 1)
+        idx = np.clip(np.rint(centres).astype(int), 0, np.array(sub.shape) - 1)
+        for j, (y, x) in enumerate(idx):
+            if sub[y, x]:
+                mk[y, x] = j + 1
+        if (mk > 0).sum() < 2:
+            continue
         parts = watershed(-dist[sl], mk, mask=sub)
         view = out[sl]
-        for j in range(2, len(pk) + 1):
+        for j in np.unique(parts[parts > 1]):
             view[parts == j] = nxt
             nxt += 1
     return out
@@ -204,15 +219,15 @@ def segment_cells(image: np.ndarray, area_limits_px: tuple[float, float], *, rad
     radius = float(radius_px) if radius_px else estimate_cell_radius(
         img0, min_px=max(1.0, 0.5 * np.sqrt(min_area / np.pi)), max_px=np.sqrt(max_area / np.pi))
     radius = max(radius, 1.5)
-    # fit the scale globally, then refine: the mask at the estimated scale gives the median largest
-    # inscribed radius of its parts (touching cells do not change it); when that is much smaller
-    # (dense small cells read as clusters), redo the mask at the smaller scale
+    # fit the scale globally, then refine: the mask at the estimated scale gives the median of the
+    # local maxima of its distance transform (each cell of a cluster has its own, near its radius);
+    # when that is much smaller (dense small cells read as clusters), redo the mask at that scale
     for _ in range(4):
         flat, base, _noise, mask, background = _foreground(img0, radius)
         dist0 = ndi.distance_transform_edt(mask)
-        lab0, n0 = ndi.label(mask)
-        inscribed = ndi.maximum(dist0, lab0, np.arange(1, n0 + 1)) if n0 else np.zeros(0)
-        inscribed = inscribed[inscribed >= 1.5]
+        # every local maximum of the distance transform (each cell of a cluster has its own)
+        ridge = (dist0 == ndi.maximum_filter(dist0, size=3)) & (dist0 >= 1.5)
+        inscribed = dist0[ridge]
         refined = float(np.median(inscribed)) + 0.5 if len(inscribed) else radius
         if refined >= 0.7 * radius or refined < 1.5:
             radius = min(radius, max(refined, 0.7 * radius))

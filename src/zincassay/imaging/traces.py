@@ -165,9 +165,10 @@ def local_background(sums: np.ndarray, counts: np.ndarray, group_yx: np.ndarray,
         Clipped mean of the groups (:func:`_clipped_group_mean`).
     at_cells : ndarray (T, N)
         ``level + slope_t x (P(cell) - mean of P over the groups)``: P is a quadratic surface
-        fitted (robustly) to each group's median over time, ``slope_t`` the per-frame
-        least-squares slope of the groups' means against P (groups more than 3 robust SD off the
-        line left out).
+        fitted (robustly) to each group's median over time; each frame's least-squares slope of
+        the groups' means against P (groups more than 3 robust SD off the line left out) is
+        replaced by a robust line through those slopes against the level (the pattern is the
+        illumination times the medium, so its amplitude follows the medium's level).
     """
     level = _clipped_group_mean(sums, counts)
     T = len(sums)
@@ -186,20 +187,33 @@ def local_background(sums: np.ndarray, counts: np.ndarray, group_yx: np.ndarray,
     p_groups = A @ coef
     p_cells = _quadratic_design(cell_yx[:, 0], cell_yx[:, 1], shape) @ coef
     centred = p_groups - p_groups[keep].mean()
-    at_cells = np.full((T, len(cell_yx)), np.nan)
     den = float(np.sum(centred[keep] ** 2))
+    slopes = np.full(T, np.nan)
     for t in np.flatnonzero(ok_t):
         r = g[t] - level[t]
         sel = keep.copy()
-        slope = 0.0
         for _ in range(2):
             if den <= 0 or sel.sum() < 6:
                 break
-            slope = float(np.sum(r[sel] * centred[sel]) / np.sum(centred[sel] ** 2))
-            res = r - slope * centred
+            slopes[t] = float(np.sum(r[sel] * centred[sel]) / np.sum(centred[sel] ** 2))
+            res = r - slopes[t] * centred
             mad = 1.4826 * np.median(np.abs(res[sel] - np.median(res[sel])))
             sel = keep & (np.abs(res - np.median(res[sel])) <= max(3 * mad, 1e-9))
-        at_cells[t] = level[t] + slope * (p_cells - p_groups[keep].mean())
+    # the pattern is the illumination times the medium, so its amplitude follows the level:
+    # slope_t = u + v level_t (a robust line over the frames) instead of each frame's noisy slope
+    fit = np.isfinite(slopes) & np.isfinite(level)
+    smooth = np.zeros(T)
+    if fit.sum() >= 3:
+        X = np.column_stack([np.ones(fit.sum()), level[fit]])
+        use = np.ones(fit.sum(), dtype=bool)
+        for _ in range(3):
+            coef, *_ = np.linalg.lstsq(X[use], slopes[fit][use], rcond=None)
+            res = slopes[fit] - X @ coef
+            mad = 1.4826 * np.median(np.abs(res[use] - np.median(res[use])))
+            use = np.abs(res) <= max(3 * mad, 1e-12)
+        smooth = coef[0] + coef[1] * np.nan_to_num(level)
+    at_cells = level[:, None] + smooth[:, None] * (p_cells - p_groups[keep].mean())[None, :]
+    at_cells[~np.isfinite(level)] = np.nan
     return level, at_cells
 
 
