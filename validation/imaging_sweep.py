@@ -220,11 +220,28 @@ def score(result, cells: pd.DataFrame, truth: dict, p: ImagingParams) -> dict:
 def run_one(i: int, seed: int, workdir: str, max_side: int = 512, max_frames: int = 400) -> dict:
     """Draw, simulate, write, analyse and score stack ``i`` of the sweep with ``seed`` (fields of
     at most ``max_side`` px a side and ``max_frames`` frames)."""
-    from zincassay.config import resolve_config
     from zincassay.imaging.pipeline import analyse_stack
-    from zincassay.imaging.settings import ImagingSettings
-    from zincassay.imaging.tables import cell_table
-    from zincassay.samplesheet import Sample
+
+    try:
+        from zincassay.config import resolve_config
+        from zincassay.imaging.settings import ImagingSettings
+        from zincassay.imaging.tables import cell_table
+        from zincassay.samplesheet import Sample
+    except ImportError:  # zincassay before settings objects (to measure the method it replaced)
+        from zincassay.imaging.pipeline import cell_table as old_cell_table
+
+        def analyse(path: str, _settings, sample: dict):
+            return analyse_stack(path, {}, sample)
+
+        def cells_of(r, sample: dict) -> pd.DataFrame:
+            return old_cell_table(r, sample, [])
+
+        sample_of = lambda sid: {"sample_id": sid, **dict.fromkeys(EVENTS, "")}  # noqa: E731
+        default_settings = None
+    else:
+        analyse, cells_of = analyse_stack, cell_table
+        sample_of = Sample
+        default_settings = ImagingSettings.from_config(resolve_config({})["imaging"])
 
     rng = np.random.default_rng([seed, i])
     p, facts = draw_params(rng, max_side=max_side, max_frames=max_frames)
@@ -238,11 +255,10 @@ def run_one(i: int, seed: int, workdir: str, max_side: int = 512, max_frames: in
     try:
         path = folder / f"stack{i:03d}.tif"
         truth = write_imaging_sample(path, rng, p, bit_depth_metadata=facts["bit_depth_metadata"])
-        sample = Sample(f"s{i:03d}")  # frame interval from the metadata; every event time detected
-        settings = ImagingSettings.from_config(resolve_config({})["imaging"])  # the defaults
+        sample = sample_of(f"s{i:03d}")  # frame interval from the metadata; every event time detected
         t0 = time.perf_counter()
         try:
-            r = analyse_stack(str(path), settings, sample)
+            r = analyse(str(path), default_settings, sample)
         except Exception as exc:  # a sweep records every failure and goes on
             from zincassay.errors import ZincassayError
 
@@ -254,7 +270,7 @@ def run_one(i: int, seed: int, workdir: str, max_side: int = 512, max_frames: in
             return row
         row["seconds"] = time.perf_counter() - t0
         row.update(status="ok", message="")
-        row.update(score(r, cell_table(r, sample), truth, p))
+        row.update(score(r, cells_of(r, sample), truth, p))
         row["saturation_source"] = getattr(r, "saturation_source", getattr(r, "bit_depth_source", ""))
         row["saturation_value"] = getattr(r, "saturation_value", np.nan)
         return row

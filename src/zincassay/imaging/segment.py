@@ -239,9 +239,9 @@ def segment_cells(image: np.ndarray, area_limits_px: tuple[float, float], *, rad
     local_peak = ndi.maximum_filter(flat, footprint=disk)
     body = _fill_small_holes(mask & (flat - base >= 0.5 * (local_peak - base)), np.pi * radius**2 / 2)
     # split touching cells along the necks of the distance transform: one seed per maximum that
-    # stands at least a fifth of a radius above the neck joining it to a higher one (h-maxima)
+    # stands at least a tenth of a radius above the neck joining it to a higher one (h-maxima)
     dist = gaussian(ndi.distance_transform_edt(body), 0.7)
-    markers, _ = ndi.label(h_maxima(dist, max(0.5, 0.2 * radius)) & body)
+    markers, _ = ndi.label(h_maxima(dist, max(0.4, 0.1 * radius)) & body)
     cores = watershed(-dist, markers, mask=body)
     cores = _split_large(cores, dist)
     # grow each core over the cell's extent: signal above a fraction of its own peak (or 3 noise
