@@ -152,15 +152,18 @@ def analyse_stack(path: str, settings: ImagingSettings, sample: Sample) -> Imagi
     measured = measurement_labels(seg, settings.erode_px)
     leaving = _leaves_field(measured, shifts, registered, seg.n)
     seg.reason = [r or ("touches_border" if leaving[i] else "") for i, r in enumerate(seg.reason)]
-    traces = extract_traces(data, measured, shifts, saturation, frames=registered)
+    # cell-free pixels at least half a radius (6 px or more) from any cell: a large, blurred cell's
+    # halo must not count as medium
+    traces = extract_traces(data, measured, shifts, saturation, frames=registered,
+                            background_margin_px=max(6, round(0.5 * seg.radius_px)))
     if None in known.values():
-        F = traces.mean - traces.cell_background
+        F = traces.mean - traces.background[:, None]
         usable = np.array([r == "" for r in seg.reason])
         first = np.flatnonzero(registered)[: max(3, T // 10)]
         events = detect(population_trace(F, np.arange(T), usable), response_trace(F, first, usable))
         phases = Phases.from_events(events, time_s)
     kd = settings.kd_in_force_nM
-    cal = calibrate_cells(traces.mean, traces.cell_background, traces.saturated, time_s, events, phases, kd,
+    cal = calibrate_cells(traces.mean, traces.background, traces.saturated, time_s, events, phases, kd,
                           seg.reason, min_dynamic_range=settings.min_dynamic_range,
                           bleach_correction=settings.bleach_correction,
                           plateau_max_slope_pct_per_min=settings.plateau_max_slope_pct_per_min,

@@ -6,12 +6,6 @@ weights and sums every cell at once; further rows sum groups of cell-free pixels
 background. The matrix's column indices change only with the whole-pixel offset and its values
 only with the (quantised) sub-pixel phase. Frames are read one at a time (a memory-mapped stack
 is never copied whole or cast to float64).
-
-Background at each cell: the medium's light is the illumination pattern times the medium's
-brightness (which rises when calibration zinc meets leaked dye), on top of the camera offset. The
-groups of cell-free pixels give the pattern (their median over time, smoothed by a quadratic
-surface) and, per frame, a robust fit of ``level + slope x (pattern - its mean)``; each cell's
-background is that fit at the cell.
 """
 
 from __future__ import annotations
@@ -39,9 +33,6 @@ class Traces:
     background : ndarray (T,) float64
         Mean of the cell-free region per frame (counts), without groups of pixels whose mean is an
         outlier (see :func:`_clipped_group_mean`).
-    cell_background : ndarray (T, N) float64
-        Background at each cell per frame (counts): ``background`` corrected by the fitted
-        illumination pattern of the medium at the cell (see :func:`local_background`).
     n_background_px : int
         Pixels in the cell-free sample.
     """
@@ -50,7 +41,6 @@ class Traces:
     saturated: np.ndarray
     background: np.ndarray
     n_background_px: int
-    cell_background: np.ndarray | None = None
 
 
 def _background_pixels(labels: np.ndarray, margin_px: int, max_pixels: int) -> np.ndarray:
@@ -139,84 +129,6 @@ def _clipped_group_mean(sums: np.ndarray, counts: np.ndarray) -> np.ndarray:
     return np.where(kept > 0, (sums * keep).sum(axis=1) / np.maximum(kept, 1), med[:, 0])
 
 
-def _quadratic_design(y: np.ndarray, x: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    u, v = (y / max(shape[0], 1)) - 0.5, (x / max(shape[1], 1)) - 0.5
-    return np.column_stack([np.ones_like(u), u, v, u * u, u * v, v * v])
-
-
-def local_background(sums: np.ndarray, counts: np.ndarray, group_yx: np.ndarray, cell_yx: np.ndarray,
-                     shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
-    """Per-frame background level and its value at each cell.
-
-    Parameters
-    ----------
-    sums : ndarray (T, G)
-        Sums of the cell-free pixel groups per frame (NaN rows for frames not measured).
-    counts : ndarray (G,)
-        Pixels per group.
-    group_yx, cell_yx : ndarray (G, 2), (N, 2)
-        Centres (px) of the groups and the cells.
-    shape : (int, int)
-        Frame shape (scales the surface's coordinates).
-
-    Returns
-    -------
-    level : ndarray (T,)
-        Clipped mean of the groups (:func:`_clipped_group_mean`).
-    at_cells : ndarray (T, N)
-        ``level + slope_t x (P(cell) - mean of P over the groups)``: P is a quadratic surface
-        fitted (robustly) to each group's median over time; each frame's least-squares slope of
-        the groups' means against P (groups more than 3 robust SD off the line left out) is
-        replaced by a robust line through those slopes against the level (the pattern is the
-        illumination times the medium, so its amplitude follows the medium's level).
-    """
-    level = _clipped_group_mean(sums, counts)
-    T = len(sums)
-    if sums.shape[1] < 12:
-        return level, np.repeat(level[:, None], len(cell_yx), axis=1)
-    g = sums / counts
-    ok_t = np.isfinite(g).all(axis=1)
-    pattern = np.median(g[ok_t], axis=0) if ok_t.any() else np.zeros(g.shape[1])
-    A = _quadratic_design(group_yx[:, 0], group_yx[:, 1], shape)
-    keep = np.ones(len(pattern), dtype=bool)
-    for _ in range(3):  # robust surface: leave out groups far off it (debris, a glowing edge)
-        coef, *_ = np.linalg.lstsq(A[keep], pattern[keep], rcond=None)
-        res = pattern - A @ coef
-        mad = 1.4826 * np.median(np.abs(res[keep] - np.median(res[keep])))
-        keep = np.abs(res) <= max(3 * mad, 1e-9)
-    p_groups = A @ coef
-    p_cells = _quadratic_design(cell_yx[:, 0], cell_yx[:, 1], shape) @ coef
-    centred = p_groups - p_groups[keep].mean()
-    den = float(np.sum(centred[keep] ** 2))
-    slopes = np.full(T, np.nan)
-    for t in np.flatnonzero(ok_t):
-        r = g[t] - level[t]
-        sel = keep.copy()
-        for _ in range(2):
-            if den <= 0 or sel.sum() < 6:
-                break
-            slopes[t] = float(np.sum(r[sel] * centred[sel]) / np.sum(centred[sel] ** 2))
-            res = r - slopes[t] * centred
-            mad = 1.4826 * np.median(np.abs(res[sel] - np.median(res[sel])))
-            sel = keep & (np.abs(res - np.median(res[sel])) <= max(3 * mad, 1e-9))
-    # the pattern is the illumination times the medium, so its amplitude follows the level:
-    # slope_t = u + v level_t (a robust line over the frames) instead of each frame's noisy slope
-    fit = np.isfinite(slopes) & np.isfinite(level)
-    smooth = np.zeros(T)
-    if fit.sum() >= 3:
-        X = np.column_stack([np.ones(fit.sum()), level[fit]])
-        use = np.ones(fit.sum(), dtype=bool)
-        for _ in range(3):
-            coef, *_ = np.linalg.lstsq(X[use], slopes[fit][use], rcond=None)
-            res = slopes[fit] - X @ coef
-            mad = 1.4826 * np.median(np.abs(res[use] - np.median(res[use])))
-            use = np.abs(res) <= max(3 * mad, 1e-12)
-        smooth = coef[0] + coef[1] * np.nan_to_num(level)
-    at_cells = level[:, None] + smooth[:, None] * (p_cells - p_groups[keep].mean())[None, :]
-    at_cells[~np.isfinite(level)] = np.nan
-    return level, at_cells
-
-
 def interior(labels: np.ndarray, erode_px: int) -> np.ndarray:
     """Labels with ``erode_px`` pixels removed from every cell's edge (4-connected erosion)."""
     out = labels.copy()
@@ -252,8 +164,7 @@ def extract_traces(data: np.ndarray, labels: np.ndarray, shifts: np.ndarray, sat
     max_background_px : int
         The background is the mean of at most this many evenly spaced cell-free pixels, measured in
         raster-order groups of 64; groups more than 3 robust SD (MAD) from the median group are
-        left out (see :func:`_clipped_group_mean`); the background at each cell follows the
-        medium's illumination pattern (see :func:`local_background`).
+        left out (see :func:`_clipped_group_mean`).
     frames : ndarray (T,) bool, optional
         Frames to measure (e.g. the registered ones); the others are NaN.
     """
@@ -310,11 +221,5 @@ def extract_traces(data: np.ndarray, labels: np.ndarray, shifts: np.ndarray, sat
         bg_sums[t] = sums[n:]
         if n and frame.max() >= saturation_value:
             saturated[t] = np.rint(sat_matrix @ (frame >= saturation_value)).astype(np.int64)
-    if len(bg_idx):
-        group_yx = np.column_stack([np.add.reduceat(bys, bg_starts) / bg_counts, np.add.reduceat(bxs, bg_starts) / bg_counts])
-        cell_yx = np.array(ndi.center_of_mass(np.ones_like(labels), labels, np.arange(1, n + 1))).reshape(-1, 2)
-        background, at_cells = local_background(bg_sums, bg_counts, group_yx, cell_yx, (h, w))
-    else:
-        background, at_cells = np.full(T, np.nan), np.full((T, n), np.nan)
-    return Traces(mean=mean, saturated=saturated, background=background, n_background_px=len(bg_idx),
-                  cell_background=at_cells)
+    background = _clipped_group_mean(bg_sums, bg_counts) if len(bg_idx) else np.full(T, np.nan)
+    return Traces(mean=mean, saturated=saturated, background=background, n_background_px=len(bg_idx))
