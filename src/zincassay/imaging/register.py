@@ -37,6 +37,12 @@ from scipy import ndimage as ndi
 __all__ = ["Registration", "estimate_shifts", "register_stack"]
 
 
+def _sample(x: np.ndarray, n: int = 20000) -> np.ndarray:
+    """Evenly spaced values of ``x`` (at most about ``n``) for robust statistics."""
+    flat = x.ravel()
+    return flat[:: max(1, len(flat) // n)]
+
+
 @dataclass
 class Registration:
     """Per-frame registration of a stack (T frames).
@@ -97,14 +103,15 @@ class _Bandpass:
         if self.bin > 1:
             a = a.reshape(self.h, self.bin, self.w, self.bin).mean(axis=(1, 3))
         # pixel noise from neighbour differences (robust to the cells), carried through the band-pass
-        d = np.diff(a, axis=1)
+        d = _sample(np.diff(a, axis=1))
         self.noise = max(1.4826 * float(np.median(np.abs(d - np.median(d)))) / np.sqrt(2) * self.gain, 1e-12)
         return sfft.irfft2(sfft.rfft2(a) * self.band, s=(self.h, self.w))
 
     def spectrum(self, g: np.ndarray) -> np.ndarray:
         c = g[self.cy, self.cx]
-        med = np.median(c)
-        scale = 1.4826 * np.median(np.abs(c - med))
+        sub = _sample(c)
+        med = np.median(sub)
+        scale = 1.4826 * np.median(np.abs(sub - med))
         if not np.isfinite(scale) or scale <= 0:
             scale = float(np.std(c)) or 1.0
         c = np.tanh((c - med) / (3 * scale)) * self.window
@@ -194,17 +201,21 @@ class _Cells:
         alive = np.isfinite(c).all(axis=1)
         c[~alive] = 0.0
         base = np.floor(c) if base is None else base
-        pos = base[:, None, :] + self.offsets[None]  # (N, P, 2)
+        py = base[:, :1] + self.offsets[None, :, 0]  # (N, P): the window's pixels, fixed
+        px = base[:, 1:] + self.offsets[None, :, 1]
+        inside = (py >= 0) & (py < h) & (px >= 0) & (px < w)
+        # a window cut by the frame's edge (a cell leaving the field) would bias the centre
+        alive &= inside.all(axis=1)
+        vals = np.maximum(g[np.clip(py, 0, h - 1).astype(np.intp), np.clip(px, 0, w - 1).astype(np.intp)], 0)
+        vals = vals * self.own[: len(c)]
+        k = -0.5 / self.sigma**2
         for _ in range(iterations):
-            inside = (pos[..., 0] >= 0) & (pos[..., 0] < h) & (pos[..., 1] >= 0) & (pos[..., 1] < w)
-            yy = np.clip(pos[..., 0], 0, h - 1).astype(np.intp)
-            xx = np.clip(pos[..., 1], 0, w - 1).astype(np.intp)
-            d2 = ((pos - c[:, None, :]) ** 2).sum(axis=2)
-            wgt = np.maximum(g[yy, xx], 0) * np.exp(-d2 / (2 * self.sigma**2)) * self.own[: len(c)]
+            wgt = vals * np.exp(k * ((py - c[:, :1]) ** 2 + (px - c[:, 1:]) ** 2))
             tot = wgt.sum(axis=1)
-            # a window cut by the frame's edge (a cell leaving the field) would bias the centre
-            alive &= inside.all(axis=1) & (tot > 0)
-            c[alive] = (wgt[alive, :, None] * pos[alive]).sum(axis=1) / tot[alive, None]
+            ok = alive & (tot > 0)
+            safe = np.where(ok, tot, 1.0)
+            c = np.where(ok[:, None], np.stack([(wgt * py).sum(axis=1), (wgt * px).sum(axis=1)], axis=1) / safe[:, None], c)
+            alive = ok
         c[~alive] = np.nan
         return c
 
@@ -220,7 +231,7 @@ class _Cells:
         h, w = g.shape
         iy = np.clip(np.rint(c[found, 0]), 0, h - 1).astype(np.intp)
         ix = np.clip(np.rint(c[found, 1]), 0, w - 1).astype(np.intp)
-        med = float(np.median(g))
+        med = float(np.median(_sample(g)))
         strong = np.zeros(len(c), dtype=bool)
         strong[np.flatnonzero(found)] = g[iy, ix] > med + 3 * noise
         d = (c - self.ref)[strong]
@@ -293,11 +304,15 @@ def register_stack(data: np.ndarray, *, cell_radius_px: float | None = None, n_r
         cur = band.spectrum(g)
         cur_energy = _energy(cur)
         last = shifts[t - 1] if t else np.zeros(2)
-        d, c_prev = _match(prev, prev_energy, cur, cur_energy, np.zeros(2), jump, fy, fx)
         m, c_key = _match(key, key_energy, cur, cur_energy, last - key_shift, jump, fy, fx)
         floor = max(min_ncc, 0.25 * float(np.median(accepted[-50:]))) if accepted else min_ncc
-        via_prev = last + d if c_prev >= floor else None
         via_key = key_shift + m if c_key >= floor else None
+        typical_key = float(np.median(key_typical)) if key_typical else 0.0
+        if via_key is not None and c_key >= keyframe_drop * typical_key and len(key_typical) >= n_reference:
+            via_prev, c_prev = None, 0.0  # a strong keyframe match needs no second opinion
+        else:
+            d, c_prev = _match(prev, prev_energy, cur, cur_energy, np.zeros(2), jump, fy, fx)
+            via_prev = last + d if c_prev >= floor else None
         if via_key is not None and (via_prev is None or c_key >= c_prev
                                     or np.hypot(*(via_key - via_prev)) <= 1.5 / bin_px):
             tracked, c_track = via_key, c_key
