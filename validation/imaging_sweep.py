@@ -419,9 +419,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--jobs", type=int, default=1, help="parallel processes")
     ap.add_argument("--outdir", default="validation/out/imaging")
     ap.add_argument("--only", type=int, nargs="*", help="run only these stack numbers (debugging)")
+    ap.add_argument("--from-tsv", help="summarise a saved imaging_sweep.tsv again instead of running")
     args = ap.parse_args(argv)
     out = Path(args.outdir)
     out.mkdir(parents=True, exist_ok=True)
+    if args.from_tsv:
+        report(pd.read_csv(args.from_tsv, sep="\t"), out)
+        return 0
     work = tempfile.mkdtemp(prefix="imaging_sweep_")
     ids = args.only if args.only else list(range(args.n))
     t0 = time.perf_counter()
@@ -442,6 +446,17 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         shutil.rmtree(work, ignore_errors=True)
     df = pd.DataFrame(rows).sort_values("stack").reset_index(drop=True)
+    from zincassay.tables import write_table
+
+    write_table(df, out / "imaging_sweep.tsv")
+    report(df, out)
+    print(f"\n{len(df)} stacks in {time.perf_counter() - t0:.0f} s; table and figure in {out}/")
+    return 0
+
+
+def report(df: pd.DataFrame, out: Path) -> None:
+    """Print the per-stack table, the distributions, the bars and the worst corner; write the
+    figure and the bars as Markdown (``imaging_sweep.md``)."""
     cols = ["stack", "status", "cells", "side_px", "frames", "dt_s", "pixel_um", "diameter_px", "bits", "bit_depth_metadata",
             "snr", "baseline_err", "peak_err", "attached_found", "attached", "saturating_flagged", "saturating",
             "detaching_flagged", "detaching", "reg_rms_px", "unregistered_frames", "stimulus_frames", "pyrithione_frames",
@@ -456,14 +471,13 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(table.to_string(index=False))
     print()
-    for line in worst_corner(df):
+    corner = worst_corner(df)
+    for line in corner:
         print(line)
-    from zincassay.tables import write_table
-
-    write_table(df, out / "imaging_sweep.tsv")
     figure(df, out / "imaging_sweep.png")
-    print(f"\n{len(df)} stacks in {time.perf_counter() - t0:.0f} s; table and figure in {out}/")
-    return 0
+    md = ["| criterion | result | bar | met |", "|---|---|---|---|"]
+    md += [f"| {r.criterion} | {r.result} | {r.bar} | {'yes' if r.met else 'no'} |" for r in table.itertuples()]
+    (out / "imaging_sweep.md").write_text("\n".join([*md, "", *lines, "", *corner]) + "\n", encoding="utf-8")
 
 
 if __name__ == "__main__":
