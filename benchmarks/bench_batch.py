@@ -84,8 +84,10 @@ def _job(argv_cwd: tuple[list[str], str]) -> int:
 
 
 def tables_digest(results: Path) -> dict[str, str]:
+    """SHA-256 of every table, figure and JSON record (not provenance, not the input checksums that
+    the workflow keeps and the replayed commands do not write)."""
     files = sorted(p for p in results.rglob("*") if p.suffix in (".tsv", ".gz", ".png", ".json")
-                   and p.name != "provenance.json")
+                   and p.name != "provenance.json" and p.parent.name != "inputs")
     return {str(p.relative_to(results)): hashlib.sha256(p.read_bytes()).hexdigest() for p in files}
 
 
@@ -138,7 +140,8 @@ def main() -> None:
     print(f"ratio, README command / long-lived workers: {t_workflow / t_reference:.2f}x (target <= 1.3x); "
           f"identical outputs: {same}")
     if not same:
-        sys.exit("the two runs produced different outputs")
+        differ = sorted(k for k in set(digest_wf) | set(digest_ref) if digest_wf.get(k) != digest_ref.get(k))
+        sys.exit(f"the two runs produced different outputs: {', '.join(differ[:10])}")
 
 
 def _warm_noop(_: int) -> None:

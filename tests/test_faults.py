@@ -35,10 +35,10 @@ REPO = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.skipif(not SNAKEMAKE.exists(), reason="snakemake not installed in this environment")
 
 
-def _project(root: Path, seed: int = 5, donors: int = 3, imaging: bool = True) -> Path:
+def _project(root: Path, seed: int = 5, donors: int = 3, imaging: bool = True, zincflow: bool = False) -> Path:
     (root / "config").mkdir(parents=True)
     simulate_dataset(root / "data", seed=seed, n_donors=donors, n_events=4000, imaging=imaging,
-                     sheet_path=root / "config" / "samples.tsv")
+                     sheet_path=root / "config" / "samples.tsv", zincflow=zincflow)
     cfg = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
     cfg["cfse"]["bootstrap_replicates"] = 10
     (root / "config" / "config.yaml").write_text(yaml.safe_dump(cfg))
@@ -273,7 +273,7 @@ def _problems(sheet: pd.DataFrame, cfg: dict, work: Path, text: str | None = Non
     return err.value.problems
 
 
-@pytest.mark.parametrize("column", ["qc_pass", "n_cells", "kd_nM", "status"])
+@pytest.mark.parametrize("column", ["qc_pass", "n_cells", "kd_nM", "status", "zn_nM", "subset"])
 def test_sheet_column_named_like_a_computed_one_is_refused(sheet_project, column):
     sheet, cfg, work = sheet_project
     problems = _problems(sheet.assign(**{column: "x"}), cfg, work)
@@ -295,6 +295,21 @@ def test_duplicate_column_same_file_twice_and_missing_control_all_reported_at_on
     assert "is also on row" in joined
     assert "donor is blank" in joined
     assert "no unstimulated control for donor D2" in joined
+
+
+def test_culture_missing_its_fmax_tube_is_named_with_everything_else(sheet_project):
+    """#17: a zinc-by-flow culture without its zinc + pyrithione tube is a validation error naming the culture
+    and its sample, reported with the sheet's other problems at once (here a CFSE batch without its
+    unstimulated control and a kinetic cell that is not yes or no)."""
+    sheet, cfg, work = sheet_project
+    sheet = sheet[~sheet["sample_id"].isin(["zf_D2_sup_fmax", "cfse_D1_unstim"])].copy()
+    sheet.loc[sheet["sample_id"] == "zf_D1_def", "kinetic"] = "maybe"
+    problems = _problems(sheet, cfg, work)
+    fmax = [p for p in problems if "no fmax tube" in p]
+    assert len(fmax) == 1 and "culture D2/supplemented/B2" in fmax[0] and "zf_D2_sup" in fmax[0], problems
+    assert "role 'fmax'" in fmax[0]  # the fix
+    assert any("no unstimulated control for donor D1" in p for p in problems)
+    assert any("kinetic 'maybe' is not yes or no" in p for p in problems)
 
 
 def test_comma_separated_sheet_gets_told_so(sheet_project):
@@ -322,6 +337,8 @@ def test_folder_of_tiff_frames_is_accepted(sheet_project):
     ({"cfse": {"gates": {"singlet_ratio": [1.6, 0.8]}}}, "cfse.gates.singlet_ratio"),
     ({"imaging": {"cell_area_um2": [700, 15]}}, "imaging.cell_area_um2"),
     ({"cfse": {"bootstrap_replicates": 1_000_000_000}}, "it must be at most 10000"),
+    ({"zincflow": {"marker_thresholds": {"CD9": 500}}}, "zincflow.marker_thresholds: 'CD9' is not a marker"),
+    ({"zincflow": {"subsets": ["CD3+", "CD4"]}}, "zincflow.subsets: 'CD4' is not a run of markers"),
 ])
 def test_config_bounds_and_caps(patch, says):
     with pytest.raises(ValidationError) as err:
@@ -411,3 +428,95 @@ def test_float_stack_never_takes_saturation_from_its_data(tmp_path):
     r12 = analyse_stack(str(path), settings12, Sample("f", stimulus_s=p.stimulus_s, pyrithione_s=p.pyrithione_s,
                                                       tpen_s=p.tpen_s))
     assert r12.saturation_value == 4095 and r12.bit_depth_source == "config"
+
+
+# --------------------------------------------------------------------------- zinc by flow (#17)
+
+
+def _without_stain(path: Path, channel: str) -> None:
+    """Rewrite an FCS tube with the stain name ($PnS) of ``channel`` blanked: its marker is not in the file."""
+    from zincassay.io.fcs_write import carried_keywords
+
+    d = read_fcs(path)
+    pns = ["" if n == channel else s for n, s in zip(d.channels["$PnN"], d.channels["$PnS"], strict=True)]
+    write_fcs(path, d.events.astype(np.float32), list(d.channels["$PnN"]), pns=pns, spill=d.spill,
+              keywords=carried_keywords(d))
+
+
+#: zinc-by-flow file -> (how it is broken, what the one-line reason of the sample must say)
+ZINCFLOW_FAULTS = {
+    "zf_D1_def": ("its CD8 stain missing from the sample tube", "marker 'CD8'"),
+    "zf_D2_sup": ("its fmax tube truncated", "its fmax tube zf_D2_sup_fmax failed:"),
+}
+
+
+@pytest.fixture(scope="module")
+def zincflow_batch(tmp_path_factory):
+    """A zinc-by-flow batch (2 donors x 3 conditions, one kinetic tube) with a subset marker absent from
+    one sample tube and one culture's zinc + pyrithione tube truncated, run by the README's command."""
+    work = _project(tmp_path_factory.mktemp("zincflow"), seed=6, donors=2, imaging=False, zincflow=True)
+    sheet = _sheet(work)
+    sheet[sheet["assay"] == "zincflow"].to_csv(work / "config" / "samples.tsv", sep="\t", index=False)
+    _without_stain(_raw(work, "zf_D1_def"), "APC-A")
+    data = _raw(work, "zf_D2_sup_fmax").read_bytes()
+    _raw(work, "zf_D2_sup_fmax").write_bytes(data[: len(data) // 2])
+    return work, _run(work)
+
+
+def test_zincflow_faults_are_one_line_each_and_the_other_samples_finish(zincflow_batch):
+    work, run = zincflow_batch
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "Traceback" not in run.stderr
+    zinc = pd.read_csv(work / "results" / "zincflow" / "zinc.tsv", sep="\t")
+    for (sid, (what, says)), culture in zip(ZINCFLOW_FAULTS.items(), ("D1/deficient/B1", "D2/supplemented/B2"),
+                                            strict=True):
+        status = _status(work, sid)
+        reason = status["reason"]
+        assert status["status"] == "failed" and says in reason and "\n" not in reason, (what, reason)
+        assert (work / "logs" / "zincflow" / f"{sid}.log").read_text().strip().splitlines() == [
+            f"{sid}: failed: {reason}"]
+        assert f"  - {sid} (" in run.stderr  # listed at the end of the run
+        row = zinc[zinc["sample_id"] == sid]
+        assert len(row) == 1 and row["status"].iloc[0] == "failed" and row["failure"].iloc[0] == reason
+        assert not row["qc_pass"].iloc[0] and row["culture"].iloc[0] == culture
+    # the marker's file is named, with the fix; the truncated tube has its own record naming its file
+    assert _raw(work, "zf_D1_def").name in _status(work, "zf_D1_def")["reason"]
+    assert "zincflow.marker_channels" in _status(work, "zf_D1_def")["reason"]
+    tube = _status(work, "zf_D2_sup_fmax")
+    assert tube["status"] == "failed" and "truncated" in tube["reason"] and _raw(work, "zf_D2_sup_fmax").name in tube[
+        "reason"]
+    # every other sample finished, with a number for every subset
+    ok = zinc[~zinc["sample_id"].isin(list(ZINCFLOW_FAULTS))]
+    assert set(ok["sample_id"]) == {"zf_D1_rep", "zf_D1_rep_kinetic", "zf_D1_sup", "zf_D2_def", "zf_D2_rep"}
+    assert (ok["status"] == "ok").all() and ok["zn_nM"].notna().all()
+    qc = pd.read_csv(work / "results" / "summary" / "qc.tsv", sep="\t")
+    assert set(qc.loc[qc["item"] == "failed", "sample_id"]) == {*ZINCFLOW_FAULTS, "zf_D2_sup_fmax"}
+    cond = pd.read_csv(work / "results" / "summary" / "conditions.tsv", sep="\t").set_index(["readout", "condition"])
+    assert cond.loc[("zn_nM_CD3+", "supplemented"), "n_donors"] == 1  # D2's culture failed
+    assert cond.loc[("zn_nM_CD3+", "replete"), "n_donors"] == 2
+    assert "zf_D1_def" in (work / "results" / "summary" / "overview.rst").read_text()
+
+
+def test_zincflow_probe_channel_typo_is_a_one_line_failure_record(zincflow_batch, tmp_path):
+    """A typo in zincflow.channel: the sample's job still succeeds, with a failure record naming the file,
+    the channel asked for, the one it probably meant, and the key to fix."""
+    work, _ = zincflow_batch
+    settings = resolve_config({"zincflow": {"channel": "FTIC-A", "viability_channel": "LiveDead"}})["zincflow"]
+    out = {name: tmp_path / f"{name}.{ext}" for name, ext in (("zinc", "tsv"), ("gates", "tsv"), ("status", "json"),
+                                                               ("histograms-figure", "png"), ("gating-figure", "png"))}
+    sheet = _sheet(work)
+    tube = {role: sheet.loc[f"zf_D2_rep_{role}", "file"] for role in ("fmin", "fmax")}
+    run = _zincassay("run", "zincflow-sample", str(Path("config") / sheet.loc["zf_D2_rep", "file"]),
+                     "--sheet", "config/samples.tsv", "--sample-id", "zf_D2_rep", "--settings", json.dumps(settings),
+                     "--fmin", str(Path("config") / tube["fmin"]), "--fmax", str(Path("config") / tube["fmax"]),
+                     *(a for name, path in out.items() for a in (f"--{name}", str(path))), cwd=work)
+    assert run.returncode == 0, run.stderr
+    status = json.loads(out["status"].read_text())
+    reason = status["reason"]
+    assert status["status"] == "failed" and "\n" not in reason
+    assert "zf_D2_rep_B2.fcs" in reason and "'FTIC-A'" in reason and "did you mean 'FITC-A'" in reason
+    assert "zincflow.channel" in reason
+    assert run.stderr.strip() == f"zf_D2_rep: failed: {reason}"
+    row = pd.read_csv(out["zinc"], sep="\t")
+    assert len(row) == 1 and row["status"].iloc[0] == "failed" and row["failure"].iloc[0] == reason
+    assert out["gating-figure"].stat().st_size > 1000 and out["gates"].stat().st_size == 0

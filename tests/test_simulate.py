@@ -38,6 +38,21 @@ def test_deterministic_for_a_seed(dataset, tmp_path):
     assert _digest(tmp_path) == _digest(dataset)
 
 
+def test_each_assay_draws_from_its_own_stream(dataset, tmp_path):
+    """Leaving zinc by flow out changes no CFSE or imaging byte (the example's files stay as they are)."""
+    simulate_dataset(tmp_path, seed=3, n_donors=1, n_events=4000, zincflow=False)
+    for sub in ("cfse", "imaging"):
+        assert _digest(tmp_path / sub) == _digest(dataset / sub), sub
+    assert not (tmp_path / "zincflow").exists()
+    sheet = pd.read_csv(dataset / "samples.tsv", sep="\t", dtype=str, keep_default_na=False)
+    zf = sheet[sheet["assay"] == "zincflow"]
+    assert sorted(zf["role"]) == ["fmax"] * 3 + ["fmin"] * 3 + ["sample"] * 4 + ["unstained"]
+    assert list(zf.loc[zf["kinetic"] == "yes", "sample_id"]) == ["zf_D1_rep_kinetic"]
+    truth = pd.read_csv(dataset / "truth" / "zincflow_truth.tsv", sep="\t")
+    zn = truth[truth["subset"] == "CD3+"].set_index("condition")["zn_nM"]
+    assert zn["supplemented"] > zn["replete"] > zn["deficient"]
+
+
 def test_generation_counts_sum_to_live_singlets_written(tmp_path):
     rng = np.random.default_rng(4)
     truth = write_cfse_sample(tmp_path / "s.fcs", rng, CFSEParams(n_events=5000))
@@ -116,4 +131,6 @@ def test_init_drafts_the_sheet(dataset, tmp_path):
     for col in ("assay", "role", "donor", "batch", "condition"):
         assert (merged[col] == merged[f"{col}_truth"]).all(), col
     assert (merged.loc[merged["assay"] == "imaging", "frame_interval_s"] == "5").all()
+    zf = merged[merged["assay"] == "zincflow"]  # tubes found by their tokens (zf, fmin, fmax, kinetic)
+    assert len(zf) == 11 and (zf["kinetic"] == zf["kinetic_truth"]).all()
     assert any("stimulus_s" in u for u in unfilled)

@@ -36,6 +36,7 @@ def _run(workdir: Path, *extra: str) -> subprocess.CompletedProcess:
 def _tables(workdir: Path) -> dict[str, str]:
     tables = [*sorted((workdir / "results" / "cfse").glob("*.tsv")),
               *sorted((workdir / "results" / "imaging").glob("*.tsv*")),
+              *sorted((workdir / "results" / "zincflow").glob("*.tsv")),
               *sorted((workdir / "results" / "summary").glob("*.tsv")),
               *sorted((workdir / "results").rglob("*.png"))]  # figures carry no timestamps
     return {str(p.relative_to(workdir)): hashlib.sha256(p.read_bytes()).hexdigest() for p in tables}
@@ -78,12 +79,28 @@ def test_workflow_runs_and_recovers_truth(project):
     assert (got.groupby("sample_id")["qc_pass"].sum() == summ["n_pass"]).all()
     traces = pd.read_csv(project / "results" / "imaging" / "traces.tsv.gz", sep="\t")
     assert len(traces) == len(got) * summ["n_frames"].iloc[0]
-    # across conditions: every readout x non-reference condition with CI and p; CFSE direction as simulated
+    # zinc by flow: every subset of every sample (the kinetic tube too) against the culture's truth
+    zinc = pd.read_csv(project / "results" / "zincflow" / "zinc.tsv", sep="\t")
+    zt = pd.read_csv(project / "data" / "truth" / "zincflow_truth.tsv", sep="\t").set_index(["culture", "subset"])
+    assert len(zinc) == 7 * 3 and (zinc["status"] == "ok").all() and zinc["qc_pass"].all()
+    true_zn = zt.loc[list(zip(zinc["culture"], zinc["subset"], strict=True)), "zn_nM"].to_numpy()
+    # resting zinc sits at f = 0.02-0.12 with FluoZin-3, where [Zn2+] rests on F - Fmin (docs/science.md): each
+    # value within 25 % of the truth or its own 95 % CI covering it, and most CIs covering it
+    covered = (zinc["zn_ci_low"] <= true_zn) & (true_zn <= zinc["zn_ci_high"])
+    assert (((zinc["zn_nM"] / true_zn - 1).abs() <= 0.25) | covered).all(), zinc[["sample_id", "subset", "zn_nM"]]
+    assert covered.mean() >= 2 / 3
+    assert {"zn_supplement_uM", "fmin", "fmax", "unstained", "instrument"} <= set(zinc.columns)
+    kin = pd.read_csv(project / "results" / "zincflow" / "kinetics.tsv", sep="\t")
+    assert list(kin["sample_id"].unique()) == ["zf_D1_rep_kinetic"] and (kin["peak_zn_nM"] > kin["baseline_zn_nM"]).all()
+    # across conditions: every readout x non-reference condition with CI and p; direction as simulated
     cond = pd.read_csv(project / "results" / "summary" / "conditions.tsv", sep="\t")
     comp = cond[cond["condition"] != "replete"]
-    assert len(comp) == 10 * 2 and comp[["ci_low", "ci_high", "p_value", "p_holm"]].notna().all().all()
+    assert len(comp) == (10 + 3) * 2 and comp[["ci_low", "ci_high", "p_value", "p_holm"]].notna().all().all()
     di = cond[cond["readout"] == "division_index"].set_index("condition")["mean"]
     assert di["supplemented"] > di["replete"] > di["deficient"]
+    for subset in ("CD3+", "CD3+CD4+CD8-", "CD3+CD4-CD8+"):
+        zn = cond[(cond["assay"] == "zincflow") & (cond["readout"] == f"zn_nM_{subset}")].set_index("condition")["mean"]
+        assert zn["supplemented"] > zn["replete"] > zn["deficient"], subset
     qc = pd.read_csv(project / "results" / "summary" / "qc.tsv", sep="\t")
     assert len(qc[(qc["level"] == "cell") & qc["excluded"]]) == (~got["qc_pass"]).sum()
     prov = json.loads((project / "results" / "provenance.json").read_text())
@@ -91,6 +108,21 @@ def test_workflow_runs_and_recovers_truth(project):
     assert len(prov["inputs"]) == len(raw)
     assert {Path(i["path"]).name: i["sha256"] for i in prov["inputs"]} == {
         p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in raw}
+
+
+def test_every_computed_column_is_reserved_in_the_sheet(project):
+    """A sheet column may not shadow a computed one: the reserved list covers every column the
+    per-sample tables that carry sheet columns compute."""
+    from zincassay.samplesheet import ASSAY_COLUMNS, IMAGING_TIME_COLUMNS, REQUIRED_COLUMNS, RESERVED_COLUMNS
+
+    assert _run(project).returncode == 0  # up to date after the first test: nothing to do
+    # the contract's own columns (an assay's optional columns too) are never extra columns
+    sheet_columns = (set(REQUIRED_COLUMNS) | set(IMAGING_TIME_COLUMNS) | {c for cs in ASSAY_COLUMNS.values() for c in cs}
+                     | {"zn_supplement_uM"})
+    for rel in ("cfse/indices.tsv", "imaging/cells.tsv", "imaging/summary.tsv", "zincflow/zinc.tsv",
+                "zincflow/kinetics.tsv"):
+        header = (project / "results" / rel).read_text().splitlines()[0].split("\t")
+        assert set(header) - sheet_columns <= RESERVED_COLUMNS, (rel, sorted(set(header) - sheet_columns - RESERVED_COLUMNS))
 
 
 def test_rerun_gives_byte_identical_tables(project):
@@ -108,7 +140,8 @@ def test_corrupt_file_fails_only_its_own_sample_and_summaries_still_build(projec
     samples carry a failure record with a one-line reason, every summary is written, and the run
     ends by naming them."""
     sheet = pd.read_csv(project / "config" / "samples.tsv", sep="\t", dtype=str, keep_default_na=False)
-    victims = [sheet[(sheet["role"] == "sample") & (sheet["assay"] == a)].iloc[0] for a in ("cfse", "imaging")]
+    victims = [sheet[(sheet["role"] == "sample") & (sheet["assay"] == a)].iloc[0]
+               for a in ("cfse", "imaging", "zincflow")]
     saved = {}
     for v in victims:
         path = project / "config" / v["file"]
@@ -183,7 +216,7 @@ def test_report_opens_in_headless_chromium(project):
             menu.get_by_text(name, exact=True).first.click()
             page.wait_for_timeout(300)
 
-        for category in ("CFSE", "Imaging", "Conditions", "QC", "Provenance"):
+        for category in ("CFSE", "Imaging", "Zinc (flow)", "Conditions", "QC", "Provenance"):
             open_category(category)
             if menu.locator("table").count():  # the category's results listed right away
                 groups = [None]

@@ -218,6 +218,7 @@ def test_tables_and_figures(culture):
                     controls={"fmin": "s1_fmin", "fmax": "s1_fmax", "unstained": "s1_u"}, extra={"notes": "n"})
     z = tables.zinc_table(res, sample, culture="D1/replete/B1")
     assert list(z.columns) == [*tables.ZINC_COLUMNS, "notes"] and (z["notes"] == "n").all()
+    assert (z["status"] == "ok").all() and (z["failure"] == "").all()
     assert z["subset"].tolist() == list(culture["settings"].subsets)
     assert (z["instrument"] == "zincassay simulator").all() and z["qc_pass"].all()
     assert (z["fmax"] == "s1_fmax").all() and (z["culture"] == "D1/replete/B1").all()
@@ -232,8 +233,9 @@ def test_tables_and_figures(culture):
     fig = figures.histograms_figure(res, "s1")
     assert isinstance(fig, Figure) and len([a for a in fig.axes if a.get_legend()]) == 3
     assert "[Zn2+]" in fig.axes[0].get_title()
-    gf = figures.gating_figure(res.sample, "s1", marker_scale="asinh", asinh_cofactor=150)
+    gf = figures.gating_figure(res.tubes, "s1", marker_scale="asinh", asinh_cofactor=150)
     assert any("CD8+" in a.get_title() for a in gf.axes)
+    assert [a.get_title().split(" |")[0] for a in gf.axes[::6]] == [f"{t} tube" for t in res.tubes]
     kf = figures.kinetics_figure(kres, "s1")
     assert len(kf.axes) == 3 and "peak" in " ".join(t.get_text() for t in kf.axes[0].get_legend().get_texts())
 
@@ -454,3 +456,42 @@ def test_marker_named_by_detector_and_stain_on_a_real_file(fcs_corpus):
         gate_tube(path, "sample", _settings(viability_channel=None, channel="FL1-H"))
     msg = _one_line(exc)
     assert "marker 'CD3'" in msg and "did you mean 'CD3 PerCP'" in msg and str(path) in msg
+
+
+# --------------------------------------------------------------------------- readouts for the conditions step
+
+
+def _zinc_rows(sid, cond, donor, instrument, zn, qc=(True, True), status="ok"):
+    if status != "ok":
+        return [{"sample_id": sid, "condition": cond, "donor": donor, "batch": "B1", "status": status,
+                 "failure": "x.fcs: truncated", "qc_pass": False, "qc_flags": "failed"}]
+    return [{"sample_id": sid, "condition": cond, "donor": donor, "batch": "B1", "status": "ok", "failure": "",
+             "subset": sub, "zn_nM": z, "qc_pass": q, "qc_flags": "" if q else "too_few_events",
+             "instrument": instrument} for sub, z, q in zip(("CD3+", "CD3+CD4-CD8+"), zn, qc, strict=True)]
+
+
+def test_readouts_one_row_per_sample_qc_failing_subsets_blank():
+    zinc = pd.DataFrame(_zinc_rows("b", "replete", "D1", "Canto", (1.0, 0.8), qc=(True, False))
+                        + _zinc_rows("a", "deficient", "D1", "Canto", (0.5, 0.4))
+                        + _zinc_rows("c", "replete", "D2", "", (0, 0), status="failed"))
+    t, notes = tables.readouts_table(zinc, pool_instruments=False, source="zinc.tsv")
+    assert notes == [] and list(t["sample_id"]) == ["a", "b", "c"]
+    assert list(t.columns) == ["sample_id", "condition", "donor", "batch", "status", "failure", "qc_flags",
+                               "zn_nM_CD3+", "zn_nM_CD3+CD4-CD8+"]
+    t = t.set_index("sample_id")
+    assert t.loc["b", "zn_nM_CD3+"] == 1.0 and np.isnan(t.loc["b", "zn_nM_CD3+CD4-CD8+"])
+    assert t.loc["b", "qc_flags"] == "CD3+CD4-CD8+:too_few_events"
+    assert t.loc["c", "status"] == "failed" and t.loc[["c"], ["zn_nM_CD3+"]].isna().all().all()
+
+
+def test_readouts_split_by_instrument_unless_pooled():
+    zinc = pd.DataFrame(_zinc_rows("a", "deficient", "D1", "Canto", (0.5, 0.4))
+                        + _zinc_rows("b", "replete", "D1", "Fortessa", (1.0, 0.8)))
+    t, notes = tables.readouts_table(zinc, pool_instruments=False, source="zinc.tsv")
+    assert len(notes) == 1 and "2 instruments" in notes[0]
+    assert [c for c in t.columns if c.startswith("zn_nM")] == [
+        "zn_nM_CD3+@Canto", "zn_nM_CD3+CD4-CD8+@Canto", "zn_nM_CD3+@Fortessa", "zn_nM_CD3+CD4-CD8+@Fortessa"]
+    t = t.set_index("sample_id")
+    assert t.loc["a", "zn_nM_CD3+@Canto"] == 0.5 and np.isnan(t.loc["a", "zn_nM_CD3+@Fortessa"])
+    pooled, notes = tables.readouts_table(zinc, pool_instruments=True, source="zinc.tsv")
+    assert notes == [] and "zn_nM_CD3+" in pooled.columns

@@ -36,7 +36,8 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
 
     sheet = simulate_dataset(args.outdir, seed=args.seed, n_donors=args.donors, n_events=args.events,
                              cfse_format=args.cfse_format, peak_ratio=args.peak_ratio,
-                             imaging=not args.no_imaging, sheet_path=args.sheet)
+                             imaging=not args.no_imaging, sheet_path=args.sheet, zincflow=not args.no_zincflow,
+                             zincflow_events=args.zincflow_events)
     print(f"simulated data in {args.outdir}; sample sheet {sheet}; ground truth in {Path(args.outdir) / 'truth'}")
     return 0
 
@@ -89,6 +90,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--cfse-format", default="fcs3.1-float", choices=["fcs3.1-float", "fcs3.0-int32", "fcs2.0-log"])
     s.add_argument("--peak-ratio", type=float, default=2.0)
     s.add_argument("--no-imaging", action="store_true")
+    s.add_argument("--no-zincflow", action="store_true", help="leave out the zinc-by-flow tubes")
+    s.add_argument("--zincflow-events", type=int, default=5500, help="events per zinc-by-flow tube")
     s.add_argument("--sheet", help="where to write the sample sheet (default: OUTDIR/samples.tsv)")
     s.set_defaults(func=_cmd_simulate)
 
@@ -104,8 +107,9 @@ def build_parser() -> argparse.ArgumentParser:
     from zincassay.cfse import cli as cfse_cli
     from zincassay.conditions import cli as conditions_cli
     from zincassay.imaging import cli as imaging_cli
+    from zincassay.zincflow import cli as zincflow_cli
 
-    for module in (cfse_cli, imaging_cli, conditions_cli):
+    for module in (cfse_cli, imaging_cli, zincflow_cli, conditions_cli):
         module.add_commands(steps)
     w = steps.add_parser("serve", help="a warm process that runs the other steps for a local workflow run")
     w.add_argument("--name", required=True, help="the server's name (abstract Unix socket)")

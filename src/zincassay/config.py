@@ -95,18 +95,27 @@ def config_problems(cfg: dict) -> list[str]:
                 f"config key conditions.reference: {ref!r} is not in conditions.order {order}; "
                 "add it to the order or pick one of those"
             )
-        comp = cfg.get("cfse", {}).get("compensate", "auto")
-        if comp not in ("auto", "off") and not Path(comp).is_file():
-            problems.append(
-                f"config key cfse.compensate: {comp!r} is neither auto, off, nor an existing CSV file"
-            )
-        elif comp not in ("auto", "off"):
-            from zincassay.io.fcs import CompensationError, read_spill_csv
+        for section in ("cfse", "zincflow"):
+            comp = cfg.get(section, {}).get("compensate", "auto")
+            if comp not in ("auto", "off") and not Path(comp).is_file():
+                problems.append(
+                    f"config key {section}.compensate: {comp!r} is neither auto, off, nor an existing CSV file"
+                )
+            elif comp not in ("auto", "off"):
+                from zincassay.io.fcs import CompensationError, read_spill_csv
+
+                try:
+                    read_spill_csv(comp)
+                except CompensationError as exc:
+                    problems.append(f"config key {section}.compensate: {exc}")
+        if "zincflow" in cfg:  # subsets and marker keys: a typo surfaces before any job runs
+            from zincassay.errors import ZincassayError
+            from zincassay.zincflow.settings import ZincflowSettings
 
             try:
-                read_spill_csv(comp)
-            except CompensationError as exc:
-                problems.append(f"config key cfse.compensate: {exc}")
+                ZincflowSettings.from_config(cfg["zincflow"])
+            except ZincassayError as exc:
+                problems.append(str(exc))
     return problems
 
 

@@ -1,7 +1,8 @@
 """Draft a sample sheet from a folder of raw files (``zincassay init RAW_DIR``).
 
-Assay from the file type; condition, role, donor and batch from file-name tokens; frame
-interval from image metadata. Cells that could not be filled are left blank and listed.
+Assay from the file type (an FCS file with a zinc-by-flow token, e.g. ``zf``, ``fmin``, ``tpen``, is
+``zincflow``); condition, role, donor and batch from file-name tokens; frame interval from image
+metadata. Cells that could not be filled are left blank and listed.
 """
 
 from __future__ import annotations
@@ -22,6 +23,11 @@ CONDITION_TOKENS = {
 }
 ROLE_TOKENS = {"unstim": "unstimulated", "unstimulated": "unstimulated", "us": "unstimulated",
                "unstained": "unstained", "unst": "unstained", "nostain": "unstained", "blank": "unstained"}
+#: zinc by flow: tokens that mark an FCS file as a zincflow tube, and its roles (TPEN = Fmin, zinc + pyrithione = Fmax)
+ZINCFLOW_TOKENS = {"zf", "zincflow", "fluozin", "fluozin3", "zinpyr", "fmin", "fmax", "tpen", "pyr", "pyrithione",
+                   "znpyr"}
+ZINCFLOW_ROLE_TOKENS = {"fmin": "fmin", "tpen": "fmin", "fmax": "fmax", "pyr": "fmax", "pyrithione": "fmax",
+                        "znpyr": "fmax", **{t: r for t, r in ROLE_TOKENS.items() if r == "unstained"}}
 
 
 def _tokens(name: str) -> list[str]:
@@ -56,7 +62,10 @@ def draft_sample_sheet(raw_dir: str | Path, sheet_path: str | Path) -> tuple[pd.
     for f in files:
         toks = _tokens(f.stem)
         assay = "cfse" if f.suffix.lower() in FCS_SUFFIXES else "imaging"
-        role = next((ROLE_TOKENS[t] for t in toks if t in ROLE_TOKENS), "sample")
+        if assay == "cfse" and ZINCFLOW_TOKENS & set(toks):
+            assay = "zincflow"
+        roles = ZINCFLOW_ROLE_TOKENS if assay == "zincflow" else ROLE_TOKENS
+        role = next((roles[t] for t in toks if t in roles), "sample")
         condition = next((CONDITION_TOKENS[t] for t in toks if t in CONDITION_TOKENS), "")
         donor = next((t.upper() for t in toks if re.fullmatch(r"(d|donor)\d+", t)), "")
         donor = re.sub(r"^DONOR", "D", donor)
@@ -68,10 +77,14 @@ def draft_sample_sheet(raw_dir: str | Path, sheet_path: str | Path) -> tuple[pd.
             sid, k = f"{base}_{k}", k + 1
         used.add(sid)
         interval = _frame_interval_s(f) if assay == "imaging" else ""
+        # a zinc-by-flow tube keeps its condition: it names the culture the tube was split from
+        keep_condition = role == "sample" or assay == "zincflow"
         row = {"sample_id": sid, "assay": assay, "file": str(Path(_rel(f, sheet_path.parent))),
-               "condition": condition if role == "sample" else "", "role": role, "donor": donor,
+               "condition": condition if keep_condition else "", "role": role, "donor": donor,
                "batch": batch or "B1", "frame_interval_s": interval, "stimulus_s": "", "pyrithione_s": "",
                "tpen_s": ""}
+        if assay == "zincflow":
+            row["kinetic"] = "yes" if role == "sample" and {"kinetic", "kin"} & set(toks) else ""
         rows.append(row)
         if role == "sample" and not condition:
             unfilled.append(f"{sid}: condition (no def/rep/sup token in {f.name!r})")

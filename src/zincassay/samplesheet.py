@@ -17,6 +17,7 @@ import pandas as pd
 
 from zincassay.config import config_problems, fill_defaults, schema
 from zincassay.errors import ValidationError
+from zincassay.zincflow import controls as zincflow_controls
 
 __all__ = [
     "IMAGING_TIME_COLUMNS",
@@ -36,10 +37,14 @@ __all__ = [
 
 REQUIRED_COLUMNS = ("sample_id", "assay", "file", "condition", "role", "donor", "batch")
 IMAGING_TIME_COLUMNS = ("frame_interval_s", "stimulus_s", "pyrithione_s", "tpen_s")
-ROLES = {"cfse": {"sample", "unstimulated", "unstained"}, "imaging": {"sample"}}
+ROLES = {"cfse": {"sample", "unstimulated", "unstained"}, "imaging": {"sample"},
+         "zincflow": set(zincflow_controls.ROLES)}
+#: Each assay's own optional sheet columns (besides the imaging times), carried in ``Sample.assay_columns``.
+ASSAY_COLUMNS = {"zincflow": zincflow_controls.SHEET_COLUMNS}
 #: Columns the workflow computes in the per-sample tables that carry the sheet's extra columns
-#: (results/cfse/indices.tsv, results/imaging/cells.tsv and summary.tsv). A sheet column with one
-#: of these names would be ambiguous, so it is a validation error (tests keep this list complete).
+#: (results/cfse/indices.tsv, results/imaging/cells.tsv and summary.tsv, results/zincflow/zinc.tsv and
+#: kinetics.tsv). A sheet column with one of these names would be ambiguous, so it is a validation
+#: error (tests/test_workflow.py keeps this list complete).
 RESERVED_COLUMNS = frozenset(
     "status failure path unstimulated unstained qc_pass qc_flags qc_reason compensation reduced_chi2 "
     "peak_ratio peak_ratio_ci_low peak_ratio_ci_high parent_log10 parent_control_log10 parent_shift_log10 "
@@ -53,6 +58,11 @@ RESERVED_COLUMNS = frozenset(
     + [f"{q}_{s}" for s in ("baseline_zn_nM", "peak_zn_nM", "delta_zn_nM") for q in ("median", "q25", "q75")]
     + [f"{i}{x}" for i in ("pct_divided", "fraction_diluted", "division_index", "proliferation_index",
                            "expansion_index", "replication_index") for x in ("", "_ci_low", "_ci_high")]
+    # zinc by flow: results/zincflow/zinc.tsv and kinetics.tsv
+    + "subset F_median Fmin_median Fmax_median af_median af_subtracted f zn_nM zn_ci_low zn_ci_high probe channel "
+      "events_sample events_fmin events_fmax events_unstained fmax_saturated_fraction instrument instrument_fmin "
+      "instrument_fmax instrument_serial addition_source gap_start_s gap_end_s gaps_found baseline_events "
+      "kinetic_flags".split()
 )
 
 
@@ -61,7 +71,8 @@ class Inputs:
     """A validated config and sample sheet.
 
     ``sheet`` has one row per raw file, indexed by ``sample_id``, with ``path`` (absolute) added,
-    and ``unstimulated``/``unstained`` (matched control ids, '' when none) for cfse rows.
+    ``unstimulated``/``unstained`` (matched control ids, '' when none) for cfse samples, and
+    ``culture``, ``fmin``/``fmax``/``unstained`` for zincflow samples.
     """
 
     config: dict
@@ -79,9 +90,13 @@ class Sample:
     path : str
         The raw file (as the workflow names it).
     controls : dict of str to str
-        Matched control ids by role (``unstimulated``, ``unstained``); '' where none.
+        Matched control ids by role, the assay's control roles (cfse: ``unstimulated``,
+        ``unstained``; zincflow: ``fmin``, ``fmax``, ``unstained``); '' where none.
     frame_interval_s, stimulus_s, pyrithione_s, tpen_s : float or None
         Imaging times (s); None where blank (taken from the metadata or detected).
+    assay_columns : dict of str to str
+        The assay's own optional columns (:data:`ASSAY_COLUMNS`; zincflow: ``culture`` as matched,
+        ``kinetic``, ``addition_s``), as strings ('' where blank).
     extra : dict of str to str
         The user's own columns, in sheet order, carried into every per-sample table.
     """
@@ -98,6 +113,7 @@ class Sample:
     stimulus_s: float | None = None
     pyrithione_s: float | None = None
     tpen_s: float | None = None
+    assay_columns: dict[str, str] = field(default_factory=dict)
     extra: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -114,11 +130,13 @@ def _seconds(value: str) -> float | None:
 def sample_record(sheet: pd.DataFrame, sample_id: str) -> Sample:
     """The typed :class:`Sample` of ``sample_id`` in a sheet from :func:`load_inputs`."""
     row = sheet.loc[sample_id]
+    assay = row["assay"]
     return Sample(
-        sample_id=sample_id, assay=row["assay"], path=row["path"], condition=row["condition"], role=row["role"],
+        sample_id=sample_id, assay=assay, path=row["path"], condition=row["condition"], role=row["role"],
         donor=row["donor"], batch=row["batch"],
-        controls={"unstimulated": row["unstimulated"], "unstained": row["unstained"]},
+        controls={r: row[r] for r in sorted(ROLES.get(assay, set()) - {"sample"})},
         **{c: _seconds(row[c]) for c in IMAGING_TIME_COLUMNS},
+        assay_columns={c: row[c] for c in ASSAY_COLUMNS.get(assay, ())},
         extra={c: row[c] for c in extra_columns(sheet)},
     )
 
@@ -148,7 +166,8 @@ def read_sample_sheet(path: str | Path) -> pd.DataFrame:
 
 def extra_columns(sheet: pd.DataFrame) -> list[str]:
     """Columns the user added beyond the contract, in sheet order."""
-    known = set(REQUIRED_COLUMNS) | set(IMAGING_TIME_COLUMNS) | {"path", "unstimulated", "unstained"}
+    known = (set(REQUIRED_COLUMNS) | set(IMAGING_TIME_COLUMNS) | {c for cs in ASSAY_COLUMNS.values() for c in cs}
+             | {"path", "unstimulated", "unstained", "fmin", "fmax"})
     return [c for c in sheet.columns if c not in known]
 
 
@@ -247,7 +266,7 @@ def sheet_problems(sheet: pd.DataFrame, config: dict, sheet_dir: Path) -> list[s
             else:
                 seen[sid] = line
         assay, role = row["assay"], row["role"]
-        if assay in ROLES and role in ROLES["cfse"] and role not in ROLES[assay]:
+        if assay in ROLES and any(role in r for r in ROLES.values()) and role not in ROLES[assay]:
             problems.append(f"{label}: role {role!r} is not valid for assay {assay}; use {', '.join(sorted(ROLES[assay]))}")
         if role == "sample" and row["condition"] not in order:
             problems.append(
@@ -287,17 +306,21 @@ def sheet_problems(sheet: pd.DataFrame, config: dict, sheet_dir: Path) -> list[s
                     )
     _, control_problems = match_controls(sheet)  # reported with everything else, never only after fixes
     problems.extend(control_problems)
-    return problems
+    _, culture_problems = zincflow_controls.match_cultures(sheet)
+    problems.extend(culture_problems)
+    problems.extend(zincflow_controls.kinetic_column_problems(sheet))
+    return list(dict.fromkeys(problems))  # a problem two checks find is listed once
 
 
 def prepare_sheet(sheet: pd.DataFrame, sheet_path: Path) -> pd.DataFrame:
-    """Add the derived columns to a (validated) sheet: blank imaging times, matched controls,
-    ``path``; index by ``sample_id``."""
+    """Add the derived columns to a (validated) sheet: blank imaging times and assay columns, matched
+    controls (cfse) and cultures (zincflow), ``path``; index by ``sample_id``."""
     sheet = sheet.copy()
-    for col in IMAGING_TIME_COLUMNS:
+    for col in (*IMAGING_TIME_COLUMNS, *(c for cs in ASSAY_COLUMNS.values() for c in cs)):
         if col not in sheet.columns:
             sheet[col] = ""
     sheet, _ = match_controls(sheet)
+    sheet, _ = zincflow_controls.match_cultures(sheet)  # after match_controls, which blanks 'unstained'
     sheet["path"] = [_workflow_path(_resolve_path(f, sheet_path.parent)) for f in sheet["file"]]
     return sheet.set_index("sample_id", drop=False)
 

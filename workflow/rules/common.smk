@@ -10,6 +10,7 @@ from zincassay.checksums import refresh_checksums
 from zincassay.errors import ValidationError
 from zincassay.samplesheet import load_inputs
 from zincassay.server import enable_server
+from zincassay.zincflow.controls import parse_kinetic
 
 # Validate config and sample sheet before any job runs: every problem at once, no traceback.
 try:
@@ -24,6 +25,14 @@ CFSE = SHEET[SHEET["assay"] == "cfse"]
 CFSE_SAMPLES = sorted(CFSE.index[CFSE["role"] == "sample"])
 CFSE_CONTROLS = sorted(CFSE.index[CFSE["role"] != "sample"])
 IMAGING_SAMPLES = sorted(SHEET.index[SHEET["assay"] == "imaging"])
+ZINCFLOW = SHEET[SHEET["assay"] == "zincflow"]
+ZINCFLOW_SAMPLES = sorted(ZINCFLOW.index[ZINCFLOW["role"] == "sample"])
+# the culture's fmin, fmax and unstained tubes: each read and gated by its own job
+ZINCFLOW_TUBES = sorted(ZINCFLOW.index[ZINCFLOW["role"] != "sample"])
+ZINCFLOW_KINETIC = [
+    s for s in ZINCFLOW_SAMPLES if parse_kinetic(SHEET.loc[s, "kinetic"])
+]
+ZINCFLOW_STATIC = [s for s in ZINCFLOW_SAMPLES if s not in ZINCFLOW_KINETIC]
 # content fingerprints of the raw files: a file replaced by one with other bytes reruns, whatever its
 # modification time (zincassay.checksums); refreshed once, by the process that plans the run
 CHECKSUM_DIR = "results/inputs"
@@ -58,6 +67,14 @@ def checksum_file(wildcards):
 def status_files(samples, assay):
     """Every per-sample job's status.json (controls included)."""
     return [f"results/{assay}/{s}/status.json" for s in samples]
+
+
+#: The status.json of every per-file job of the run (summaries, provenance, the end-of-run list).
+ALL_STATUS_FILES = [
+    *status_files(CFSE_SAMPLES + CFSE_CONTROLS, "cfse"),
+    *status_files(IMAGING_SAMPLES, "imaging"),
+    *status_files(ZINCFLOW_SAMPLES + ZINCFLOW_TUBES, "zincflow"),
+]
 
 
 def cfse_controls(wildcards):
@@ -101,6 +118,7 @@ def input_mb(input):
 ASSAY_TABLES = {
     "cfse": ("results/cfse/indices.tsv", CFSE_SAMPLES),
     "imaging": ("results/imaging/summary.tsv", IMAGING_SAMPLES),
+    "zincflow": ("results/zincflow/readouts.tsv", ZINCFLOW_SAMPLES),
 }
 
 
@@ -111,8 +129,7 @@ def summary_inputs(wildcards):
         "cfse_histograms": expand(
             "results/cfse/{sample}/histogram.tsv", sample=CFSE_SAMPLES
         ),
-        "statuses": status_files(CFSE_SAMPLES + CFSE_CONTROLS, "cfse")
-        + status_files(IMAGING_SAMPLES, "imaging"),
+        "statuses": ALL_STATUS_FILES,
     }
     if CFSE_SAMPLES:
         out["cfse_gates"] = ["results/cfse/gates.tsv"]
@@ -131,7 +148,7 @@ def table_flags(wildcards, input):
     extras = {
         k: input[k][0] for k in ("cfse_gates", "imaging_cells") if k in input.keys()
     }
-    return " ".join(tables) + " " + flags(extras)
+    return f"{' '.join(tables)} {flags(extras)}"
 
 
 def summary_figures():
@@ -163,6 +180,13 @@ def summary_figures():
             category="Conditions",
             labels={"figure": "[Zn2+] per cell"},
         )
+    if ZINCFLOW_SAMPLES:
+        figures["zincflow_figure"] = report(
+            "results/summary/zincflow_conditions.png",
+            caption="../report/conditions_zincflow.rst",
+            category="Conditions",
+            labels={"figure": "free zinc by flow per donor"},
+        )
     return figures
 
 
@@ -170,9 +194,7 @@ def print_failures():
     """At the end of a run: the files that could not be analysed, one line each (they are in
     results/summary/qc.tsv and the report too; the run itself succeeds)."""
     records = []
-    for path in status_files(CFSE_SAMPLES + CFSE_CONTROLS, "cfse") + status_files(
-        IMAGING_SAMPLES, "imaging"
-    ):
+    for path in ALL_STATUS_FILES:
         if os.path.exists(path):
             with open(path, encoding="utf-8") as fh:
                 records.append(json.load(fh))
@@ -198,5 +220,58 @@ def final_outputs():
             "results/imaging/{name}",
             name=["cells.tsv", "summary.tsv", "frames.tsv", "traces.tsv.gz"],
         )
+    if ZINCFLOW_SAMPLES:
+        out += expand("results/zincflow/{name}.tsv", name=["zinc", "gates", "readouts"])
+    if ZINCFLOW_KINETIC:
+        out += expand("results/zincflow/{name}.tsv", name=["kinetics", "kinetic_bins"])
     out += ["results/summary/conditions.tsv", "results/summary/qc.tsv"]
+    return out
+
+
+def zincflow_tubes(wildcards):
+    """The culture's control tubes of a zinc-by-flow sample: their FCS files, the status of each
+    tube's own step and their checksums (so a tube replaced by other bytes reruns the sample).
+    """
+    row = SHEET.loc[wildcards.sample]
+    tubes = {}
+    for role in ("fmin", "fmax", "unstained"):
+        tube = row[role]
+        if tube:
+            tubes[role] = SHEET.loc[tube, "path"]
+            tubes[f"{role}_status"] = f"results/zincflow/{tube}/status.json"
+            tubes[f"{role}_checksum"] = f"{CHECKSUM_DIR}/{tube}.sha256"
+    return tubes
+
+
+def zincflow_outputs(kinetic):
+    """A zinc-by-flow sample's outputs; a kinetic tube's add its trace."""
+    out = {
+        "status": "results/zincflow/{sample}/status.json",
+        "zinc": "results/zincflow/{sample}/zinc.tsv",
+        "gates": "results/zincflow/{sample}/gates.tsv",
+        "histograms_figure": report(
+            "results/zincflow/{sample}/histograms.png",
+            caption="../report/zincflow_histograms.rst",
+            category="Zinc (flow)",
+            subcategory="Calibration per subset",
+            labels={"sample": "{sample}", "figure": "probe histograms"},
+        ),
+        "gating_figure": report(
+            "results/zincflow/{sample}/gating.png",
+            caption="../report/zincflow_gating.rst",
+            category="QC",
+            subcategory="Zinc (flow) gating",
+            labels={"sample": "{sample}", "figure": "gating"},
+        ),
+    }
+    if kinetic:
+        out["kinetics"] = "results/zincflow/{sample}/kinetics.tsv"
+        out["kinetic_bins"] = "results/zincflow/{sample}/kinetic_bins.tsv"
+        out["kinetics_figure"] = report(
+            "results/zincflow/{sample}/kinetics.png",
+            caption="../report/zincflow_kinetics.rst",
+            category="Zinc (flow)",
+            subcategory="Kinetics",
+            labels={"sample": "{sample}", "figure": "kinetics"},
+        )
     return out

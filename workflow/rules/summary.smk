@@ -37,8 +37,7 @@ rule conditions:
 rule provenance:
     input:
         results=final_outputs(),
-        statuses=status_files(CFSE_SAMPLES + CFSE_CONTROLS, "cfse")
-        + status_files(IMAGING_SAMPLES, "imaging"),
+        statuses=ALL_STATUS_FILES,
         sheet=config["samples"],
     output:
         provenance="results/provenance.json",

@@ -38,7 +38,7 @@ def _cmd_conditions(args: argparse.Namespace) -> int:
     from zincassay.conditions.overview import overview_rst
     from zincassay.conditions.pipeline import summarise_conditions
     from zincassay.conditions.settings import ConditionsSettings
-    from zincassay.conditions.stats import CFSE_READOUTS, IMAGING_READOUTS
+    from zincassay.conditions.stats import CFSE_READOUTS, IMAGING_READOUTS, READOUTS, readout_columns
     from zincassay.figures import save_figure
     from zincassay.tables import read_json, write_table, write_text
 
@@ -64,6 +64,10 @@ def _cmd_conditions(args: argparse.Namespace) -> int:
         if cells is None or cells.empty:
             cells = pd.DataFrame(columns=["qc_pass", "condition", "baseline_zn_nM", "peak_zn_nM"])
         save_figure(zinc_distribution_figure(cells, r.conditions), args.zinc_figure)
+    if args.zincflow_figure:
+        zf = r.usable("zincflow")
+        save_figure(readout_figure(zf, readout_columns(zf, READOUTS.get("zincflow")), r.conditions, r.stats,
+                                   "Free zinc by flow cytometry per donor (QC-passing subsets)"), args.zincflow_figure)
     write_table(r.qc, args.qc)
     write_text(overview_rst(r, sheet=args.sheet, version=__version__), args.overview)
     write_table(r.stats, args.conditions)  # last: its presence means complete
@@ -119,7 +123,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--sheet", default="", help="the sample sheet (named on the report's first page)")
     for name in ("conditions", "qc", "overview"):
         c.add_argument(f"--{name}", required=True)
-    for name in ("cfse-figure", "imaging-figure", "zinc-figure", "overlay-figure"):
+    for name in ("cfse-figure", "imaging-figure", "zinc-figure", "overlay-figure", "zincflow-figure"):
         c.add_argument(f"--{name}", help="made when given (the assay is in the sheet)")
     c.add_argument("--histograms", nargs="*", default=[], help="per-sample CFSE histogram.tsv")
     c.add_argument("--statuses", nargs="*", default=[], help="every per-sample status.json")

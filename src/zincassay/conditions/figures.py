@@ -21,8 +21,13 @@ LABELS = {"median_baseline_zn_nM": "baseline [Zn2+] (nM, median of cells)",
 def readout_figure(table: pd.DataFrame, readouts: list[str], conditions: list[str], stats: pd.DataFrame,
                    title: str) -> Figure:
     """One panel per readout: each donor's value per condition, joined across conditions; the
-    Holm-adjusted p against the reference above each condition."""
+    Holm-adjusted p against the reference above each condition (a note when there is no readout)."""
     n = len(readouts)
+    if not n:
+        fig, ax = new_figure(figsize=(6, 2))
+        ax.set_axis_off()
+        ax.text(0.5, 0.5, f"{title}: no usable sample", ha="center", va="center", fontsize=10)
+        return fig
     cols = min(n, 3)
     rows = int(np.ceil(n / cols))
     fig, axes = new_figure(rows, cols, figsize=(4 * cols, 3.4 * rows), squeeze=False)

@@ -18,6 +18,8 @@ __all__ = ["MAIN_READOUTS", "overview_rst"]
 #: Readouts shown on the first page (every readout is in ``conditions.tsv``).
 MAIN_READOUTS = ("pct_divided", "division_index", "median_baseline_zn_nM", "median_peak_zn_nM",
                  "fraction_responding")
+#: ... and readouts named by the data (zinc by flow: ``zn_nM_<subset>``).
+MAIN_READOUT_PREFIXES = ("zn_nM_",)
 
 
 def _num(x: float, digits: int = 3) -> str:
@@ -35,7 +37,8 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
 
 def _comparisons(stats: pd.DataFrame) -> list[list[str]]:
     rows = []
-    main = stats[stats["readout"].isin(MAIN_READOUTS)]
+    readout = stats["readout"].astype(str)
+    main = stats[readout.isin(MAIN_READOUTS) | readout.str.startswith(MAIN_READOUT_PREFIXES)]
     for _, r in main.iterrows():
         ci = f"{_num(r['difference'])} [{_num(r['ci_low'])}, {_num(r['ci_high'])}]" if pd.notna(r["ci_low"]) \
             else _num(r["difference"])
@@ -83,7 +86,7 @@ def overview_rst(result: ConditionsResult, *, sheet: str, version: str) -> str:
     if not cells.empty:
         reasons = cells["item"].str.split(";").explode().value_counts().sort_index()
         lines.append("- imaging cells excluded: " + ", ".join(f"{k} {v}" for k, v in reasons.items()))
-    assays = {"cfse": "CFSE", "imaging": "Imaging"}
+    assays = {"cfse": "CFSE", "imaging": "Imaging", "zincflow": "Zinc (flow)"}
     per_sample = " and ".join(f"`{assays[a]}`_" for a in sorted(by_assay) if a in assays)
     lines += ["", "Where to look", "-------------", "",
               "- `Conditions`_: ``conditions.tsv`` (every readout) and each donor's values joined across conditions.",

@@ -209,7 +209,7 @@ def gate_events(
     overrides = {} if scatter is None else {k: getattr(scatter, k) for k in ("fsc_a", "fsc_h", "ssc")}
     scatter = find_scatter_channels(data, overrides)
     if gating == "none":
-        gates.append(Gate("all_events", n, n, note="cfse.gating: none"))
+        gates.append(Gate("all_events", n, n, note="gating: none"))
         return GatingResult(mask, gates, scatter)
     if n < 50:
         raise GatingError(f"{data.path}: only {n} events; at least 50 are needed to gate and analyse a tube "
@@ -222,7 +222,9 @@ def gate_events(
         gates.append(Gate("lymphocytes", int(mask.sum()), int((mask & keep).sum()), params))
         mask &= keep
     else:
-        gates.append(Gate("lymphocytes", n, n, note=f"skipped: no FSC/SSC channels found among {', '.join(data.channel_names)}; set cfse.scatter"))
+        gates.append(Gate("lymphocytes", n, n,
+                          note=f"skipped: no FSC/SSC channels found among {', '.join(data.channel_names)}; name "
+                               "them under the assay's scatter key (e.g. cfse.scatter or zincflow.scatter)"))
     if scatter.fsc_a and scatter.fsc_h:
         fa = events[:, data.channel_index(scatter.fsc_a)]
         fh = events[:, data.channel_index(scatter.fsc_h)]

@@ -503,8 +503,8 @@ def compensate(data: FCSData, spill: SpillMatrix | None = None) -> np.ndarray:
     if spill is None:
         reason = data.spill_problem or "the file has no spill keyword ($SPILLOVER/SPILL/SPILLOVER)"
         raise CompensationError(
-            f"{data.path}: cannot compensate: {reason}. Give a matrix as a CSV "
-            "(cfse.compensate: path/to/spill.csv) or set cfse.compensate: off."
+            f"{data.path}: cannot compensate: {reason}. Give a matrix as a CSV with the assay's compensate "
+            "key (e.g. cfse.compensate or zincflow.compensate: path/to/spill.csv) or set it to off."
         )
     n = len(spill.labels)
     if spill.matrix.shape != (n, n):

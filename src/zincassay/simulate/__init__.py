@@ -1,4 +1,4 @@
-"""Simulated datasets with ground truth for both assays (``zincassay simulate``).
+"""Simulated datasets with ground truth for the CFSE, imaging and zinc-by-flow assays (``zincassay simulate``).
 
 Conditions differ as zinc status is reported to act on T cells (more zinc: more division and
 higher free zinc): :data:`CONDITIONS` holds the parameters. Every output is deterministic for
@@ -17,9 +17,10 @@ import pandas as pd
 from zincassay.cfse.indices import INDEX_NAMES, precursor_fractions
 from zincassay.simulate.cfse import CFSEParams, write_cfse_sample
 from zincassay.simulate.imaging import ImagingParams, write_imaging_sample
+from zincassay.simulate.zincflow import T_CELL_CULTURE, KineticParams, zincflow_experiment
 from zincassay.tables import write_table
 
-__all__ = ["CONDITIONS", "simulate_dataset", "write_table"]
+__all__ = ["CONDITIONS", "ZINCFLOW_KINETIC", "simulate_dataset", "write_table"]
 
 #: Per condition: CFSE (responder fraction, mean divisions of responders) and imaging
 #: (baseline free zinc nM, stimulus-evoked rise nM).
@@ -31,6 +32,8 @@ CONDITIONS = {
     "supplemented": {"short": "sup", "responder_fraction": 0.85, "mean_divisions": 3.3,
                      "baseline_zn_nM": 2.0, "rise_zn_nM": 8.0, "zn_supplement_uM": 50},
 }
+#: The example's kinetic zinc-by-flow tube: 50 s before the pause, 150 s after, 100 events/s.
+ZINCFLOW_KINETIC = KineticParams(baseline_s=50.0, after_s=150.0, rate_per_s=100.0)
 def simulate_dataset(
     outdir: str | Path,
     seed: int = 1,
@@ -40,15 +43,22 @@ def simulate_dataset(
     peak_ratio: float = 2.0,
     imaging: bool = True,
     sheet_path: str | Path | None = None,
+    zincflow: bool = True,
+    zincflow_events: int = 5500,
 ) -> Path:
     """Write a complete simulated experiment and return the sample sheet's path.
 
-    Layout: ``cfse/*.fcs``, ``imaging/*.tif``, ``truth/`` (``cfse_generations.tsv``,
+    Layout: ``cfse/*.fcs``, ``imaging/*.tif``, ``zincflow/*.fcs``, ``truth/`` (``cfse_generations.tsv``,
     ``cfse_indices.tsv``, ``imaging_cells.tsv``, ``imaging_traces.tsv.gz``,
-    ``imaging_frames.tsv``) and the sample sheet (``samples.tsv`` in ``outdir`` unless
-    ``sheet_path`` is given; file paths in it are relative to the sheet's folder).
+    ``imaging_frames.tsv``, ``zincflow_truth.tsv``) and the sample sheet (``samples.tsv`` in ``outdir``
+    unless ``sheet_path`` is given; file paths in it are relative to the sheet's folder).
     Per donor (= batch): one CFSE tube per condition plus an unstimulated and an unstained
-    control, and one imaging stack per condition.
+    control, one imaging stack per condition, and one zinc-by-flow culture per condition (a
+    purified T-cell culture; sample, TPEN and zinc + pyrithione tubes of ``zincflow_events``
+    events, 24-bit integer FCS) plus one unstained tube per donor; donor D1's replete culture also
+    has a kinetic tube (:data:`ZINCFLOW_KINETIC`). Resting zinc follows the imaging baseline of
+    :data:`CONDITIONS`. Each assay draws from its own random stream, so leaving one out does not
+    change the others' files.
     """
     outdir = Path(outdir)
     for sub in ("cfse", "imaging", "truth"):
@@ -101,14 +111,24 @@ def simulate_dataset(
                 tab = tab.copy()
                 tab.insert(0, "sample_id", sid)
                 store.append(tab)
+    cols = ["sample_id", "assay", "file", "condition", "role", "donor", "batch",
+            "frame_interval_s", "stimulus_s", "pyrithione_s", "tpen_s", "zn_supplement_uM"]
+    truth_dir = outdir / "truth"
+    if zincflow:
+        zrows, ztruth = zincflow_experiment(
+            outdir / "zincflow", np.random.default_rng([seed, 3]),
+            conditions={c: v["baseline_zn_nM"] for c, v in CONDITIONS.items()}, n_donors=n_donors,
+            n_events=zincflow_events, kinetic={("D1", "replete"): ZINCFLOW_KINETIC}, unstained="donor",
+            type_shares=T_CELL_CULTURE, donor_zinc=tuple(1.0 - 0.08 * d for d in range(n_donors)), storage="int24",
+            extra={c: {"zn_supplement_uM": v["zn_supplement_uM"]} for c, v in CONDITIONS.items()})
+        rows += zrows
+        cols.append("kinetic")
+        write_table(ztruth, truth_dir / "zincflow_truth.tsv")
     sheet = pd.DataFrame(rows)
     rel = [os.path.relpath(Path(f).resolve(), sheet_path.parent.resolve()) for f in sheet["file"]]
     sheet["file"] = rel
-    cols = ["sample_id", "assay", "file", "condition", "role", "donor", "batch",
-            "frame_interval_s", "stimulus_s", "pyrithione_s", "tpen_s", "zn_supplement_uM"]
     sheet = sheet.reindex(columns=cols).astype(object).fillna("")
     write_table(sheet.sort_values("sample_id"), sheet_path)
-    truth_dir = outdir / "truth"
     write_table(pd.DataFrame(gen_rows).sort_values(["sample_id", "generation"]), truth_dir / "cfse_generations.tsv")
     write_table(pd.DataFrame(idx_rows).sort_values("sample_id"), truth_dir / "cfse_indices.tsv")
     if cell_tabs:

@@ -56,12 +56,15 @@ from zincassay.zincflow.settings import parse_subset
 __all__ = [
     "CELL_TYPES",
     "CHANNELS",
+    "T_CELL_CULTURE",
     "KineticParams",
     "ZincflowCulture",
     "culture_truth",
     "simulate_tube",
     "simulate_zincflow_dataset",
     "write_culture",
+    "write_tube",
+    "zincflow_experiment",
 ]
 
 CHANNELS = ["FSC-A", "FSC-H", "SSC-A", "FITC-A", "PE-A", "APC-A", "BV421-A", "APC-Cy7-A", "Time"]
@@ -80,6 +83,9 @@ CELL_TYPES: dict[str, dict] = {
     "NK": {"share": 0.15 * 0.35, "CD3": 0.0, "CD4": 0.0, "CD8": 2500.0},
 }
 TYPES = list(CELL_TYPES)
+#: Shares of a purified T-cell culture (CD3+ about 96 %; a few B- and NK-like cells remain), for
+#: ``ZincflowCulture.type_shares``.
+T_CELL_CULTURE = {"CD4": 0.58, "CD8": 0.33, "DN": 0.03, "DP": 0.02, "B": 0.02, "NK": 0.02}
 _AF_LEVEL = {"FITC-A": 1.0, "PE-A": 0.5, "APC-A": 0.25, "BV421-A": 0.6, "APC-Cy7-A": 0.3}  # x af_median
 
 
@@ -293,7 +299,10 @@ def simulate_tube(rng: np.random.Generator, c: ZincflowCulture, tube: str,
     return ev[order], info
 
 
-def _write(path: Path, ev: np.ndarray, c: ZincflowCulture, *, instrument: str, write_timestep: bool = True) -> Path:
+def _write(path: Path, ev: np.ndarray, c: ZincflowCulture, *, instrument: str, write_timestep: bool = True,
+           storage: str = "float32") -> Path:
+    """``storage``: ``float32`` (FCS 3.1 ``F``) or ``int24`` (``I``: 18-bit ADC values 0..262143 in
+    3 bytes, the ADC's floor at 0, Time in 16 or 32 bits), a quarter smaller on disk."""
     stored = ev.astype(np.float64, copy=True)
     stored[:, -1] = np.rint(ev[:, -1] / TIMESTEP_S)
     true = spill_matrix(c)
@@ -302,10 +311,17 @@ def _write(path: Path, ev: np.ndarray, c: ZincflowCulture, *, instrument: str, w
     kw = {"$CYT": instrument, "$FIL": path.name}
     if write_timestep:
         kw["$TIMESTEP"] = f"{TIMESTEP_S:g}"
-    pnr = [262144] * 8 + [float(2 ** int(np.ceil(np.log2(max(stored[:, -1].max(), 2) + 1))))]
+    time_bits = int(np.ceil(np.log2(max(stored[:, -1].max(), 2) + 1)))
+    pnr = [262144] * 8 + [float(2**time_bits)]
+    spill = SpillMatrix(tuple(FLUOR), written, "$SPILLOVER")
+    if storage == "int24":
+        stored[:, :8] = np.clip(np.rint(stored[:, :8]), 0, TOP)
+        return write_fcs(path, stored, CHANNELS, pns=pns, datatype="I", version="3.1", byteorder="little",
+                         pnb=[24] * 8 + [16 if time_bits <= 16 else 32], pnr=pnr, spill=spill, keywords=kw)
+    if storage != "float32":
+        raise ValueError(f"storage {storage!r}: use float32 or int24")
     return write_fcs(path, stored.astype(np.float32), CHANNELS, pns=pns, datatype="F", version="3.1",
-                     byteorder="little", pnr=pnr, spill=SpillMatrix(tuple(FLUOR), written, "$SPILLOVER"),
-                     keywords=kw)
+                     byteorder="little", pnr=pnr, spill=spill, keywords=kw)
 
 
 def culture_truth(c: ZincflowCulture, subsets: list[str], kinetic: KineticParams | None = None,
@@ -354,9 +370,19 @@ def culture_truth(c: ZincflowCulture, subsets: list[str], kinetic: KineticParams
     return pd.DataFrame(rows)
 
 
+def write_tube(path: str | Path, rng: np.random.Generator, c: ZincflowCulture, tube: str, *,
+               kinetic: KineticParams | None = None, instrument: str | None = None, write_timestep: bool = True,
+               storage: str = "float32") -> Path:
+    """Simulate one tube (:func:`simulate_tube`) and write it as FCS 3.1 (see ``_write`` for ``storage``)."""
+    ev, _ = simulate_tube(rng, c, tube, kinetic)
+    return _write(Path(path), ev, c, instrument=c.instrument if instrument is None else instrument,
+                  write_timestep=write_timestep, storage=storage)
+
+
 def write_culture(outdir: str | Path, stem: str, rng: np.random.Generator, c: ZincflowCulture, *,
                   unstained: bool = True, kinetic: KineticParams | None = None,
-                  write_timestep: bool = True, instruments: dict[str, str] | None = None) -> dict[str, Path]:
+                  write_timestep: bool = True, instruments: dict[str, str] | None = None,
+                  storage: str = "float32") -> dict[str, Path]:
     """Write a culture's tubes as ``<stem>_<role>.fcs``; return role -> path.
 
     Roles: ``sample``, ``fmin``, ``fmax``, and ``unstained`` / ``kinetic`` when asked for.
@@ -366,12 +392,69 @@ def write_culture(outdir: str | Path, stem: str, rng: np.random.Generator, c: Zi
     outdir = Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
     roles = ["sample", "fmin", "fmax"] + (["unstained"] if unstained else []) + (["kinetic"] if kinetic else [])
-    paths = {}
-    for role in roles:
-        ev, _ = simulate_tube(rng, c, role, kinetic)
-        paths[role] = _write(outdir / f"{stem}_{role}.fcs", ev, c, instrument=instruments.get(role, c.instrument),
-                             write_timestep=write_timestep)
-    return paths
+    return {role: write_tube(outdir / f"{stem}_{role}.fcs", rng, c, role, kinetic=kinetic,
+                             instrument=instruments.get(role), write_timestep=write_timestep, storage=storage)
+            for role in roles}
+
+
+def zincflow_experiment(
+    outdir: str | Path, rng: np.random.Generator, *, conditions: dict[str, float], n_donors: int = 2,
+    n_events: int = 20000, subsets: tuple[str, ...] = ("CD3+", "CD3+CD4+CD8-", "CD3+CD4-CD8+"),
+    kinetic: dict[tuple[str, str], KineticParams] | None = None, unstained: str = "culture",
+    type_shares: dict[str, float] | None = None, donor_zinc: tuple[float, ...] = (),
+    storage: str = "float32", extra: dict[str, dict[str, object]] | None = None,
+) -> tuple[list[dict], pd.DataFrame]:
+    """Write ``n_donors`` x conditions cultures as FCS tubes in ``outdir``; return sheet rows and truth.
+
+    Parameters
+    ----------
+    conditions : condition -> factor on every cell type's resting zinc (e.g. deficient 0.5).
+    kinetic : (donor, condition) -> kinetic parameters of that culture's extra kinetic tube.
+    unstained : ``"culture"`` (one unstained tube per culture), ``"donor"`` (one per donor and batch,
+        condition blank, shared by the donor's cultures) or ``"none"``.
+    type_shares : cell-type shares (e.g. :data:`T_CELL_CULTURE`); None = PBMC-like defaults.
+    donor_zinc : per-donor factor on resting zinc (donor d uses ``donor_zinc[d - 1]``; default 1).
+    storage : ``float32`` or ``int24`` (see ``_write``).
+    extra : condition -> extra sheet columns of that condition's rows (e.g. ``zn_supplement_uM``).
+
+    Donors differ in dynamic range (uniform 4-10); each culture's loading differs (lognormal,
+    0.15 decades). Sample ids ``zf_<donor>_<cond[:3]>`` (+ ``_fmin``, ``_fmax``, ``_unstained``,
+    ``_kinetic``); files ``<id>_<batch>.fcs``. Rows: ``sample_id, assay, file`` (absolute),
+    ``condition, role, donor, batch, kinetic`` and the ``extra`` columns.
+    """
+    outdir = Path(outdir)
+    outdir.mkdir(parents=True, exist_ok=True)
+    kinetic = kinetic or {}
+    extra = extra or {}
+    rows, truths = [], []
+
+    def add(sid: str, path: Path, cond: str, role: str, donor: str, batch: str, kin: bool = False) -> None:
+        rows.append({"sample_id": sid, "assay": "zincflow", "file": path, "condition": cond, "role": role,
+                     "donor": donor, "batch": batch, "kinetic": "yes" if kin else "", **extra.get(cond, {})})
+
+    for d in range(1, n_donors + 1):
+        donor, batch = f"D{d}", f"B{d}"
+        base = ZincflowCulture(n_events=n_events, dynamic_range=float(rng.uniform(4, 10)), type_shares=type_shares)
+        base = base.with_zinc(donor_zinc[d - 1] if d <= len(donor_zinc) else 1.0)
+        if unstained == "donor":
+            sid = f"zf_{donor}_unstained"
+            add(sid, write_tube(outdir / f"{sid}_{batch}.fcs", rng, base, "unstained", storage=storage), "",
+                "unstained", donor, batch)
+        for cond, scale in conditions.items():
+            c = replace(base.with_zinc(scale), fmin_median=float(base.fmin_median * 10 ** rng.normal(0, 0.15)))
+            stem = f"zf_{donor}_{cond[:3]}"
+            kin = kinetic.get((donor, cond))
+            roles = ["sample", "fmin", "fmax"] + (["unstained"] if unstained == "culture" else [])
+            for role in [*roles, *(["kinetic"] if kin else [])]:
+                sid = stem if role == "sample" else f"{stem}_{role}"
+                path = write_tube(outdir / f"{sid}_{batch}.fcs", rng, c, role, kinetic=kin, storage=storage)
+                add(sid, path, cond, "sample" if role == "kinetic" else role, donor, batch, role == "kinetic")
+            t = culture_truth(c, list(subsets), kin)
+            t.insert(0, "culture", f"{donor}/{cond}/{batch}")
+            t.insert(1, "condition", cond)
+            t.insert(2, "donor", donor)
+            truths.append(t)
+    return rows, pd.concat(truths).sort_values(["culture", "subset"])
 
 
 def simulate_zincflow_dataset(
@@ -382,36 +465,20 @@ def simulate_zincflow_dataset(
     """Write ``n_donors`` x conditions cultures, their sample sheet and truth; return the sheet's path.
 
     ``conditions`` maps a condition to the factor on every cell type's resting zinc (default:
-    deficient 0.5, replete 1, supplemented 2). Donors differ in loading and dynamic range; each
-    culture's loading differs (lognormal, 0.15 decades). One culture per donor (``kinetic_condition``)
-    also gets a kinetic tube. Layout: ``zincflow/*.fcs``, ``truth/zincflow_truth.tsv`` and the
-    sheet (``zincflow_samples.tsv`` in ``outdir`` unless ``sheet_path``), file paths relative to it.
+    deficient 0.5, replete 1, supplemented 2). One culture per donor (``kinetic_condition``) also
+    gets a kinetic tube; every culture an unstained tube (:func:`zincflow_experiment`). Layout:
+    ``zincflow/*.fcs``, ``truth/zincflow_truth.tsv`` and the sheet (``zincflow_samples.tsv`` in
+    ``outdir`` unless ``sheet_path``), file paths relative to it.
     """
     outdir = Path(outdir)
     conditions = conditions or {"deficient": 0.5, "replete": 1.0, "supplemented": 2.0}
     sheet_path = Path(sheet_path) if sheet_path else outdir / "zincflow_samples.tsv"
-    rng = np.random.default_rng(seed)
-    rows, truths = [], []
-    for d in range(1, n_donors + 1):
-        donor, batch = f"D{d}", f"B{d}"
-        base = ZincflowCulture(n_events=n_events, dynamic_range=float(rng.uniform(4, 10)))
-        for cond, scale in conditions.items():
-            c = replace(base.with_zinc(scale), fmin_median=float(base.fmin_median * 10 ** rng.normal(0, 0.15)))
-            stem = f"zf_{donor}_{cond[:3]}"
-            kin = KineticParams() if cond == kinetic_condition else None
-            paths = write_culture(outdir / "zincflow", f"{stem}_{batch}", rng, c, kinetic=kin)
-            for role, p in paths.items():
-                rows.append({"sample_id": f"{stem}_{role}" if role != "sample" else stem, "assay": "zincflow",
-                             "file": p, "condition": cond, "role": "sample" if role == "kinetic" else role,
-                             "donor": donor, "batch": batch, "kinetic": "yes" if role == "kinetic" else "",
-                             "addition_s": ""})
-            t = culture_truth(c, list(subsets), kin)
-            t.insert(0, "culture", f"{donor}/{cond}/{batch}")
-            t.insert(1, "condition", cond)
-            t.insert(2, "donor", donor)
-            truths.append(t)
+    kinetic = {(f"D{d}", kinetic_condition): KineticParams() for d in range(1, n_donors + 1)} if kinetic_condition \
+        else {}
+    rows, truth = zincflow_experiment(outdir / "zincflow", np.random.default_rng(seed), conditions=conditions,
+                                      n_donors=n_donors, n_events=n_events, subsets=subsets, kinetic=kinetic)
     sheet = pd.DataFrame(rows)
     sheet["file"] = [os.path.relpath(Path(f).resolve(), sheet_path.parent.resolve()) for f in sheet["file"]]
     write_table(sheet.sort_values("sample_id"), sheet_path)
-    write_table(pd.concat(truths).sort_values(["culture", "subset"]), outdir / "truth" / "zincflow_truth.tsv")
+    write_table(truth, outdir / "truth" / "zincflow_truth.tsv")
     return sheet_path

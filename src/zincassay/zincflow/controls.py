@@ -66,7 +66,7 @@ def match_cultures(sheet: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
     for idx, row in zf.iterrows():
         if row["role"] not in ROLES:
             problems.append(f"row {idx + 2} ({row['sample_id']}): role {row['role']!r} is not valid for assay "
-                            f"{ASSAY}; use {', '.join(ROLES)}")
+                            f"{ASSAY}; use {', '.join(sorted(ROLES))}")
     by_culture: dict[tuple[str, str], list[int]] = {}
     for idx, row in zf.iterrows():
         by_culture.setdefault((keys[idx], row["role"]), []).append(idx)

@@ -4,6 +4,8 @@
 - :func:`gates_table`: every gate and marker split of every tube of the sample.
 - :func:`kinetics_table`: per subset of a kinetic tube, baseline / peak / time to peak / delta.
 - :func:`kinetic_bins_table`: per subset and time bin of a kinetic tube.
+- :func:`readouts_table`: from the collected ``zinc.tsv``, one row per sample with ``zn_nM_<subset>``
+  (the readouts compared across conditions).
 
 Rows start with the sample's labels (``sample_id, condition, donor, batch``) and its ``culture``
 and end with the sheet's extra columns. Matched control ids are read from ``sample.controls``
@@ -16,14 +18,15 @@ import numpy as np
 import pandas as pd
 
 from zincassay.samplesheet import Sample
+from zincassay.zincflow.instruments import NO_CYT, instrument_groups, instrument_problems
 from zincassay.zincflow.pipeline import ZincflowResult
 
-__all__ = ["ZINC_COLUMNS", "gates_table", "kinetic_bins_table", "kinetics_table", "zinc_table"]
+__all__ = ["ZINC_COLUMNS", "gates_table", "kinetic_bins_table", "kinetics_table", "readouts_table", "zinc_table"]
 
 #: Columns of ``zinc.tsv`` before the sheet's extra columns.
 ZINC_COLUMNS = (
-    "sample_id", "condition", "donor", "batch", "culture", "subset", "kinetic", "F_median", "Fmin_median",
-    "Fmax_median", "af_median", "af_subtracted", "dynamic_range", "f", "zn_nM", "zn_ci_low", "zn_ci_high", "kd_nM",
+    "sample_id", "condition", "donor", "batch", "status", "failure", "culture", "subset", "kinetic", "F_median",
+    "Fmin_median", "Fmax_median", "af_median", "af_subtracted", "dynamic_range", "f", "zn_nM", "zn_ci_low", "zn_ci_high", "kd_nM",
     "probe", "channel", "events_sample", "events_fmin", "events_fmax", "events_unstained", "fmax_saturated_fraction",
     "qc_pass", "qc_flags", "instrument", "instrument_fmin", "instrument_fmax", "instrument_serial", "compensation",
     "bootstrap_replicates", "fmin", "fmax", "unstained",
@@ -31,7 +34,7 @@ ZINC_COLUMNS = (
 
 
 def _head(sample: Sample, culture: str) -> dict:
-    return {**sample.labels, "culture": culture}
+    return {**sample.labels, "status": "ok", "failure": "", "culture": culture}
 
 
 def zinc_table(r: ZincflowResult, sample: Sample, *, culture: str) -> pd.DataFrame:
@@ -113,3 +116,43 @@ def kinetic_bins_table(r: ZincflowResult, sample_id: str) -> pd.DataFrame:
         "F_median": k.F_median, "f": k.f, "zn_nM": k.zn_nM})
         for sr in r.subsets if (k := sr.kinetic) is not None]
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def readouts_table(zinc: pd.DataFrame, *, pool_instruments: bool, source: str) -> tuple[pd.DataFrame, list[str]]:
+    """One row per sample from the collected ``zinc.tsv``: the readouts compared across conditions.
+
+    Columns: ``sample_id, condition, donor, batch, status, failure``, ``qc_flags`` (every subset's
+    flags as ``<subset>:<flag>``), then ``zn_nM_<subset>`` per subset (config order), blank where the
+    subset fails QC. Values measured on different instruments (``$CYT`` of the sample tube) are not
+    pooled unless ``pool_instruments``: each readout is then split per instrument,
+    ``zn_nM_<subset>@<instrument>``, so conditions are compared within an instrument only.
+    The sheet's extra columns are left out (a numeric one would be taken for a readout).
+
+    Returns
+    -------
+    table : DataFrame
+    notes : list of str
+        Why readouts were split by instrument (:func:`~zincassay.zincflow.instruments.instrument_problems`), or [].
+    """
+    labels = ["sample_id", "condition", "donor", "batch", "status", "failure"]
+    ok = zinc[zinc["status"].astype(str) == "ok"]
+    notes = instrument_problems(ok, pool_instruments=pool_instruments, source=source)
+    by_instrument = {s: name for name, ids in instrument_groups(ok).items() for s in ids} if notes else {}
+    subsets = list(dict.fromkeys(ok["subset"].astype(str))) if "subset" in ok else []
+    rows = []
+    for sid, g in zinc.groupby("sample_id", sort=True):
+        first = g.iloc[0]
+        row = {c: first.get(c, "") for c in labels}
+        flags = [f"{sub}:{f}" for sub, fl in zip(g.get("subset", []), g.get("qc_flags", []), strict=True)
+                 if isinstance(fl, str) for f in fl.split(";") if f]
+        row["qc_flags"] = ";".join(flags)
+        suffix = f"@{by_instrument.get(str(sid), NO_CYT)}" if by_instrument else ""
+        if str(first["status"]) == "ok":
+            for _, r in g.iterrows():
+                passed = str(r["qc_pass"]).lower() == "true"
+                row[f"zn_nM_{r['subset']}{suffix}"] = r["zn_nM"] if passed else np.nan
+        rows.append(row)
+    readouts = [f"zn_nM_{sub}{suffix}" for suffix in
+                (sorted({f"@{i}" for i in by_instrument.values()}) if by_instrument else [""]) for sub in subsets]
+    table = pd.DataFrame(rows, columns=[*labels, "qc_flags", *readouts])
+    return table.astype({c: float for c in readouts}), notes
