@@ -156,18 +156,26 @@ def analyse_stack(path: str, settings: ImagingSettings, sample: Sample) -> Imagi
     # halo must not count as medium
     traces = extract_traces(data, measured, shifts, saturation, frames=registered,
                             background_margin_px=max(6, round(0.5 * seg.radius_px)))
+    # each cell's light relative to where it sat: the stage carries it through uneven illumination
+    # the background under each cell from the surface when its pattern is real (the same in every
+    # frame), else the field's level (a pattern of noise or of cell halos would bias every cell)
+    local = traces.background_pattern() is not None
+    signal = traces.mean - (traces.local_background if local else traces.background[:, None])
+    light = traces.illumination(shifts) if local else None
+    if light is not None:
+        signal = signal / light
     if None in known.values():
-        F = traces.mean - traces.background[:, None]
+        F = signal
         usable = np.array([r == "" for r in seg.reason])
         first = np.flatnonzero(registered)[: max(3, T // 10)]
         events = detect(population_trace(F, np.arange(T), usable), response_trace(F, first, usable))
         phases = Phases.from_events(events, time_s)
     kd = settings.kd_in_force_nM
-    cal = calibrate_cells(traces.mean, traces.background, traces.saturated, time_s, events, phases, kd,
+    cal = calibrate_cells(signal, np.zeros(T), traces.saturated, time_s, events, phases, kd,
                           seg.reason, min_dynamic_range=settings.min_dynamic_range,
                           bleach_correction=settings.bleach_correction,
                           plateau_max_slope_pct_per_min=settings.plateau_max_slope_pct_per_min,
-                          responder_min_rise=settings.responder_min_rise,
+                          responder_min_rise=settings.responder_min_rise, peak_window_s=settings.peak_window_s,
                           area_px=np.bincount(measured.ravel(), minlength=seg.n + 1)[1:])
     return ImagingResult(stack=stack, time_s=time_s, registration=reg, reference=reference, segmentation=seg,
                          traces=traces, events=events, phases=phases, calibration=cal, kd_nM=kd,
