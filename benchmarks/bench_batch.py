@@ -44,7 +44,7 @@ def build(work: Path, donors: int, events: int) -> None:
 
     (work / "config").mkdir(parents=True)
     simulate_dataset(work / "data", seed=3, n_donors=donors, n_events=events, imaging=False,
-                     sheet_path=work / "config" / "samples.tsv")
+                     sheet_path=work / "config" / "samples.tsv", cytokines=False)
     cfg = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
     (work / "config" / "config.yaml").write_text(yaml.safe_dump(cfg))
 

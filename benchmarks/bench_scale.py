@@ -44,6 +44,7 @@ def build(work: Path, n: int) -> None:
             rows.append(f"{batch}_s{i:02d}\tcfse\t../data/{f.name}\t{cond}\tsample\tD{b % 6 + 1}\t{batch}")
     (work / "config" / "samples.tsv").write_text("\n".join(rows) + "\n")
     cfg = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    cfg["conditions"].update(dose_column=None, source_column=None)  # the sheet has no dose column
     (work / "config" / "config.yaml").write_text(yaml.safe_dump(cfg))
 
 

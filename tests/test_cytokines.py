@@ -363,9 +363,32 @@ def test_sources_compared_paired_over_donors():
     assert (comp.loc[comp["source"] == "zinc_oxide", "test"] == "reference").all()
 
 
+def test_untreated_cultures_named_by_their_condition_join_every_source():
+    """The source may be the condition itself (untreated = e.g. 'replete', a source without a positive
+    dose): the fits are those of a blank source; a dose-0 row of a dosed source (its vehicle control)
+    joins that source's curve only."""
+    p = DoseSeriesParams(n_donors=3, noise_cv=0.05, readouts={"IFN-γ": {"untreated": 2500.0, "sensitivity": 1.0}})
+    samples, _ = simulate_dose_series(np.random.default_rng(7), p)
+    kw = {"readouts": ["IFN-γ"], "dose_column": "zn_uM", "weighting": "1/y2", "ci_level": 0.95,
+          "source_reference": "zinc_oxide"}
+    blank, blank_comp = dose_response_table(samples, source_column="zn_source", **kw)
+    named = samples.assign(condition=samples["zn_source"].replace("", "replete"))
+    by_condition, comp = dose_response_table(named, source_column="condition", **kw)
+    pd.testing.assert_frame_equal(blank, by_condition)
+    pd.testing.assert_frame_equal(blank_comp, comp)
+    untreated = named[named["zn_uM"] == 0]
+    vehicle = untreated.assign(condition="zinc_oxide", sample_id=untreated["sample_id"] + "_vehicle")
+    fits, _ = dose_response_table(pd.concat([named, vehicle]), source_column="condition", **kw)
+    n = fits.set_index(["source", "donor"])["n_points"]
+    n0 = blank.set_index(["source", "donor"])["n_points"]
+    assert (n["zinc_oxide"] == n0["zinc_oxide"] + 2).all() and (n["zinc_aspartate"] == n0["zinc_aspartate"]).all()
+    assert set(fits["source"]) == {"zinc_aspartate", "zinc_oxide"}  # 'replete' has no dose: no curve of its own
+
+
 def test_simulated_dose_series_through_bead_arrays_gives_dose_response(tmp_path):
-    """End to end: bead-array FCS of a zinc dose series -> concentrations -> wide table -> fits."""
-    from zincassay.conditions.dose_response import wide_concentrations
+    """End to end: bead-array FCS of a zinc dose series -> concentrations -> per-sample table -> fits."""
+    from zincassay.curves.tables import sample_table
+    from zincassay.samplesheet import Sample
     from zincassay.simulate.cytokines import simulate_cytokine_dataset
 
     sheet, truth = simulate_cytokine_dataset(tmp_path, seed=3, n_donors=2)
@@ -375,16 +398,20 @@ def test_simulated_dose_series_through_bead_arrays_gives_dose_response(tmp_path)
     bp["file"] = [str(tmp_path / f) for f in bp["file"]]
     beads = pd.concat([bead_rows(r.sample_id, measure_well(r.file, panel=panel, settings=BEAD)) for r in bp.itertuples()])
     conc, _, _ = run_tables(quantify_run(bp, beads, panel=panel, settings=BEAD.curve), batch="B1")
-    wide = wide_concentrations(conc)
-    table = bp[bp["role"] == "sample"][["sample_id", "donor", "zn_uM", "zn_source"]].merge(wide, on="sample_id")
-    fits, _comp = dose_response_table(table, readouts=["IFN-γ", "IL-6"], dose_column="zn_uM", source_column="zn_source",
-                                     weighting="1/y2", ci_level=0.95, source_reference="zinc_oxide")
-    ifn = fits[(fits["readout"] == "IFN-γ") & (fits["source"] == "zinc_aspartate")]
+    samples = [Sample(r.sample_id, condition=r.condition, donor=r.donor, batch="B1",
+                      extra={"zn_uM": r.zn_uM, "zn_source": r.zn_source}) for r in bp[bp["role"] == "sample"].itertuples()]
+    table = sample_table(conc, samples, failures={}, flags={})
+    assert len(table) == len(samples) and (table["status"] == "ok").all()
+    assert {"IFN-γ_pg_mL", "IFN-γ_pg_mL__censored", "zn_uM"} <= set(table.columns)
+    fits, _comp = dose_response_table(table, readouts=["IFN-γ_pg_mL", "IL-6_pg_mL"], dose_column="zn_uM",
+                                     source_column="zn_source", weighting="1/y2", ci_level=0.95,
+                                     source_reference="zinc_oxide")
+    ifn = fits[(fits["readout"] == "IFN-γ_pg_mL") & (fits["source"] == "zinc_aspartate")]
     assert (ifn["model"] == "4pl").all() and (ifn["hill_slope"] < 0).all()
     tr = truth["dose_response"].set_index(["donor", "source", "analyte"])
     for _, f in ifn.iterrows():
         assert f["ec50_ci_low"] <= tr.at[(f["donor"], "zinc_aspartate", "IFN-γ"), "ec50"] <= f["ec50_ci_high"]
-    assert (fits.loc[fits["readout"] == "IL-6", "model"] == "flat").mean() >= 0.75  # IL-6 is not affected by zinc
+    assert (fits.loc[fits["readout"] == "IL-6_pg_mL", "model"] == "flat").mean() >= 0.75  # IL-6: unaffected by zinc
 
 
 def test_flat_readout_has_no_ec50_and_dose_zero_is_exact():
@@ -414,6 +441,14 @@ def test_settings_read_every_key_from_the_schema_defaults():
     section.pop("blank_subtraction")
     with pytest.raises(KeyError):
         ElisaSettings.from_config(section)  # no defaults in Python
+
+
+def test_per_sample_table_columns_are_reserved_in_the_sheet():
+    """A sheet column named like a computed one of the per-sample tables is refused (samplesheet)."""
+    from zincassay.curves.tables import SAMPLE_COLUMNS
+    from zincassay.samplesheet import RESERVED_COLUMNS
+
+    assert set(SAMPLE_COLUMNS) - {"sample_id", "condition", "donor", "batch"} <= RESERVED_COLUMNS
 
 
 def test_figures_are_figure_objects(tmp_path):

@@ -38,7 +38,8 @@ pytestmark = pytest.mark.skipif(not SNAKEMAKE.exists(), reason="snakemake not in
 def _project(root: Path, seed: int = 5, donors: int = 3, imaging: bool = True, zincflow: bool = False) -> Path:
     (root / "config").mkdir(parents=True)
     simulate_dataset(root / "data", seed=seed, n_donors=donors, n_events=4000, imaging=imaging,
-                     sheet_path=root / "config" / "samples.tsv", zincflow=zincflow)
+                     sheet_path=root / "config" / "samples.tsv", zincflow=zincflow,
+                     cytokines=False)  # cytokines: their own project below
     cfg = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
     cfg["cfse"]["bootstrap_replicates"] = 10
     (root / "config" / "config.yaml").write_text(yaml.safe_dump(cfg))
@@ -257,8 +258,9 @@ def sheet_project(tmp_path):
     (work / "data").mkdir()
     src = REPO / "example_data"
     sheet = pd.read_csv(REPO / "config" / "samples.tsv", sep="\t", dtype=str, keep_default_na=False)
-    sheet["file"] = [str((REPO / "config" / f).resolve()) for f in sheet["file"]]
-    cfg = {"samples": str(work / "samples.tsv")}
+    for col in ("file", "layout"):
+        sheet[col] = [str((REPO / "config" / f).resolve()) if f else "" for f in sheet[col]]
+    cfg = {**yaml.safe_load((REPO / "config" / "config.yaml").read_text()), "samples": str(work / "samples.tsv")}
     assert src.is_dir()
     return sheet, cfg, work
 
@@ -310,6 +312,35 @@ def test_culture_missing_its_fmax_tube_is_named_with_everything_else(sheet_proje
     assert "role 'fmax'" in fmax[0]  # the fix
     assert any("no unstimulated control for donor D1" in p for p in problems)
     assert any("kinetic 'maybe' is not yes or no" in p for p in problems)
+
+
+def test_cytokine_sheet_problems_all_reported_at_once(sheet_project):
+    """Bead-array and ELISA rows: every problem in one list, each naming the row and the fix."""
+    sheet, cfg, work = sheet_project
+    cfg = {k: v for k, v in cfg.items() if k not in ("beadplex", "elisa")}  # no beadplex.panel, no elisa.kit
+    s = sheet.set_index("sample_id", drop=False)
+    s.loc["cyto_std_C7_1", "standard_level"] = ""
+    s.loc["cyto_D1_untreated", "standard_level"] = "C3"
+    s.loc["cyto_D2_untreated", "replicate_of"] = "cyto_D9_none"
+    s.loc["cyto_D1_asp50uM", "dilution"] = "1:0.5"
+    s.loc["cyto_D1_asp25uM", ["batch", "role", "standard_level"]] = ["B9", "sample", ""]  # a batch without standards
+    s.loc["cyto_D1_oxi50uM_elisa", "layout"] = ""
+    s.loc["cyto_D2_oxi50uM_elisa", "layout_label"] = "cyto_D2_oxi25uM"
+    s.loc["cyto_D2_asp50uM_elisa", "batch"] = "plate 2"
+    s.loc["cyto_D2_asp25uM_elisa", "zn_supplement_uM"] = "lots"
+    joined = "\n".join(_problems(s.reset_index(drop=True), cfg, work))
+    for says in ("42 beadplex row(s)", "no beadplex.panel", "26 elisa row(s)", "no elisa.kit",
+                 "(cyto_std_C7_1): a standard well needs its standard_level",
+                 "(cyto_D1_untreated): standard_level 'C3' is set but the role is 'sample'",
+                 "(cyto_D2_untreated): replicate_of 'cyto_D9_none' must name the first well",
+                 "dilution '1:0.5' is not a factor >= 1",
+                 "bead-array batch 'B9' has samples but no standard wells",
+                 "(cyto_D1_oxi50uM_elisa): an ELISA sample needs its plate layout",
+                 "layout label 'cyto_D2_oxi25uM' is also used",
+                 "batch 'plate 2' names a results folder",
+                 "ELISA export plate1_export.csv is given batches plate 2, plate1",
+                 "(cyto_D2_asp25uM_elisa): zn_supplement_uM 'lots' is not a dose"):
+        assert says in joined, (says, joined)
 
 
 def test_comma_separated_sheet_gets_told_so(sheet_project):
@@ -520,3 +551,211 @@ def test_zincflow_probe_channel_typo_is_a_one_line_failure_record(zincflow_batch
     row = pd.read_csv(out["zinc"], sep="\t")
     assert len(row) == 1 and row["status"].iloc[0] == "failed" and row["failure"].iloc[0] == reason
     assert out["gating-figure"].stat().st_size > 1000 and out["gates"].stat().st_size == 0
+
+
+# --------------------------------------------------------------------------- cytokines (#18)
+
+#: the cytokine project's bad inputs: a bead well missing a population, a spoiled standard level, a
+#: truncated standard well and a truncated sample well, and an ELISA plate given the wrong layout
+CYTO_DROPPED = ("cyto_D1_asp5", "A6", "IL-2")
+CYTO_FAILED_LEVEL = "C4"
+
+
+def _cytokine_project(root: Path) -> tuple[Path, dict]:
+    """A bead-array batch (LEGENDplex 13-plex standards in duplicate with level C4 spoiled, 8 cultures
+    of 2 donors, one in two wells, one well without bead A6) and two ELISA plates of the same
+    cultures; plate2 is given a 384-well layout for its 96-well export. Returns the project and the
+    truth (culture -> analyte -> pg/mL)."""
+    from zincassay.beadplex.panel import load_panel
+    from zincassay.elisa.kit import load_kit
+    from zincassay.simulate.beadplex import BeadplexParams, simulate_beadplex_run
+    from zincassay.simulate.cytokines import UNTREATED_PG_ML
+    from zincassay.simulate.elisa import ElisaParams, write_elisa_plate
+
+    rng = np.random.default_rng(1818)
+    data, config = root / "data", root / "config"
+    config.mkdir(parents=True)
+    panel = load_panel("legendplex_human_th_cytokine_13plex")
+    cultures = []
+    for donor in ("D1", "D2"):
+        for cond, dose in (("replete", 0), ("zinc_aspartate", 5), ("zinc_aspartate", 50), ("zinc_oxide", 50)):
+            sid = f"cyto_{donor}_" + ("untreated" if not dose else f"{cond[5:8]}{dose}")
+            conc = {a: u * (1 - 0.5 * s * dose / (dose + 8)) * 10 ** rng.normal(0, 0.1)
+                    for a, (u, s) in UNTREATED_PG_ML.items()}
+            cultures.append({"sample_id": sid, "concentration": conc, "condition": cond, "donor": donor,
+                             "zn_supplement_uM": dose,
+                             **({"drop_beads": (CYTO_DROPPED[1],)} if sid == CYTO_DROPPED[0] else {}),
+                             **({"replicates": 2} if sid == "cyto_D2_untreated" else {})})
+    wells, _ = simulate_beadplex_run(data / "beadplex", rng, panel, cultures, BeadplexParams(beads_per_population=150),
+                                     prefix="cyto", failed_level=CYTO_FAILED_LEVEL, failed_factor=0.4)
+    rows = [{"sample_id": w["sample_id"], "assay": "beadplex", "file": os.path.relpath(w["file"], config),
+             "condition": w.get("condition", ""), "role": w["role"], "donor": w.get("donor", ""), "batch": "B1",
+             "standard_level": w["standard_level"], "dilution": w["dilution"] if w["role"] == "sample" else "",
+             "replicate_of": w["replicate_of"], "layout": "", "layout_label": "",
+             "zn_supplement_uM": w.get("zn_supplement_uM", "")} for w in wells]
+    kit = load_kit("sandwich_elisa_7pt_2fold")
+    for plate in ("plate1", "plate2"):
+        export, layout, _ = write_elisa_plate(
+            data / "elisa", rng, kit, [{"sample_id": c["sample_id"], "concentration": c["concentration"]["IL-6"],
+                                        "dilution": 4.0} for c in cultures], ElisaParams(), plate_id=plate)
+        rows += [{"sample_id": f"{c['sample_id']}_{plate}", "assay": "elisa", "file": os.path.relpath(export, config),
+                  "condition": c["condition"], "role": "sample", "donor": c["donor"], "batch": plate,
+                  "standard_level": "", "dilution": "", "replicate_of": "", "layout": os.path.relpath(layout, config),
+                  "layout_label": c["sample_id"], "zn_supplement_uM": c["zn_supplement_uM"]} for c in cultures]
+    # plate2's layout file is a 384-well one (the wrong file picked up): its export is 96-well
+    (data / "elisa" / "plate2_layout.csv").write_text(
+        "layout," + ",".join(str(c) for c in range(1, 25)) + "\n"
+        + "".join(f"{chr(65 + r)}," + ",".join("STD1" if c == 0 else "" for c in range(24)) + "\n" for r in range(16)))
+    pd.DataFrame(rows).to_csv(config / "samples.tsv", sep="\t", index=False)
+    cfg = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    (config / "config.yaml").write_text(yaml.safe_dump(cfg))
+    # a truncated standard well and a truncated sample well
+    for sid in ("cyto_std_C6_2", "cyto_D2_oxi50"):
+        f = data / "beadplex" / f"{sid}.fcs"
+        f.write_bytes(f.read_bytes()[:5000])
+    return root, {c["sample_id"]: c["concentration"] for c in cultures}
+
+
+@pytest.fixture(scope="module")
+def cytokine_run(tmp_path_factory):
+    work, truth = _cytokine_project(tmp_path_factory.mktemp("cytokines"))
+    run = _run(work)
+    report = _run(work, "--report", str(work / "results" / "report.html"))
+    return work, truth, run, report
+
+
+def _tsv(work: Path, rel: str) -> pd.DataFrame:
+    return pd.read_csv(work / "results" / rel, sep="\t", keep_default_na=False, na_values=[""])
+
+
+def test_cytokine_faults_leave_the_batch_finished_with_every_summary(cytokine_run):
+    work, _, run, report = cytokine_run
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "Traceback" not in run.stderr + report.stderr
+    for rel in ("cytokines/concentrations.tsv", "cytokines/standards.tsv", "cytokines/standard_levels.tsv",
+                "beadplex/samples.tsv", "beadplex/beads.tsv", "elisa/samples.tsv", "elisa/wells.tsv",
+                "summary/conditions.tsv", "summary/qc.tsv", "summary/dose_response.tsv", "provenance.json"):
+        assert (work / "results" / rel).stat().st_size > 0, rel
+    assert report.returncode == 0, report.stderr[-3000:]
+    html = (work / "results" / "report.html").read_text()
+    assert "Standard curves" in html and "curves/IL-2.png" in html and "ELISA plates" in html
+    # the failures are listed at the end of the run, in qc.tsv and on the report's first page
+    qc = _tsv(work, "summary/qc.tsv")
+    failed = set(qc.loc[qc["item"] == "failed", "sample_id"])
+    assert failed == {"cyto_std_C6_2", "cyto_D2_oxi50", "plate2"}
+    for sid in failed:
+        assert f"  - {sid} (" in run.stderr
+        assert sid in (work / "results" / "summary" / "overview.rst").read_text()
+
+
+def test_bead_file_missing_a_population_is_flagged_and_its_other_analytes_measured(cytokine_run):
+    work, truth, _, _ = cytokine_run
+    sid, bead, analyte = CYTO_DROPPED
+    beads = _tsv(work, f"beadplex/{sid}/beads.tsv").set_index("bead_id")
+    assert beads.at[bead, "flag"] == "missing" and beads.at[bead, "n_beads"] == 0
+    assert beads.drop(bead)["flag"].isna().all()
+    log = (work / "logs" / "beadplex" / f"{sid}.log").read_text()
+    assert f"bead {bead} ({analyte}) not found" in log and f"{sid}.fcs" in log
+    conc = _tsv(work, "cytokines/concentrations.tsv")
+    mine = conc[conc["sample_id"] == sid].set_index("analyte")
+    assert mine.at[analyte, "flag"] == "no_reading" and "bead_population_missing" in mine.at[analyte, "qc_flags"]
+    inside = mine.drop(analyte)
+    inside = inside[inside["flag"].isna()]
+    assert len(inside) >= 10
+    err = [abs(r.concentration / truth[sid][a] - 1) for a, r in inside.iterrows()]
+    assert np.mean(np.array(err) <= 0.15) >= 0.9
+    table = _tsv(work, "beadplex/samples.tsv").set_index("sample_id")
+    assert table.at[sid, "status"] == "ok" and pd.isna(table.at[sid, f"{analyte}_pg_mL"])
+    assert f"{analyte}_pg_mL:bead_population_missing" in table.at[sid, "qc_flags"]
+    qc = _tsv(work, "summary/qc.tsv")
+    assert ((qc["sample_id"] == sid) & (qc["item"] == f"{analyte}_pg_mL:bead_population_missing")).any()
+
+
+def test_standard_series_with_a_failed_level_is_flagged_and_samples_still_quantified(cytokine_run):
+    work, truth, _, _ = cytokine_run
+    std = _tsv(work, "cytokines/standards.tsv")
+    bp = std[std["assay"] == "beadplex"]
+    # the spoiled level is excluded with a note (for nearly every analyte: a 0.4x dilution of a level
+    # near an asymptote can stay within the curve's noise), the failed standard well is named
+    assert (bp["excluded_levels"] == CYTO_FAILED_LEVEL).mean() >= 0.75
+    assert bp["excluded_levels"].fillna(CYTO_FAILED_LEVEL).eq(CYTO_FAILED_LEVEL).all()
+    assert bp["notes"].str.contains(f"standard level {CYTO_FAILED_LEVEL} excluded").mean() >= 0.75
+    assert bp["notes"].str.contains("standard well cyto_std_C6_2 failed and is left out").all()
+    levels = _tsv(work, "cytokines/standard_levels.tsv")
+    c4 = levels[(levels["assay"] == "beadplex") & (levels["level"] == CYTO_FAILED_LEVEL)]
+    assert (~c4["used"].astype(bool)).mean() >= 0.75
+    table = _tsv(work, "beadplex/samples.tsv").set_index("sample_id")
+    ok = table[table["status"] == "ok"]
+    assert ok["qc_flags"].str.contains("standard_level_excluded").all()
+    assert ok["qc_flags"].str.contains("standard_wells_failed").all()
+    # the other samples finish, on curves without the spoiled level: within 15 % of truth
+    conc = _tsv(work, "cytokines/concentrations.tsv")
+    conc = conc[(conc["assay"] == "beadplex") & conc["flag"].isna()]
+    err = (conc["concentration"] / [truth[s][a] for s, a in zip(conc["sample_id"], conc["analyte"], strict=True)] - 1)
+    assert len(conc) >= 70 and (err.abs() <= 0.15).mean() >= 0.95
+
+
+def test_failed_bead_wells_are_listed_and_replicates_averaged(cytokine_run):
+    work, _, _, _ = cytokine_run
+    status = _status(work, "cyto_D2_oxi50")
+    assert status["status"] == "failed" and "truncated" in status["reason"] and "cyto_D2_oxi50.fcs" in status["reason"]
+    table = _tsv(work, "beadplex/samples.tsv").set_index("sample_id")
+    assert table.at["cyto_D2_oxi50", "status"] == "failed" and status["reason"] in table.at["cyto_D2_oxi50", "failure"]
+    assert pd.isna(table.at["cyto_D2_oxi50", "IFN-γ_pg_mL"])
+    assert table.at["cyto_D2_untreated", "n_wells"] == 2 and "cyto_D2_untreated_r2" not in table.index
+    assert (table.drop("cyto_D2_oxi50")["status"] == "ok").all() and len(table) == 8
+
+
+def test_layout_that_does_not_match_its_export_fails_that_plate_only(cytokine_run):
+    work, truth, _, _ = cytokine_run
+    status = _status(work, "plate2")
+    reason = status["reason"]
+    assert status["status"] == "failed" and "\n" not in reason
+    assert "plate2_layout.csv" in reason and "plate2_export.csv" in reason and "384-well" in reason
+    log = (work / "logs" / "elisa" / "plate2.log").read_text().strip().splitlines()
+    assert log == [f"plate2: failed: {reason}"]
+    el = _tsv(work, "elisa/samples.tsv").set_index("sample_id")
+    p2 = el[el["batch"] == "plate2"]
+    assert len(p2) == 8 and (p2["status"] == "failed").all() and (p2["failure"] == reason).all()
+    assert (p2["qc_flags"] == "plate_failed").all()
+    p1 = el[el["batch"] == "plate1"]
+    assert len(p1) == 8 and (p1["status"] == "ok").all()
+    got = p1["IL-6_pg_mL"].dropna()
+    assert len(got) >= 6
+    err = [abs(v / truth[s.removesuffix("_plate1")]["IL-6"] - 1) for s, v in got.items()]
+    assert max(err) <= 0.2
+    assert (work / "results" / "elisa" / "plate2" / "plate.png").stat().st_size > 1000  # the reason, drawn
+
+
+def test_report_shows_the_standard_curves(cytokine_run):
+    """In a real browser, the report's Cytokines category lists one curve per analyte of the batch
+    and each ELISA plate, and a curve renders."""
+    from tests.test_workflow import _chromium
+
+    if _chromium() is None:
+        pytest.skip("Debian's chromium is not installed")
+    sync_playwright = pytest.importorskip("playwright.sync_api").sync_playwright
+    work = cytokine_run[0]
+    errors: list[str] = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=_chromium(), args=["--no-sandbox"])
+        page = browser.new_page()
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        menu = page.locator("nav").first
+        listed = {}
+        for group in ("Standard curves", "ELISA plates", "Bead populations"):
+            page.goto((work / "results" / "report.html").as_uri())
+            menu.get_by_text("Cytokines", exact=True).first.click()
+            page.wait_for_timeout(300)
+            menu.get_by_text(group, exact=True).first.click()
+            page.wait_for_timeout(300)
+            rows = page.locator("tr").filter(has=page.locator("a[iconname=eye][href='#']"))
+            listed[group] = rows.count()
+            if group == "Standard curves":
+                assert "IL-2" in menu.inner_text() and "IFN-γ" in menu.inner_text()
+                rows.first.locator("a[iconname=eye]").first.click()
+                page.wait_for_timeout(500)
+                assert max(page.locator("img").evaluate_all("els => els.map(e => e.naturalWidth)")) > 300
+        browser.close()
+    assert listed == {"Standard curves": 13, "ELISA plates": 2, "Bead populations": 25}
+    assert errors == []

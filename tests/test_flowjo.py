@@ -6,6 +6,7 @@ FlowJo's own population counts stored in its workspaces (``count=`` of each Popu
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 import textwrap
 from pathlib import Path
@@ -508,3 +509,61 @@ def test_export_fcs_round_trip(analysed, fmt, events, tmp_path):
     hard = assign_generations(g.cfse, bounds)
     for k, s in enumerate(shapes):
         assert apply_gates(xml, s.population, out).mask.sum() == np.sum(hard == k)
+
+
+# --------------------------------------------------------------------------- the pipeline with imported gates
+
+
+def test_gates_from_config_names_missing_file_and_unknown_population(tmp_path, monkeypatch):
+    from zincassay.config import resolve_config
+    from zincassay.errors import ValidationError
+
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ValidationError, match=r"cfse\.gates_from\.file: 'lab\.wsp' does not exist"):
+        resolve_config({"cfse": {"gates_from": {"file": "lab.wsp", "population": "/Live"}}})
+    _own_sample(tmp_path / "tube_01.fcs")
+    _own_workspace(tmp_path / "lab.wsp", "tube_01.fcs")
+    with pytest.raises(ValidationError, match=r"'/Lymphocytes/CD26\+' is not in lab\.wsp; its populations: "
+                                              r"/Lymphocytes, /Lymphocytes/CD25\+"):
+        resolve_config({"cfse": {"gates_from": {"file": "lab.wsp", "population": "/Lymphocytes/CD26+"}}})
+    ok = resolve_config({"cfse": {"gates_from": {"file": "lab.wsp", "population": "root/Lymphocytes"}}})
+    assert ok["cfse"]["gates_from"]["population"] == "root/Lymphocytes"
+
+
+def test_pipeline_gates_out_and_back_in(analysed, tmp_path):
+    """A sample's own gates, written by :func:`gate_shapes` and read back through ``cfse.gates_from``,
+    select as many events; the gating figure draws each imported gate; thresholds from the config
+    win over the unstained control's."""
+    from zincassay.cfse.figures import gating_figure
+    from zincassay.cfse.pipeline import ControlSummary, analyse_sample, gate_shapes, load_gated, phenotype
+    from zincassay.cfse.settings import CFSESettings
+    from zincassay.config import resolve_config
+    from zincassay.flow.settings import GatesFrom
+
+    tmp, g, _fit, _raw = analysed["fcs3.1-float"]
+    cfg = CFSESettings.from_config(resolve_config({"cfse": {"viability_channel": "LiveDead",
+                                                            "bootstrap_replicates": 0}})["cfse"])
+    unstim = ControlSummary("u", "unstimulated", "u.fcs", 1, 1, "none", [], [], parent=fit_parent(
+        load_gated(tmp / "u0.fcs", cfg).cfse))
+    r = analyse_sample(g, cfg, unstim, None)
+    shapes, matrices = gate_shapes(r, cfg)
+    n_gen = r.fit.cells.size
+    assert [s.name for s in shapes[:3]] == ["lymphocytes", "singlets", "live"]
+    assert [s.name for s in shapes[3:]] == [f"generation_{k}" for k in range(n_gen)]
+    assert shapes[3].dimensions[0].compensation == "FCS" and not matrices
+    xml = write_gatingml(tmp_path / "gates.xml", shapes, matrices=matrices)
+    imported = dataclasses.replace(cfg, gates_from=GatesFrom(str(xml), "/lymphocytes/singlets/live"),
+                                   marker_thresholds={"PE-A": 1000.0})
+    g2 = load_gated(tmp / "s0.fcs", imported)
+    assert g2.imported is not None and g2.gating.events_gated == g.gating.events_gated
+    assert [x.events_kept for x in g2.gating.gates] == [x.events_kept for x in g.gating.gates]
+    fig = gating_figure(g2, "s0")
+    assert len(fig.axes) == 3 and "gates from gates.xml" in fig.texts[0].get_text()
+    r2 = analyse_sample(g2, imported, unstim, None)
+    table = phenotype(r2, imported, None, "s0")
+    pe = table[table["channel"] == "PE-A"]
+    assert len(pe) == r2.fit.cells.size and (pe["threshold"] == 1000.0).all()
+    assert (pe["threshold_source"] == "config").all()
+    assert pe.loc[pe["cells"] > 1, "pct_positive"].between(0, 100).all()  # empty generations have none
+    no_thr = table[table["channel"] != "PE-A"]
+    assert (no_thr["threshold_source"] == "none").all() and no_thr["pct_positive"].isna().all()

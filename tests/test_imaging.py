@@ -163,7 +163,7 @@ def test_registration_recovers_drift_and_jolts():
 @pytest.fixture(scope="module")
 def experiment(tmp_path_factory):
     out = tmp_path_factory.mktemp("imaging")
-    sheet = simulate_dataset(out, seed=7, n_donors=2, n_events=2000, zincflow=False)
+    sheet = simulate_dataset(out, seed=7, n_donors=2, n_events=2000, zincflow=False, cytokines=False)
     rows = pd.read_csv(sheet, sep="\t", dtype=str, keep_default_na=False)
     rows = rows[rows["assay"] == "imaging"]
     truth = pd.read_csv(out / "truth" / "imaging_cells.tsv", sep="\t")

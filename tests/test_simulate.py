@@ -20,7 +20,7 @@ from zincassay.simulate.imaging import ImagingParams, simulate_stack, zinc_trace
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory):
     out = tmp_path_factory.mktemp("sim")
-    simulate_dataset(out, seed=3, n_donors=1, n_events=4000)
+    simulate_dataset(out, seed=3, n_donors=1, n_events=4000, cytokines=False)
     return out
 
 
@@ -34,7 +34,7 @@ def _digest(folder):
 
 
 def test_deterministic_for_a_seed(dataset, tmp_path):
-    simulate_dataset(tmp_path, seed=3, n_donors=1, n_events=4000)
+    simulate_dataset(tmp_path, seed=3, n_donors=1, n_events=4000, cytokines=False)
     assert _digest(tmp_path) == _digest(dataset)
 
 
@@ -51,6 +51,18 @@ def test_each_assay_draws_from_its_own_stream(dataset, tmp_path):
     truth = pd.read_csv(dataset / "truth" / "zincflow_truth.tsv", sep="\t")
     zn = truth[truth["subset"] == "CD3+"].set_index("condition")["zn_nM"]
     assert zn["supplemented"] > zn["replete"] > zn["deficient"]
+
+
+def test_cytokines_are_deterministic_and_leave_the_other_files_alone(dataset, tmp_path):
+    """The cytokine part draws from its own stream: the CFSE and imaging files are those without it."""
+    for k in (1, 2):
+        simulate_dataset(tmp_path / f"run{k}", seed=3, n_donors=1, n_events=4000, zincflow=False)
+    assert _digest(tmp_path / "run1") == _digest(tmp_path / "run2")
+    for sub in ("cfse", "imaging"):
+        assert _digest(tmp_path / "run1" / sub) == _digest(dataset / sub)
+    sheet = pd.read_csv(tmp_path / "run1" / "samples.tsv", sep="\t", dtype=str, keep_default_na=False)
+    assert set(sheet["assay"]) == {"cfse", "imaging", "beadplex", "elisa"}
+    assert len(list((tmp_path / "run1" / "beadplex").glob("*.fcs"))) == 16 + 13
 
 
 def test_generation_counts_sum_to_live_singlets_written(tmp_path):

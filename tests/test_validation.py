@@ -22,7 +22,8 @@ REPO = Path(__file__).resolve().parents[1]
 def project(tmp_path):
     """A copy of the example config with an absolute-path sample sheet we can break."""
     sheet = pd.read_csv(REPO / "config" / "samples.tsv", sep="\t", dtype=str, keep_default_na=False)
-    sheet["file"] = [str((REPO / "config" / f).resolve()) for f in sheet["file"]]
+    for col in ("file", "layout"):  # the raw files and the ELISA plate layouts
+        sheet[col] = [str((REPO / "config" / f).resolve()) if f else "" for f in sheet[col]]
     cfg = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
     cfg["samples"] = str(tmp_path / "samples.tsv")
 

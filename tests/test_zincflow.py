@@ -20,6 +20,7 @@ from matplotlib.figure import Figure
 
 from zincassay.config import resolve_config
 from zincassay.errors import ZincassayError
+from zincassay.flow.settings import GatesFrom
 from zincassay.io.fcs import read_fcs
 from zincassay.io.fcs_write import write_fcs
 from zincassay.samplesheet import Sample
@@ -495,3 +496,28 @@ def test_readouts_split_by_instrument_unless_pooled():
     assert t.loc["a", "zn_nM_CD3+@Canto"] == 0.5 and np.isnan(t.loc["a", "zn_nM_CD3+@Fortessa"])
     pooled, notes = tables.readouts_table(zinc, pool_instruments=True, source="zinc.tsv")
     assert notes == [] and "zn_nM_CD3+" in pooled.columns
+
+
+def test_imported_gates_replace_the_automatic_ones(culture, tmp_path):
+    """#16 for every flow assay: ``zincflow.gates_from`` (here the sample tube's own automatic
+    gates, written as GatingML 2.0) gates each tube through FlowKit; the subsets and zinc follow."""
+    pytest.importorskip("flowkit", reason="the flowjo extra (FlowKit) is not installed")
+    from zincassay.flow.gatingml import auto_gate_shapes, write_gatingml
+
+    s = culture["settings"]
+    tube = gate_tube(culture["paths"]["sample"], "sample", s)
+    fsc_h_max = 2 * max(float(tube.data.column("FSC-H").max()), 262144.0)
+    shapes = auto_gate_shapes(tube.gating, fsc_h_max=fsc_h_max, compensated=tube.data.spill.labels, data=tube.data)
+    xml = write_gatingml(tmp_path / "facility.xml", shapes)
+    imported = replace(s, gates_from=GatesFrom(str(xml), shapes[-1].population))
+    again = gate_tube(culture["paths"]["sample"], "sample", imported)
+    assert again.imported is not None
+    assert [g.events_kept for g in again.gating.gates] == [g.events_kept for g in tube.gating.gates]
+    assert {g.note for g in again.gating.gates} == {"imported from facility.xml"}
+    p = culture["paths"]
+    res = run_sample(p["sample"], p["fmin"], p["fmax"], p["unstained"], imported)
+    truth = culture["truth"]
+    for sr in res.subsets:  # the other tubes get the same (sample tube's) gates: zinc as with their own
+        assert sr.calibration.zn_nM == pytest.approx(truth.loc[sr.subset.name, "zn_nM"], rel=0.10), sr.subset.name
+    gf = figures.gating_figure(res.tubes, "s1", marker_scale="asinh", asinh_cofactor=150)
+    assert "/lymphocytes" in gf.axes[0].get_title()

@@ -37,7 +37,7 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     sheet = simulate_dataset(args.outdir, seed=args.seed, n_donors=args.donors, n_events=args.events,
                              cfse_format=args.cfse_format, peak_ratio=args.peak_ratio,
                              imaging=not args.no_imaging, sheet_path=args.sheet, zincflow=not args.no_zincflow,
-                             zincflow_events=args.zincflow_events)
+                             zincflow_events=args.zincflow_events, cytokines=not args.no_cytokines)
     print(f"simulated data in {args.outdir}; sample sheet {sheet}; ground truth in {Path(args.outdir) / 'truth'}")
     return 0
 
@@ -92,6 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--no-imaging", action="store_true")
     s.add_argument("--no-zincflow", action="store_true", help="leave out the zinc-by-flow tubes")
     s.add_argument("--zincflow-events", type=int, default=5500, help="events per zinc-by-flow tube")
+    s.add_argument("--no-cytokines", action="store_true", help="no bead-array batch and ELISA plate")
     s.add_argument("--sheet", help="where to write the sample sheet (default: OUTDIR/samples.tsv)")
     s.set_defaults(func=_cmd_simulate)
 
@@ -104,12 +105,14 @@ def build_parser() -> argparse.ArgumentParser:
     # the workflow's steps, one per rule: grouped under 'run', out of the user's way
     r = sub.add_parser("run", help="a workflow step, as the Snakemake rules call it (not needed by hand)")
     steps = r.add_subparsers(dest="step", required=True, metavar="STEP")
+    from zincassay.beadplex import cli as beadplex_cli
     from zincassay.cfse import cli as cfse_cli
     from zincassay.conditions import cli as conditions_cli
+    from zincassay.elisa import cli as elisa_cli
     from zincassay.imaging import cli as imaging_cli
     from zincassay.zincflow import cli as zincflow_cli
 
-    for module in (cfse_cli, imaging_cli, zincflow_cli, conditions_cli):
+    for module in (cfse_cli, imaging_cli, zincflow_cli, beadplex_cli, elisa_cli, conditions_cli):
         module.add_commands(steps)
     w = steps.add_parser("serve", help="a warm process that runs the other steps for a local workflow run")
     w.add_argument("--name", required=True, help="the server's name (abstract Unix socket)")

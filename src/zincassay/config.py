@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import difflib
+import types
 import typing
 from functools import cache
 from importlib import resources
@@ -108,6 +109,7 @@ def config_problems(cfg: dict) -> list[str]:
                     read_spill_csv(comp)
                 except CompensationError as exc:
                     problems.append(f"config key {section}.compensate: {exc}")
+        problems.extend(_gates_from_problems(cfg))
         if "zincflow" in cfg:  # subsets and marker keys: a typo surfaces before any job runs
             from zincassay.errors import ZincassayError
             from zincassay.zincflow.settings import ZincflowSettings
@@ -117,6 +119,33 @@ def config_problems(cfg: dict) -> list[str]:
             except ZincassayError as exc:
                 problems.append(str(exc))
     return problems
+
+
+def _gates_from_problems(cfg: dict) -> list[str]:
+    """A ``gates_from`` file that does not exist, or a population it does not hold (listing those it does)."""
+    out = []
+    for section in ("cfse", "zincflow"):
+        spec = cfg.get(section, {}).get("gates_from")
+        if not spec:
+            continue
+        path = Path(spec["file"])
+        if not path.is_file():
+            out.append(f"config key {section}.gates_from.file: {str(path)!r} does not exist; give the path of a "
+                       "FlowJo workspace (.wsp) or GatingML 2.0 file, relative to the working directory")
+            continue
+        from zincassay.errors import ZincassayError
+        from zincassay.flow.gates_io import normalise_population, population_paths
+
+        try:
+            known = population_paths(path)
+        except ZincassayError as exc:
+            out.append(f"config key {section}.gates_from: {exc}")
+            continue
+        want = normalise_population(spec["population"])
+        if known and want not in known:
+            out.append(f"config key {section}.gates_from.population: {spec['population']!r} is not in {path.name}; "
+                       f"its populations: {', '.join(known)}")
+    return out
 
 
 def _unordered_pairs(instance: Any, sch: dict, path: tuple = ()) -> list[str]:
@@ -180,7 +209,9 @@ def build_settings(cls: type[T], section: dict) -> T:
             raise KeyError(f"config section lacks {f.name!r}; the schema must give it a default")
         v = section[f.name]
         kind = hints[f.name]
-        if dataclasses.is_dataclass(kind):
+        if v is not None and typing.get_origin(kind) in (typing.Union, types.UnionType):
+            kind = next((a for a in typing.get_args(kind) if dataclasses.is_dataclass(a)), kind)
+        if dataclasses.is_dataclass(kind) and v is not None:
             v = build_settings(kind, v)  # type: ignore[arg-type]
         elif isinstance(v, list):
             v = tuple(v)

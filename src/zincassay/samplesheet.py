@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from zincassay.errors import ValidationError
 from zincassay.zincflow import controls as zincflow_controls
 
 __all__ = [
+    "ASSAY_COLUMNS",
     "IMAGING_TIME_COLUMNS",
     "REQUIRED_COLUMNS",
     "RESERVED_COLUMNS",
@@ -28,6 +30,7 @@ __all__ = [
     "extra_columns",
     "load_inputs",
     "load_sample",
+    "load_samples",
     "match_controls",
     "prepare_sheet",
     "read_sample_sheet",
@@ -38,9 +41,20 @@ __all__ = [
 REQUIRED_COLUMNS = ("sample_id", "assay", "file", "condition", "role", "donor", "batch")
 IMAGING_TIME_COLUMNS = ("frame_interval_s", "stimulus_s", "pyrithione_s", "tpen_s")
 ROLES = {"cfse": {"sample", "unstimulated", "unstained"}, "imaging": {"sample"},
-         "zincflow": set(zincflow_controls.ROLES)}
-#: Each assay's own optional sheet columns (besides the imaging times), carried in ``Sample.assay_columns``.
-ASSAY_COLUMNS = {"zincflow": zincflow_controls.SHEET_COLUMNS}
+         "zincflow": set(zincflow_controls.ROLES), "beadplex": {"standard", "blank", "sample"}, "elisa": {"sample"}}
+#: The roles of the control files matched to each assay's samples (a bead-array standard or blank is no
+#: matched control: standards are used by batch).
+CONTROL_ROLES = {"cfse": ("unstimulated", "unstained"), "zincflow": zincflow_controls.CONTROL_ROLES}
+#: Each assay's own sheet columns (besides the imaging times; not the user's extra columns; blank where
+#: not used), given to its steps as ``Sample.assay_columns``. zincflow: ``culture``, ``kinetic``,
+#: ``addition_s``; beadplex: a standard well's kit level, a sample's dilution factor (``2`` or ``1:2``)
+#: and, for a sample's further wells, the sample_id of its first well; elisa: the sample's dilution,
+#: the plate-layout file and the sample's label in it (blank = its sample_id).
+ASSAY_COLUMNS = {"zincflow": zincflow_controls.SHEET_COLUMNS,
+                 "beadplex": ("standard_level", "dilution", "replicate_of"),
+                 "elisa": ("dilution", "layout", "layout_label")}
+#: Sheet values used in result paths (a bead-array batch, an ELISA plate) must be safe file names.
+_ID = re.compile(r"^[A-Za-z0-9_-]+$")
 #: Columns the workflow computes in the per-sample tables that carry the sheet's extra columns
 #: (results/cfse/indices.tsv, results/imaging/cells.tsv and summary.tsv, results/zincflow/zinc.tsv and
 #: kinetics.tsv). A sheet column with one of these names would be ambiguous, so it is a validation
@@ -54,6 +68,7 @@ RESERVED_COLUMNS = frozenset(
     "fraction_responding events_detected fmax_window_s fmin_window_s mean_drift_px max_drift_px bleaching_pct "
     "bleach_corrected kd_nM saturation_value saturation_source bit_depth_source n_frames sample_flags "
     "unregistered_frames cell_radius_px "
+    "layout_path n_wells "
     .split()
     + [f"{q}_{s}" for s in ("baseline_zn_nM", "peak_zn_nM", "delta_zn_nM") for q in ("median", "q25", "q75")]
     + [f"{i}{x}" for i in ("pct_divided", "fraction_diluted", "division_index", "proliferation_index",
@@ -95,8 +110,8 @@ class Sample:
     frame_interval_s, stimulus_s, pyrithione_s, tpen_s : float or None
         Imaging times (s); None where blank (taken from the metadata or detected).
     assay_columns : dict of str to str
-        The assay's own optional columns (:data:`ASSAY_COLUMNS`; zincflow: ``culture`` as matched,
-        ``kinetic``, ``addition_s``), as strings ('' where blank).
+        The assay's own columns (:data:`ASSAY_COLUMNS`; zincflow: ``culture`` as matched,
+        ``kinetic``, ``addition_s``; beadplex: ``standard_level``...), as strings ('' where blank).
     extra : dict of str to str
         The user's own columns, in sheet order, carried into every per-sample table.
     """
@@ -134,7 +149,7 @@ def sample_record(sheet: pd.DataFrame, sample_id: str) -> Sample:
     return Sample(
         sample_id=sample_id, assay=assay, path=row["path"], condition=row["condition"], role=row["role"],
         donor=row["donor"], batch=row["batch"],
-        controls={r: row[r] for r in sorted(ROLES.get(assay, set()) - {"sample"})},
+        controls={r: row[r] for r in sorted(CONTROL_ROLES.get(assay, ()))},
         **{c: _seconds(row[c]) for c in IMAGING_TIME_COLUMNS},
         assay_columns={c: row[c] for c in ASSAY_COLUMNS.get(assay, ())},
         extra={c: row[c] for c in extra_columns(sheet)},
@@ -167,7 +182,7 @@ def read_sample_sheet(path: str | Path) -> pd.DataFrame:
 def extra_columns(sheet: pd.DataFrame) -> list[str]:
     """Columns the user added beyond the contract, in sheet order."""
     known = (set(REQUIRED_COLUMNS) | set(IMAGING_TIME_COLUMNS) | {c for cs in ASSAY_COLUMNS.values() for c in cs}
-             | {"path", "unstimulated", "unstained", "fmin", "fmax"})
+             | {"path", "unstimulated", "unstained", "fmin", "fmax", "layout_path"})
     return [c for c in sheet.columns if c not in known]
 
 
@@ -238,7 +253,7 @@ def sheet_problems(sheet: pd.DataFrame, config: dict, sheet_dir: Path) -> list[s
             problems.append(
                 f"column {col!r} of the sample sheet has the name of a column zincassay computes "
                 f"(results tables carry both); rename yours, e.g. to 'sheet_{col}'")
-    files_seen: dict[Path, int] = {}
+    files_seen: dict[Path, tuple[int, str]] = {}
     row_schema = schema("samples")
     validator = jsonschema.Draft202012Validator(row_schema)
     order = config["conditions"]["order"]
@@ -284,11 +299,11 @@ def sheet_problems(sheet: pd.DataFrame, config: dict, sheet_dir: Path) -> list[s
                 what = "a readable file" if assay != "imaging" else "a readable file or a folder of TIFF frames"
                 problems.append(f"{label}: {path} is not {what}")
             key = path.resolve()
-            if key in files_seen:
-                problems.append(f"{label}: file {row['file']!r} is also on row {files_seen[key]}; each raw file "
-                                "belongs on one row")
+            if key in files_seen and not (assay == "elisa" and files_seen[key][1] == "elisa"):  # a plate's samples
+                problems.append(f"{label}: file {row['file']!r} is also on row {files_seen[key][0]}; each raw file "
+                                "belongs on one row (only ELISA samples share their plate's export)")
             else:
-                files_seen[key] = line
+                files_seen.setdefault(key, (line, assay))
         if assay == "imaging":
             times = {c: row.get(c, "") for c in IMAGING_TIME_COLUMNS}
             try:
@@ -306,15 +321,135 @@ def sheet_problems(sheet: pd.DataFrame, config: dict, sheet_dir: Path) -> list[s
                     )
     _, control_problems = match_controls(sheet)  # reported with everything else, never only after fixes
     problems.extend(control_problems)
+    problems.extend(_cytokine_problems(sheet, config, sheet_dir))
+    problems.extend(_dose_problems(sheet, config))
     _, culture_problems = zincflow_controls.match_cultures(sheet)
     problems.extend(culture_problems)
     problems.extend(zincflow_controls.kinetic_column_problems(sheet))
     return list(dict.fromkeys(problems))  # a problem two checks find is listed once
 
 
+def _cytokine_problems(sheet: pd.DataFrame, config: dict, sheet_dir: Path) -> list[str]:
+    """Bead-array and ELISA rows: the kit is configured; batch names fit a folder name; dilutions
+    parse; bead-array standards carry their level and every batch with samples has standards (they
+    are matched by batch); replicate wells name their first well; ELISA rows name an existing layout,
+    and rows sharing an export are one plate (one layout, one batch, distinct labels)."""
+    from zincassay.curves.standards import parse_dilution
+    from zincassay.errors import ZincassayError
+
+    problems: list[str] = []
+    cols = set(sheet.columns)
+
+    def cell(row: pd.Series, col: str) -> str:
+        return str(row[col]) if col in cols else ""
+
+    def where(idx: int) -> str:
+        return f"row {idx + 2} ({sheet.at[idx, 'sample_id']})"
+
+    def factor(text: str) -> float | None:
+        try:
+            return parse_dilution(text, "") if text else 1.0
+        except ZincassayError:
+            return None
+
+    for assay, key, what in (("beadplex", "panel", "bead-array kit"), ("elisa", "kit", "ELISA kit")):
+        rows = sheet[sheet["assay"] == assay]
+        if len(rows) and not config.get(assay, {}).get(key):
+            problems.append(f"the sheet has {len(rows)} {assay} row(s) but the config sets no {assay}.{key}; name the "
+                            f"{what} (a YAML file or a shipped kit, see config/README.md)")
+        for idx, row in rows.iterrows():
+            if row["batch"] and not _ID.match(row["batch"]):
+                problems.append(f"{where(idx)}: batch {row['batch']!r} names a results folder; use only letters, "
+                                "digits, _ and -")
+            if cell(row, "dilution"):
+                try:
+                    parse_dilution(cell(row, "dilution"), where(idx))
+                except ZincassayError as exc:
+                    problems.append(str(exc))
+    bp = sheet[sheet["assay"] == "beadplex"]
+    first_wells = {row["sample_id"]: (row["batch"], row["role"], cell(row, "replicate_of"), cell(row, "dilution"))
+                   for _, row in bp.iterrows()}
+    for idx, row in bp.iterrows():
+        level, rep = cell(row, "standard_level"), cell(row, "replicate_of")
+        if row["role"] == "standard" and not level:
+            problems.append(f"{where(idx)}: a standard well needs its standard_level (the kit's level name, e.g. C7)")
+        elif row["role"] != "standard" and level:
+            problems.append(f"{where(idx)}: standard_level {level!r} is set but the role is {row['role']!r}; make the "
+                            "role 'standard' or clear the level")
+        if rep:
+            target = first_wells.get(rep)
+            if row["role"] != "sample":
+                problems.append(f"{where(idx)}: replicate_of is for further wells of a sample; clear it on a {row['role']} well")
+            elif target is None or target[:2] != (row["batch"], "sample") or target[2]:
+                problems.append(f"{where(idx)}: replicate_of {rep!r} must name the first well (a bead-array sample "
+                                f"without replicate_of) of batch {row['batch']!r}")
+            elif factor(cell(row, "dilution")) != factor(target[3]):
+                problems.append(f"{where(idx)}: dilution {cell(row, 'dilution')!r} differs from that of its first well "
+                                f"{rep} ({target[3]!r}); replicate wells share the sample's dilution")
+    for batch, grp in bp.groupby("batch", sort=True):
+        if (grp["role"] == "sample").any() and not (grp["role"] == "standard").any():
+            problems.append(f"bead-array batch {batch!r} has samples but no standard wells; standards are matched to "
+                            "samples by batch: add the kit's standards (role standard, with standard_level) to it")
+    el = sheet[sheet["assay"] == "elisa"]
+    plates: dict[tuple[Path, Path], dict[str, list]] = {}
+    layouts_of_batch: dict[str, set] = {}
+    for idx, row in el.iterrows():
+        layout = cell(row, "layout")
+        if not layout:
+            problems.append(f"{where(idx)}: an ELISA sample needs its plate layout (column layout: a CSV or Excel grid "
+                            "of well labels)")
+            continue
+        lpath = _resolve_path(layout, sheet_dir)
+        if not lpath.is_file():
+            problems.append(f"{where(idx)}: layout {layout!r} not found (looked at {lpath}); paths are relative to "
+                            "the sample sheet's folder")
+        key = (_resolve_path(row["file"], sheet_dir).resolve(), lpath.resolve())
+        plate = plates.setdefault(key, {"batch": [], "labels": []})
+        plate["batch"].append(row["batch"])
+        plate["labels"].append((idx, cell(row, "layout_label") or row["sample_id"]))
+        layouts_of_batch.setdefault(row["batch"], set()).add(key)
+    for (export, _), plate in plates.items():
+        if len(set(plate["batch"])) > 1:
+            problems.append(f"ELISA export {export.name} is given batches {', '.join(sorted(set(plate['batch'])))}; "
+                            "the samples of one plate share its batch (the plate's name)")
+        seen: dict[str, int] = {}
+        for idx, lab in plate["labels"]:
+            if lab in seen:
+                problems.append(f"{where(idx)}: layout label {lab!r} is also used on row {seen[lab] + 2} of the same "
+                                "plate; each sample has its own label in the layout")
+            seen.setdefault(lab, idx)
+    for batch, keys in sorted(layouts_of_batch.items()):
+        if len(keys) > 1:
+            problems.append(f"ELISA batch {batch!r} is used by {len(keys)} different export/layout pairs; give each "
+                            "plate its own batch")
+    return problems
+
+
+def _dose_problems(sheet: pd.DataFrame, config: dict) -> list[str]:
+    """The configured dose and source columns exist; doses are numbers >= 0 (blank = not in the series)."""
+    cond = config["conditions"]
+    problems = []
+    for key in ("dose_column", "source_column"):
+        col = cond.get(key)
+        if col and col not in sheet.columns:
+            problems.append(f"conditions.{key} is {col!r} but the sample sheet has no such column; add it or fix the config")
+    col = cond.get("dose_column")
+    if col and col in sheet.columns:
+        for idx, value in sheet[col].items():
+            try:
+                ok = value == "" or float(value) >= 0
+            except ValueError:
+                ok = False
+            if not ok:
+                problems.append(f"row {idx + 2} ({sheet.at[idx, 'sample_id']}): {col} {value!r} is not a dose "
+                                "(a number >= 0; blank = not in the dose series)")
+    return problems
+
+
 def prepare_sheet(sheet: pd.DataFrame, sheet_path: Path) -> pd.DataFrame:
     """Add the derived columns to a (validated) sheet: blank imaging times and assay columns, matched
-    controls (cfse) and cultures (zincflow), ``path``; index by ``sample_id``."""
+    controls (cfse) and cultures (zincflow), ``path`` (and ``layout_path`` when the sheet has ELISA
+    layouts); index by ``sample_id``."""
     sheet = sheet.copy()
     for col in (*IMAGING_TIME_COLUMNS, *(c for cs in ASSAY_COLUMNS.values() for c in cs)):
         if col not in sheet.columns:
@@ -322,6 +457,8 @@ def prepare_sheet(sheet: pd.DataFrame, sheet_path: Path) -> pd.DataFrame:
     sheet, _ = match_controls(sheet)
     sheet, _ = zincflow_controls.match_cultures(sheet)  # after match_controls, which blanks 'unstained'
     sheet["path"] = [_workflow_path(_resolve_path(f, sheet_path.parent)) for f in sheet["file"]]
+    if "layout" in sheet.columns:  # ELISA plate layouts
+        sheet["layout_path"] = [_workflow_path(_resolve_path(f, sheet_path.parent)) if f else "" for f in sheet["layout"]]
     return sheet.set_index("sample_id", drop=False)
 
 
@@ -350,6 +487,16 @@ def load_sample(sheet_path: str | Path, sample_id: str) -> Sample:
         raise ValidationError([f"sample sheet {sheet_path} has no sample {sample_id!r}; rerun the workflow, "
                                "which validates the sheet first"])
     return sample_record(prepare_sheet(sheet, sheet_path), sample_id)
+
+
+def load_samples(sheet_path: str | Path, *, assay: str, batch: str | None = None) -> list[Sample]:
+    """Every sample (any role) of ``assay`` in a validated sheet, optionally of one ``batch``, sorted by
+    sample_id: the wells of a bead-array batch, the samples of an ELISA plate. No validation is
+    repeated (see :func:`load_sample`)."""
+    sheet_path = Path(sheet_path)
+    sheet = prepare_sheet(read_sample_sheet(sheet_path), sheet_path)
+    sel = sheet[(sheet["assay"] == assay) & ((sheet["batch"] == batch) if batch is not None else True)]
+    return [sample_record(sheet, sid) for sid in sorted(sel.index)]
 
 
 def load_inputs(config: dict, base_dir: str | Path = ".") -> Inputs:

@@ -185,7 +185,8 @@ def _handle(conn: socket.socket) -> None:
 #: What every step needs, imported once by the server.
 PRELOAD = ("zincassay.cli", "zincassay.status", "zincassay.cfse.figures", "zincassay.cfse.tables",
            "zincassay.imaging.figures", "zincassay.imaging.tables", "zincassay.conditions.figures",
-           "zincassay.conditions.pipeline", "zincassay.conditions.overview")
+           "zincassay.conditions.pipeline", "zincassay.conditions.overview", "zincassay.beadplex.figures",
+           "zincassay.beadplex.tables", "zincassay.elisa.figures", "zincassay.elisa.tables")
 
 
 def serve(name: str, *, idle_s: float = 30.0) -> int:

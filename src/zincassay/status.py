@@ -21,7 +21,7 @@ from __future__ import annotations
 import errno
 import sys
 import traceback
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -71,17 +71,17 @@ def _failure_figure(path: Path, sample_id: str, reason: str) -> None:
     save_figure(fig, path)
 
 
-def _write_failure_records(outputs: Mapping[str, str | Path], primary: str, failure_row: dict, reason: str) -> None:
+def _write_failure_records(outputs: Mapping[str, str | Path], primary: str, failure_rows: list[dict], sid: str,
+                           reason: str) -> None:
     import numpy as np
     import pandas as pd
 
     from zincassay.tables import atomic_path, write_json, write_table, write_text
 
-    sid = failure_row["sample_id"]
     for name, path in outputs.items():
         path = Path(path)
         if name == primary:
-            write_table(pd.DataFrame([failure_row]), path)
+            write_table(pd.DataFrame(failure_rows), path)
         elif path.suffix == ".png":
             _failure_figure(path, sid, reason)
         elif path.suffix == ".json":
@@ -100,7 +100,8 @@ def _write_failure_records(outputs: Mapping[str, str | Path], primary: str, fail
 def run_sample_step(step: Callable[[], None], *, labels: Mapping[str, str], assay: str, role: str,
                     raw: str | Path, outputs: Mapping[str, str | Path], primary: str,
                     failed_columns: Mapping[str, object], extra: Mapping[str, str], status_path: str | Path,
-                    checksum: str | Path | None = None) -> int:
+                    checksum: str | Path | None = None,
+                    covers: Sequence[tuple[Mapping[str, str], Mapping[str, str]]] = ()) -> int:
     """Run one sample's step so that its job always ends with every output written.
 
     Parameters
@@ -126,6 +127,10 @@ def run_sample_step(step: Callable[[], None], *, labels: Mapping[str, str], assa
     checksum : path, optional
         The raw file's checksum file (:mod:`zincassay.checksums`), read instead of hashing again;
         without it the raw bytes are hashed here.
+    covers : sequence of (labels, extra), optional
+        For a job over one file that holds several samples (an ELISA plate): the labels and extra
+        columns of each; the primary table then gets one failure row per sample instead of one
+        row with ``labels``.
 
     Returns
     -------
@@ -157,8 +162,9 @@ def run_sample_step(step: Callable[[], None], *, labels: Mapping[str, str], assa
     sample_id = labels["sample_id"]
     if status == FAILED:
         print(f"{sample_id}: failed: {reason}", file=sys.stderr)
-        row = {**labels, "status": FAILED, "failure": reason, **failed_columns, **extra}
-        _write_failure_records(outputs, primary, row, reason)
+        rows = [{**lab, "status": FAILED, "failure": reason, **failed_columns, **ext}
+                for lab, ext in (covers or [(labels, extra)])]
+        _write_failure_records(outputs, primary, rows, sample_id, reason)
     record = StepStatus(sample_id=sample_id, assay=assay, role=role, file=str(raw), status=status, reason=reason,
                         sha256=sha, bytes=size)
     write_json(asdict(record), status_path)

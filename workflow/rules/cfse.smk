@@ -1,5 +1,6 @@
 rule cfse_control:
     input:
+        **imported_gates("cfse"),
         fcs=raw_file,
         checksum=checksum_file,
     output:
@@ -35,9 +36,11 @@ rule cfse_control:
 rule cfse_sample:
     input:
         unpack(cfse_controls),
+        **imported_gates("cfse"),
         fcs=raw_file,
         checksum=checksum_file,
     output:
+        **CFSE_EXPORT_FCS,
         status="results/cfse/{sample}/status.json",
         indices="results/cfse/{sample}/indices.tsv",
         generations="results/cfse/{sample}/generations.tsv",
@@ -64,6 +67,15 @@ rule cfse_sample:
             subcategory="CFSE gating",
             labels={"sample": "{sample}", "figure": "gating"},
         ),
+        gates_xml="results/cfse/{sample}/gates.xml",
+        by_generation="results/cfse/{sample}/by_generation.tsv",
+        by_generation_figure=report(
+            "results/cfse/{sample}/by_generation.png",
+            caption="../report/cfse_by_generation.rst",
+            category="CFSE",
+            subcategory="Markers by generation",
+            labels={"sample": "{sample}", "figure": "by generation"},
+        ),
     log:
         "logs/cfse/{sample}.log",
     wildcard_constraints:
@@ -77,7 +89,13 @@ rule cfse_sample:
         settings=settings("cfse"),
         sheet=SHEET_FILE,
         row=sheet_row,
-        controls=lambda wc, input: flags({k: v for k, v in input.items() if k != "fcs"}),
+        controls=lambda wc, input: flags(
+            {
+                k: v
+                for k, v in input.items()
+                if k not in ("fcs", "checksum", "gates_file")
+            }
+        ),
         outputs=lambda wc, output: flags(output),
     shell:
         "{params.zincassay} cfse-sample {input.fcs:q} --checksum {input.checksum:q} --sheet {params.sheet:q}"
@@ -90,10 +108,14 @@ rule cfse_collect:
         indices=expand("results/cfse/{sample}/indices.tsv", sample=CFSE_SAMPLES),
         generations=expand("results/cfse/{sample}/generations.tsv", sample=CFSE_SAMPLES),
         gates=expand("results/cfse/{sample}/gates.tsv", sample=CFSE_SAMPLES),
+        by_generation=expand(
+            "results/cfse/{sample}/by_generation.tsv", sample=CFSE_SAMPLES
+        ),
     output:
         indices="results/cfse/indices.tsv",
         generations="results/cfse/generations.tsv",
         gates="results/cfse/gates.tsv",
+        by_generation="results/cfse/by_generation.tsv",
     log:
         "logs/cfse/collect.log",
     threads: 1

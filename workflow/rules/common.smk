@@ -33,11 +33,29 @@ ZINCFLOW_KINETIC = [
     s for s in ZINCFLOW_SAMPLES if parse_kinetic(SHEET.loc[s, "kinetic"])
 ]
 ZINCFLOW_STATIC = [s for s in ZINCFLOW_SAMPLES if s not in ZINCFLOW_KINETIC]
+# bead arrays: one job per well (FCS file), then one per batch; a sample is its first well
+BEADPLEX = SHEET[SHEET["assay"] == "beadplex"]
+BEADPLEX_WELLS = sorted(BEADPLEX.index)
+BEADPLEX_BATCHES = sorted(set(BEADPLEX["batch"]))
+BEADPLEX_SAMPLES = sorted(
+    BEADPLEX.index[
+        (BEADPLEX["role"] == "sample") & (BEADPLEX.get("replicate_of", "") == "")
+    ]
+)
+# ELISA: the rows sharing an export and a layout are one plate (their batch), one job
+ELISA = SHEET[SHEET["assay"] == "elisa"]
+ELISA_SAMPLES = sorted(ELISA.index)
+ELISA_PLATES = sorted(set(ELISA["batch"]))
 # content fingerprints of the raw files: a file replaced by one with other bytes reruns, whatever its
 # modification time (zincassay.checksums); refreshed once, by the process that plans the run
 CHECKSUM_DIR = "results/inputs"
 if workflow.is_main_process:
     refresh_checksums(SHEET["path"].to_dict(), CHECKSUM_DIR)
+    if len(ELISA):
+        refresh_checksums(
+            ELISA.groupby("batch")["layout_path"].first().to_dict(),
+            f"{CHECKSUM_DIR}/layouts",
+        )
 # the zincassay CLI of the Python running Snakemake (no reliance on PATH)
 ZINCASSAY = f'"{sys.executable}" -m zincassay run'
 # a local run's jobs share one warm process that runs their steps, so the batch does not pay
@@ -69,11 +87,14 @@ def status_files(samples, assay):
     return [f"results/{assay}/{s}/status.json" for s in samples]
 
 
-#: The status.json of every per-file job of the run (summaries, provenance, the end-of-run list).
+#: The status.json of every per-file job of the run (summaries, provenance, the end-of-run list):
+#: controls, bead-array wells and ELISA plates included.
 ALL_STATUS_FILES = [
     *status_files(CFSE_SAMPLES + CFSE_CONTROLS, "cfse"),
     *status_files(IMAGING_SAMPLES, "imaging"),
     *status_files(ZINCFLOW_SAMPLES + ZINCFLOW_TUBES, "zincflow"),
+    *status_files(BEADPLEX_WELLS, "beadplex"),
+    *status_files(ELISA_PLATES, "elisa"),
 ]
 
 
@@ -84,6 +105,56 @@ def cfse_controls(wildcards):
     if row["unstained"]:
         controls["unstained"] = f"results/cfse/{row['unstained']}/control.json"
     return controls
+
+
+def beadplex_batch_inputs(wildcards):
+    """beads.tsv and status.json of every well of a bead-array batch."""
+    wells = sorted(BEADPLEX.index[BEADPLEX["batch"] == wildcards.batch])
+    return {
+        "beads": [f"results/beadplex/{w}/beads.tsv" for w in wells],
+        "statuses": status_files(wells, "beadplex"),
+    }
+
+
+def batch_rows(frame, wildcard):
+    """The sheet rows of a batch or plate: a params value, so editing them reruns its job."""
+    return lambda wc: frame[frame["batch"] == getattr(wc, wildcard)].to_dict("records")
+
+
+def elisa_plate_inputs(wildcards):
+    """A plate's export and layout, with their checksum files."""
+    rows = ELISA[ELISA["batch"] == wildcards.plate].sort_index()
+    return {
+        "export": rows["path"].iloc[0],
+        "layout": rows["layout_path"].iloc[0],
+        "checksum": f"{CHECKSUM_DIR}/{rows.index[0]}.sha256",
+        "layout_checksum": f"{CHECKSUM_DIR}/layouts/{wildcards.plate}.sha256",
+    }
+
+
+def cytokine_run_tables(name):
+    """A per-run table (concentrations, standards, standard_levels) of every bead-array batch and plate."""
+    return [
+        *expand(
+            f"results/beadplex/batches/{{batch}}/{name}.tsv", batch=BEADPLEX_BATCHES
+        ),
+        *expand(f"results/elisa/{{plate}}/{name}.tsv", plate=ELISA_PLATES),
+    ]
+
+
+def imported_gates(section):
+    """The gates file of a flow assay (<section>.gates_from) as a named input (gates_file), so
+    editing it reruns that assay's samples; no input with the automatic gates."""
+    spec = config[section]["gates_from"]
+    return {"gates_file": spec["file"]} if spec else {}
+
+
+#: cfse.export_fcs: every sample's gated events also as FCS 3.1 with their generation.
+CFSE_EXPORT_FCS = (
+    {"events_fcs": "results/cfse/{sample}/gated_events.fcs"}
+    if config["cfse"]["export_fcs"]
+    else {}
+)
 
 
 def settings(section):
@@ -119,7 +190,18 @@ ASSAY_TABLES = {
     "cfse": ("results/cfse/indices.tsv", CFSE_SAMPLES),
     "imaging": ("results/imaging/summary.tsv", IMAGING_SAMPLES),
     "zincflow": ("results/zincflow/readouts.tsv", ZINCFLOW_SAMPLES),
+    "beadplex": ("results/beadplex/samples.tsv", BEADPLEX_SAMPLES),
+    "elisa": ("results/elisa/samples.tsv", ELISA_SAMPLES),
 }
+
+
+def assay_table_flags():
+    """``--table ASSAY=PATH`` for every assay in the sheet."""
+    return " ".join(
+        f"--table {assay}={shlex.quote(path)}"
+        for assay, (path, samples) in ASSAY_TABLES.items()
+        if samples
+    )
 
 
 def summary_inputs(wildcards):
@@ -140,15 +222,10 @@ def summary_inputs(wildcards):
 
 def table_flags(wildcards, input):
     """``--table ASSAY=PATH`` for the conditions step, plus the QC extras as ``--name path``."""
-    tables = [
-        f"--table {assay}={shlex.quote(path)}"
-        for assay, (path, samples) in ASSAY_TABLES.items()
-        if samples
-    ]
     extras = {
         k: input[k][0] for k in ("cfse_gates", "imaging_cells") if k in input.keys()
     }
-    return f"{' '.join(tables)} {flags(extras)}"
+    return f"{assay_table_flags()} {flags(extras)}"
 
 
 def summary_figures():
@@ -187,7 +264,29 @@ def summary_figures():
             category="Conditions",
             labels={"figure": "free zinc by flow per donor"},
         )
+    for assay, what in (("beadplex", "bead array"), ("elisa", "ELISA")):
+        if ASSAY_TABLES[assay][1]:
+            figures[f"{assay}_figure"] = report(
+                f"results/summary/{assay}_conditions.png",
+                caption="../report/conditions_cytokines.rst",
+                category="Conditions",
+                labels={"figure": f"cytokines ({what}) per donor"},
+            )
     return figures
+
+
+def dose_response_figures():
+    """One dose-response figure per assay in the sheet (report entries)."""
+    return {
+        f"figure_{assay}": report(
+            f"results/summary/dose_response_{assay}.png",
+            caption="../report/dose_response_figure.rst",
+            category="Dose response",
+            labels={"figure": assay},
+        )
+        for assay, (path, samples) in ASSAY_TABLES.items()
+        if samples
+    }
 
 
 def print_failures():
@@ -224,7 +323,21 @@ def final_outputs():
         out += expand("results/zincflow/{name}.tsv", name=["zinc", "gates", "readouts"])
     if ZINCFLOW_KINETIC:
         out += expand("results/zincflow/{name}.tsv", name=["kinetics", "kinetic_bins"])
+    if BEADPLEX_WELLS:
+        out += ["results/beadplex/beads.tsv", "results/beadplex/samples.tsv"]
+    if ELISA_SAMPLES:
+        out += ["results/elisa/wells.tsv", "results/elisa/samples.tsv"]
+    if BEADPLEX_WELLS or ELISA_SAMPLES:
+        out += expand(
+            "results/cytokines/{name}.tsv",
+            name=["concentrations", "standards", "standard_levels"],
+        )
     out += ["results/summary/conditions.tsv", "results/summary/qc.tsv"]
+    if config["conditions"]["dose_column"]:
+        out += [
+            "results/summary/dose_response.tsv",
+            "results/summary/dose_response_sources.tsv",
+        ]
     return out
 
 

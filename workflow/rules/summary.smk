@@ -34,6 +34,47 @@ rule conditions:
         " --histograms {input.cfse_histograms:q} --statuses {input.statuses:q} 2> {log:q}"
 
 
+rule dose_response:
+    input:
+        tables=[path for path, samples in ASSAY_TABLES.values() if samples],
+        sheet=config["samples"],
+    output:
+        **dose_response_figures(),
+        fits=report(
+            "results/summary/dose_response.tsv",
+            caption="../report/dose_response_table.rst",
+            category="Dose response",
+            labels={"table": "fits per donor"},
+        ),
+        sources=report(
+            "results/summary/dose_response_sources.tsv",
+            caption="../report/dose_response_sources.rst",
+            category="Dose response",
+            labels={"table": "sources compared"},
+        ),
+    log:
+        "logs/summary/dose_response.log",
+    threads: 1
+    resources:
+        mem_mb=lambda wc, input: 1000 + 4 * input_mb(input),
+        runtime=20,
+    params:
+        zincassay=ZINCASSAY,
+        settings=settings("conditions"),
+        tables=assay_table_flags(),
+        outputs=lambda wc, output: " ".join(
+            (
+                f"--figure {name[len('figure_'):]}={shlex.quote(path)}"
+                if name.startswith("figure_")
+                else f"--{name} {shlex.quote(path)}"
+            )
+            for name, path in output.items()
+        ),
+    shell:
+        "{params.zincassay} dose-response --settings {params.settings:q} --sheet {input.sheet:q} {params.tables}"
+        " {params.outputs} 2> {log:q}"
+
+
 rule provenance:
     input:
         results=final_outputs(),

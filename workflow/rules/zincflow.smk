@@ -1,5 +1,6 @@
 rule zincflow_tube:
     input:
+        **imported_gates("zincflow"),
         fcs=raw_file,
         checksum=checksum_file,
     output:
@@ -26,6 +27,7 @@ rule zincflow_tube:
 rule zincflow_sample:
     input:
         unpack(zincflow_tubes),
+        **imported_gates("zincflow"),
         fcs=raw_file,
         checksum=checksum_file,
     output:
@@ -47,7 +49,8 @@ rule zincflow_sample:
             {
                 k: v
                 for k, v in input.items()
-                if k not in ("fcs", "checksum") and not k.endswith("_checksum")
+                if k not in ("fcs", "checksum", "gates_file")
+                and not k.endswith("_checksum")
             }
         ),
         outputs=lambda wc, output: flags(output),

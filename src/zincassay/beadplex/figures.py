@@ -24,7 +24,10 @@ def well_figure(well: WellMeasurement, panel: Panel, title: str) -> Figure:
     fig, axes = new_figure(1, k + 1, figsize=(4.2 * (k + 1), 3.6), squeeze=False)
     ax = axes[0, 0]
     fx, sy = safe_log10(well.fsc), safe_log10(well.ssc)
-    ax.hist2d(fx, sy, bins=120, cmap="viridis", norm=matplotlib.colors.LogNorm())
+    ok = np.isfinite(fx) & np.isfinite(sy)
+    counts, xe, ye = np.histogram2d(fx[ok], sy[ok], bins=120)
+    ax.pcolormesh(xe, ye, np.ma.masked_equal(counts.T, 0), cmap="viridis", norm=matplotlib.colors.LogNorm(),
+                  rasterized=True)
     for g in pops.groups:
         cov = np.array(g.cov_log10)
         vals, vecs = np.linalg.eigh(cov)
@@ -40,21 +43,22 @@ def well_figure(well: WellMeasurement, panel: Panel, title: str) -> Figure:
     for gi, gname in enumerate(panel.groups):
         ax = axes[0, gi + 1]
         members = pops.group == gi
-        if members.any():
+        if members.any():  # histograms as filled steps: one polygon each, not a bar per bin
             lo, hi = np.quantile(lc[members], [0.001, 0.999])
             bins = np.linspace(lo - 0.1, hi + 0.1, 150)
-            ax.hist(lc[members], bins=bins, color="0.8")
+            ax.stairs(np.histogram(lc[members], bins)[0], bins, fill=True, color="0.8")
             for b in panel.beads_in(gname):
                 j = pops.bead_ids.index(b.bead_id)
                 sel = pops.bead == j
                 if sel.any():
-                    ax.hist(lc[sel], bins=bins, color=cmap(j % 20), label=f"{b.bead_id} {b.analyte} ({int(sel.sum())})")
+                    ax.stairs(np.histogram(lc[sel], bins)[0], bins, fill=True, color=cmap(j % 20),
+                              label=f"{b.bead_id} {b.analyte} ({int(sel.sum())})")
         lost = [b.bead_id for b in panel.beads_in(gname) if b.bead_id in pops.missing]
         ax.set_title(f"group {gname}" + (f": missing {', '.join(lost)}" if lost else ""), fontsize=9,
                      color="red" if lost else "black")
         ax.set_xlabel("log10 classification")
         ax.legend(fontsize=6)
-    fig.tight_layout()
+    fig.subplots_adjust(left=0.2 / (k + 1), right=0.99, bottom=0.14, top=0.92, wspace=0.22)  # tight_layout: 0.4 s
     return fig
 
 

@@ -1,6 +1,7 @@
 """Bead-array results -> table rows.
 
-- ``results/beadplex/<sample_id>/beads.tsv`` (per well): :func:`bead_rows`
+- ``results/beadplex/<sample_id>/beads.tsv`` (per well): :func:`well_table` (:func:`bead_rows`, the
+  form :func:`~zincassay.beadplex.pipeline.quantify_run` takes, plus the well's labels and status)
 - ``results/cytokines/concentrations.tsv``, ``standards.tsv``, ``standard_levels.tsv`` (per batch):
   :func:`run_tables`, shared columns with ELISA (:mod:`zincassay.curves.tables`)
 """
@@ -11,8 +12,9 @@ import pandas as pd
 
 from zincassay.beadplex.pipeline import BeadplexRun, WellMeasurement
 from zincassay.curves.tables import concentration_rows, standard_level_rows, standards_row
+from zincassay.samplesheet import Sample
 
-__all__ = ["ASSAY", "bead_rows", "run_tables"]
+__all__ = ["ASSAY", "bead_rows", "run_tables", "well_table"]
 
 ASSAY = "beadplex"
 
@@ -23,6 +25,16 @@ def bead_rows(sample_id: str, well: WellMeasurement) -> pd.DataFrame:
     out = well.beads.copy()
     out.insert(0, "sample_id", sample_id)
     out["compensation"] = well.compensation
+    return out
+
+
+def well_table(well: WellMeasurement, sample: Sample) -> pd.DataFrame:
+    """``beads.tsv`` of one well: ``sample_id, condition, donor, batch, status, failure``, then
+    :func:`bead_rows`' columns (one row per panel bead)."""
+    out = bead_rows(sample.sample_id, well)
+    for i, (k, v) in enumerate({**sample.labels, "status": "ok", "failure": ""}.items()):
+        if k != "sample_id":
+            out.insert(i, k, v)
     return out
 
 

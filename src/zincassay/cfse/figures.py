@@ -12,14 +12,23 @@ from matplotlib.figure import Figure
 from zincassay.cfse.deconvolve import GenerationFit
 from zincassay.cfse.pipeline import ControlSummary, GatedFile
 from zincassay.figures import new_figure
-from zincassay.flow.figures import live_panel, lymphocyte_panel, singlet_panel
+from zincassay.flow.figures import imported_gate_panel, live_panel, lymphocyte_panel, singlet_panel
 from zincassay.flow.transforms import safe_log10
 
 __all__ = ["control_figure", "fit_figure", "gating_figure", "generations_figure"]
 
 
 def gating_figure(g: GatedFile, title: str) -> Figure:
-    """Lymphocyte, singlet and live gates (the shared panels of :mod:`zincassay.flow.figures`)."""
+    """Lymphocyte, singlet and live gates (the shared panels of :mod:`zincassay.flow.figures`), or
+    the imported gates, each in its own space."""
+    if g.imported is not None:
+        n = len(g.imported.gates)
+        fig, axes = new_figure(1, n, figsize=(4 * n, 3.8), squeeze=False)
+        for i in range(n):
+            imported_gate_panel(axes[0][i], g.imported, i)
+        fig.suptitle(f"{title} (gates from {g.imported.source.name})", fontsize=10)
+        fig.tight_layout()
+        return fig
     fig, axes = new_figure(1, 3, figsize=(12, 3.8))
     lymphocyte_panel(axes[0], g.data, g.gating)
     singlet_panel(axes[1], g.data, g.gating)

@@ -8,10 +8,12 @@ turns a control into a :class:`ControlSummary` (saved as ``control.json`` and re
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from zincassay.cfse.deconvolve import (
     GenerationFit,
@@ -20,14 +22,22 @@ from zincassay.cfse.deconvolve import (
     fit_generations,
     fit_parent,
 )
+from zincassay.cfse.phenotype import fluorescence_channels, phenotype_by_generation, positivity_threshold
+from zincassay.cfse.posterior import (
+    component_probabilities,
+    generation_boundaries,
+    generation_gate_shapes,
+    mixing_matrix,
+)
 from zincassay.cfse.settings import CFSESettings
 from zincassay.errors import ZincassayError
 from zincassay.flow.compensation import apply_compensation, check_finite
+from zincassay.flow.gates_io import GateShape, ImportedGating, apply_gates
 from zincassay.flow.gating import GatingResult, gate_events
-from zincassay.io.fcs import FCSData, read_fcs
+from zincassay.io.fcs import FCSData, SpillMatrix, read_fcs, read_spill_csv
 
 __all__ = ["SEVERE_FLAGS", "Autofluorescence", "CFSEResult", "ControlSummary", "GatedFile", "analyse_sample",
-           "load_gated", "summarise_control"]
+           "gate_shapes", "load_gated", "marker_channels", "phenotype", "summarise_control"]
 
 AF_QUANTILES = 400
 #: QC flags that make a sample fail (others are reported but keep qc_pass true).
@@ -52,6 +62,12 @@ class GatedFile:
     gating: GatingResult
     cfse: np.ndarray
     flags: list[str]
+    #: The file as read (uncompensated), for gates and exported events in the file's own terms.
+    raw: FCSData | None = None
+    #: The imported gates (``cfse.gates_from``), or None for the automatic gates.
+    imported: ImportedGating | None = None
+    #: The spill matrix ``data`` was compensated with (None when uncompensated).
+    spill: SpillMatrix | None = None
 
     @property
     def events(self) -> np.ndarray:
@@ -67,20 +83,27 @@ def load_gated(path: str | Path, settings: CFSESettings) -> GatedFile:
 
     Raises :class:`zincassay.io.fcs.FCSError` / :class:`CompensationError` for expected problems.
     """
-    data = read_fcs(path)
-    check_finite(data, [settings.channel, settings.viability_channel])
-    data, flags = apply_compensation(data, settings.compensate, settings.on_bad_spill)
+    raw = read_fcs(path)
+    check_finite(raw, [settings.channel, settings.viability_channel])
+    data, flags = apply_compensation(raw, settings.compensate, settings.on_bad_spill)
+    csv_spill = read_spill_csv(settings.compensate) if settings.compensate not in ("auto", "off") else None
+    spill = None if data.compensation == "none" else (csv_spill or raw.spill)
     cfse_idx = data.channel_index(settings.channel)
-    gating = gate_events(data, gating=settings.gating, scatter=settings.scatter,  # type: ignore[arg-type]
-                         lymphocyte_coverage=settings.gates.lymphocyte_coverage,
-                         singlet_ratio=settings.gates.singlet_ratio, viability_channel=settings.viability_channel,
-                         viability_threshold=settings.gates.viability_threshold)
+    imported = None
+    if settings.gates_from is not None:
+        imported = apply_gates(settings.gates_from.file, settings.gates_from.population, raw, spill=csv_spill)
+        gating = imported.gating_result()
+    else:
+        gating = gate_events(data, gating=settings.gating, scatter=settings.scatter,  # type: ignore[arg-type]
+                             lymphocyte_coverage=settings.gates.lymphocyte_coverage,
+                             singlet_ratio=settings.gates.singlet_ratio, viability_channel=settings.viability_channel,
+                             viability_threshold=settings.gates.viability_threshold)
     if any(g.name == "singlets" and g.note.startswith("skipped") for g in gating.gates):
         flags.append("singlet_gate_skipped")
     cfse = data.events[gating.mask, cfse_idx]
     if off_scale_share(cfse) > MAX_OFF_SCALE_SHARE:
         flags.append("off_scale")
-    return GatedFile(data, gating, cfse, flags)
+    return GatedFile(data, gating, cfse, flags, raw=raw, imported=imported, spill=spill)
 
 
 def off_scale_share(values: np.ndarray) -> float:
@@ -117,11 +140,13 @@ class ControlSummary:
     gates: list[dict]
     parent: ParentPeak | None = None
     autofluorescence: Autofluorescence | None = None
+    #: Unstained control: positivity threshold (99.5th percentile, linear) of each marker channel ($PnN).
+    marker_thresholds: dict[str, float] | None = None
 
     def to_dict(self) -> dict:
         """JSON-able form (``control.json``); absent parts are left out."""
         out = asdict(self)
-        for key in ("parent", "autofluorescence"):
+        for key in ("parent", "autofluorescence", "marker_thresholds"):
             if out[key] is None:
                 del out[key]
         if self.autofluorescence is not None:
@@ -141,8 +166,19 @@ class ControlSummary:
         return cls(**d, parent=parent, autofluorescence=auto)
 
 
-def summarise_control(gated: GatedFile, role: str, sample_id: str = "") -> ControlSummary:
-    """Summarise a control: the parent peak (``role='unstimulated'``) or autofluorescence (``'unstained'``)."""
+def marker_channels(data: FCSData, settings: CFSESettings) -> list[str]:
+    """``$PnN`` of the fluorescence channels other than the dye and viability channels (the markers
+    reported by generation)."""
+    return fluorescence_channels(data, exclude=[settings.channel, settings.viability_channel or ""])
+
+
+def summarise_control(gated: GatedFile, role: str, sample_id: str = "", *, markers: Sequence[str] = ()
+                      ) -> ControlSummary:
+    """Summarise a control: the parent peak (``role='unstimulated'``) or autofluorescence (``'unstained'``).
+
+    ``markers``: ``$PnN`` of the marker channels whose positivity thresholds an unstained control
+    records (its gated events' 99.5th percentile; see :func:`zincassay.cfse.phenotype.positivity_threshold`).
+    """
     if gated.cfse.size < 50:
         raise ZincassayError(f"{gated.data.path}: {role} control has only {gated.cfse.size} gated events; "
                              "at least 50 are needed")
@@ -156,6 +192,10 @@ def summarise_control(gated: GatedFile, role: str, sample_id: str = "") -> Contr
     else:
         q = np.quantile(gated.cfse, np.linspace(0, 1, AF_QUANTILES))
         summary.autofluorescence = Autofluorescence(float(np.median(gated.cfse)), tuple(map(float, q)))
+        if markers:
+            ev = gated.data.events[gated.gating.mask]
+            summary.marker_thresholds = {ch: positivity_threshold(ev[:, gated.data.channel_index(ch)])
+                                         for ch in sorted(markers)}
     return summary
 
 
@@ -236,3 +276,68 @@ def analyse_sample(gated: GatedFile, settings: CFSESettings, unstimulated: Contr
     return CFSEResult(gated=gated, fit=fit, ci=ci, flags=flags, parent=parent,
                       bootstrap_replicates=settings.bootstrap_replicates,
                       unstimulated_id=unstimulated.sample_id, unstained_id=unstained.sample_id if unstained else "")
+
+
+def phenotype(r: CFSEResult, settings: CFSESettings, unstained: ControlSummary | None, sample_id: str
+              ) -> pd.DataFrame:
+    """Every marker channel's median and % positive per generation (``by_generation.tsv``).
+
+    Events weigh into generations by their fitted probabilities
+    (:func:`zincassay.cfse.posterior.component_probabilities`), unmixed by the fit's mixing matrix.
+    Positivity thresholds: ``settings.marker_thresholds`` (source ``config``), else the unstained
+    control's 99.5th percentile (``unstained q0.995``), else none (``pct_positive`` empty).
+    """
+    data = r.gated.data
+    markers = marker_channels(data, settings)
+    configured = {data.channel_names[data.channel_index(k)]: float(v) for k, v in settings.marker_thresholds.items()}
+    from_control = (unstained.marker_thresholds or {}) if unstained else {}
+    thresholds = {}
+    for ch in markers:
+        if ch in configured:
+            thresholds[ch] = (configured[ch], "config")
+        elif ch in from_control:
+            thresholds[ch] = (float(from_control[ch]), "unstained q0.995")
+    ev = data.events[r.gated.gating.mask]
+    channels = {ch: ev[:, data.channel_index(ch)] for ch in markers}
+    labels = {ch: str(data.channels["$PnS"].iloc[data.channel_index(ch)] or "").strip() for ch in markers}
+    prob = component_probabilities(r.gated.cfse, r.fit)
+    return phenotype_by_generation(channels, prob, n_generations=r.fit.cells.size, mixing=mixing_matrix(r.fit),
+                                   markers=labels, thresholds=thresholds, sample_id=sample_id)
+
+
+SPILL_CSV_ID = "spill_csv"
+
+
+def gate_shapes(r: CFSEResult, settings: CFSESettings) -> tuple[list[GateShape], dict[str, SpillMatrix]]:
+    """Every gate of the sample as GatingML shapes, outermost first, then one range gate per
+    generation on the dye channel (boundaries where neighbouring fitted generations cross).
+
+    Returns the shapes and the spill matrices they refer to by id (for
+    :func:`zincassay.flow.gatingml.write_gatingml`).
+    """
+    from zincassay.flow.gatingml import auto_gate_shapes
+
+    g = r.gated
+    data = g.data
+    matrices: dict[str, SpillMatrix] = {}
+    if g.spill is None:
+        ref = "uncompensated"
+    elif settings.compensate not in ("auto", "off"):
+        ref, matrices = SPILL_CSV_ID, {SPILL_CSV_ID: g.spill}
+    else:
+        ref = "FCS"
+    if g.imported is not None:
+        shapes = list(g.imported.gates)
+        matrices.update(g.imported.comp_matrices)
+    else:
+        fsc_h = g.gating.channels.fsc_h
+        top = float(data.events[:, data.channel_index(fsc_h)].max()) if fsc_h else 0.0
+        rng = float(data.channels["$PnR"].iloc[data.channel_index(fsc_h)]) if fsc_h else 0.0
+        shapes = auto_gate_shapes(g.gating, fsc_h_max=2 * max(top, rng, 1.0),
+                                  compensated=g.spill.labels if g.spill else (), compensation_ref=ref,
+                                  data=data)
+    dye = data.channel_names[data.channel_index(settings.channel)]
+    dye_ref = ref if g.spill is not None and dye in g.spill.labels else "uncompensated"
+    parent = shapes[-1].population if shapes else ""
+    shapes += generation_gate_shapes(generation_boundaries(r.fit), channel=dye, compensation=dye_ref, parent=parent)
+    return shapes, matrices

@@ -9,9 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from zincassay.config import build_settings
-from zincassay.flow.settings import GateSettings, ScatterSettings
+from zincassay.flow.settings import GateSettings, GatesFrom, ScatterSettings
 
-__all__ = ["CFSESettings", "GateSettings", "ScatterSettings"]
+__all__ = ["CFSESettings", "GateSettings", "GatesFrom", "ScatterSettings"]
 
 
 @dataclass(frozen=True)
@@ -25,6 +25,9 @@ class CFSESettings:
     gating: str
     scatter: ScatterSettings
     gates: GateSettings
+    gates_from: GatesFrom | None
+    export_fcs: bool
+    marker_thresholds: dict[str, float]
     max_generations: int
     peak_ratio_bounds: tuple[float, float]
     bootstrap_replicates: int

@@ -17,7 +17,10 @@ one donor's series). EC50 interval: profile likelihood
 Hill slope interval: delta method on ln b with a t quantile on n - 4 degrees of freedom. An EC50 outside the tested doses is flagged
 ``ec50_beyond_doses`` (the interval then is wide and one-sided in practice).
 
-Untreated rows (dose 0) without a source belong to every source's curve of their donor. A readout
+The sources are the values of the source column on rows with a positive dose (:func:`dose_sources`).
+Untreated rows (dose 0) whose source is none of them (blank, or e.g. ``replete`` when the source
+column is the condition) belong to every source's curve of their donor; a dose-0 row of a dosed
+source (its vehicle control) belongs to that source's curve only (:func:`source_rows`). A readout
 whose values are all >= 0 keeps its fitted asymptotes >= 0.
 Sources are compared paired over donors (:func:`dose_response_table`): the ratio of EC50s (paired
 t on log EC50) and the difference of the response at the highest dose as % of untreated.
@@ -34,8 +37,11 @@ from scipy import stats
 from zincassay.conditions.stats import holm
 from zincassay.curves.fit import CurveFit, FitError, fit_logistic, profile_interval_lnc, variance_function
 
-__all__ = ["COMPARISON_COLUMNS", "FIT_COLUMNS", "NO_EFFECT_P", "DoseResponseFit", "dose_response_table",
-           "fit_dose_response", "wide_concentrations"]
+__all__ = ["CI_LEVEL", "COMPARISON_COLUMNS", "FIT_COLUMNS", "NO_EFFECT_P", "DoseResponseFit", "dose_response_table",
+           "dose_sources", "fit_dose_response", "source_rows"]
+
+#: Coverage of the workflow's dose-response intervals (as of ``conditions.tsv``'s).
+CI_LEVEL = 0.95
 
 #: A curve whose F test against a flat line gives p >= this has no dose effect (and no EC50).
 NO_EFFECT_P = 0.05
@@ -169,6 +175,27 @@ def _paired_p(d: np.ndarray) -> float:
     return float(stats.ttest_1samp(d, 0.0).pvalue)
 
 
+def dose_sources(table: pd.DataFrame, *, dose_column: str, source_column: str | None) -> list[str]:
+    """The sources with a curve: the source column's values on rows with a positive dose, sorted
+    ('' alone without a source column)."""
+    if not source_column:
+        return [""]
+    dose = pd.to_numeric(table[dose_column], errors="coerce")
+    named = sorted(set(table.loc[dose > 0, source_column].fillna("").astype(str)))
+    return named or [""]
+
+
+def source_rows(table: pd.DataFrame, source: str, *, dose_column: str, source_column: str | None,
+                sources: list[str]) -> np.ndarray:
+    """Boolean mask of the rows of ``source``'s curve: its own rows and the untreated rows (dose 0)
+    of no dosed source."""
+    if not source_column:
+        return np.ones(len(table), bool)
+    src = table[source_column].fillna("").astype(str)
+    dose = pd.to_numeric(table[dose_column], errors="coerce")
+    return ((src == source) | ((dose == 0) & ~src.isin(sources))).to_numpy()
+
+
 def dose_response_table(
     table: pd.DataFrame,
     *,
@@ -204,12 +231,7 @@ def dose_response_table(
     t = table.copy()
     t[donor_column] = t[donor_column].astype(str)
     t[dose_column] = pd.to_numeric(t[dose_column], errors="coerce")
-    if source_column:
-        t[source_column] = t[source_column].fillna("").astype(str)
-        named = sorted(s for s in t[source_column].unique() if s)
-    else:
-        named = [""]
-    sources = named or [""]
+    sources = dose_sources(t, dose_column=dose_column, source_column=source_column)
     rows = []
     for readout in readouts:
         if readout not in t:
@@ -218,14 +240,11 @@ def dose_response_table(
         values = pd.to_numeric(t[readout], errors="coerce")
         nonneg = bool((values.dropna() >= 0).all())
         for source in sources:
-            if source_column and source:
-                sub = t[(t[source_column] == source) | ((t[source_column] == "") & (t[dose_column] == 0))]
-            else:
-                sub = t
+            sub = t[source_rows(t, source, dose_column=dose_column, source_column=source_column, sources=sources)]
             for donor, grp in sub.groupby(donor_column, sort=True):
                 r = fit_dose_response(grp[dose_column].to_numpy(float), pd.to_numeric(grp[readout], errors="coerce").to_numpy(float),
                                       weighting=weighting, ci_level=ci_level, nonnegative=nonneg)
-                n_cens = int(grp[censored_col].astype(bool).sum()) if censored_col in grp else 0
+                n_cens = int(grp[censored_col].astype(str).str.lower().eq("true").sum()) if censored_col in grp else 0
                 flags = list(r.flags) + (["censored_points"] if n_cens else [])
                 direction = "" if (r.fit is None or r.flat) else ("increasing" if r.hill_slope > 0 else "decreasing")
                 rows.append({
@@ -283,23 +302,3 @@ def dose_response_table(
     comparisons["p_holm_ec50"] = adj[: len(comparisons)]
     comparisons["p_holm_max_dose"] = adj[len(comparisons):]
     return fits, comparisons
-
-
-def wide_concentrations(concentrations: pd.DataFrame) -> pd.DataFrame:
-    """``results/cytokines/concentrations.tsv`` (sample x analyte rows) as one row per sample.
-
-    Returns ``sample_id`` and per analyte the concentration (NaN when flagged out of range or not
-    measured) and ``<analyte>__censored`` (True when flagged ``<LLOQ``/``>ULOQ``), the form
-    :func:`dose_response_table` and the condition comparison take. An analyte measured by two assays
-    (bead array and ELISA) keeps both, as ``<analyte> (<assay>)``.
-    """
-    c = concentrations.copy()
-    both = c.groupby("analyte")["assay"].nunique()
-    c["readout"] = [a if both[a] == 1 else f"{a} ({s})" for a, s in zip(c["analyte"], c["assay"], strict=True)]
-    c["censored"] = c["flag"].isin(["<LLOQ", ">ULOQ"])
-    value = c.pivot_table(index="sample_id", columns="readout", values="concentration", aggfunc="first", dropna=False)
-    cens = c.pivot_table(index="sample_id", columns="readout", values="censored", aggfunc="first").astype(bool)
-    cens.columns = [f"{k}__censored" for k in cens.columns]
-    out = value.join(cens).reset_index()
-    out.columns.name = None
-    return out.sort_values("sample_id", kind="stable").reset_index(drop=True)

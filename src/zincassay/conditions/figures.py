@@ -105,6 +105,7 @@ def dose_response_figure(table: pd.DataFrame, fits: pd.DataFrame, readouts: list
                          source_column: str | None, donor_column: str = "donor") -> Figure:
     """One panel per readout: every sample (colour = source, marker = donor) and each donor's fitted
     4PL; dose 0 (untreated) sits at a quarter of the lowest dose on the log axis, marked "0"."""
+    from zincassay.conditions.dose_response import dose_sources, source_rows
     from zincassay.curves.model import Logistic
 
     n = max(len(readouts), 1)
@@ -117,15 +118,13 @@ def dose_response_figure(table: pd.DataFrame, fits: pd.DataFrame, readouts: list
     pos = dose[dose > 0]
     x0 = float(pos.min()) / 4 if len(pos) else 0.1
     xmax = float(pos.max()) if len(pos) else 1.0
-    sources = sorted(fits["source"].unique()) if len(fits) else [""]
+    sources = dose_sources(t, dose_column=dose_column, source_column=source_column)
     colours = {s: matplotlib.colormaps["tab10"](i) for i, s in enumerate(sources)}
     markers = dict(zip(sorted(t[donor_column].unique()), "osD^v<>ph*", strict=False))
     grid = np.geomspace(x0, xmax * 1.5, 200)
     for ax, readout in zip(axes.ravel(), readouts, strict=False):
         for source in sources:
-            sel = t[source_column] == source if source_column and source else np.ones(len(t), bool)
-            if source_column and source:
-                sel = sel | ((t[source_column].fillna("") == "") & (dose == 0))
+            sel = source_rows(t, source, dose_column=dose_column, source_column=source_column, sources=sources)
             xs = np.where(dose[sel] > 0, dose[sel], x0)
             for donor, mk in markers.items():
                 m = (t.loc[sel, donor_column] == donor).to_numpy()
@@ -143,7 +142,10 @@ def dose_response_figure(table: pd.DataFrame, fits: pd.DataFrame, readouts: list
         ax.set_xticklabels(["0"] + [f"{v:.2g}" for v in ticks[1:]], fontsize=7, rotation=45)
         ax.set_xlabel(dose_column)
         ax.set_title(readout, fontsize=9)
-        ax.legend(fontsize=7)
+    for donor, mk in markers.items():  # marker = donor, once
+        axes[0, 0].scatter([], [], marker=mk, color="0.4", s=12, label=f"donor {donor}")
+    for ax in axes.ravel()[:len(readouts)]:
+        ax.legend(fontsize=6)
     for ax in axes.ravel()[len(readouts):]:
         ax.set_axis_off()
     fig.tight_layout()

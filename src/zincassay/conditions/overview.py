@@ -86,13 +86,17 @@ def overview_rst(result: ConditionsResult, *, sheet: str, version: str) -> str:
     if not cells.empty:
         reasons = cells["item"].str.split(";").explode().value_counts().sort_index()
         lines.append("- imaging cells excluded: " + ", ".join(f"{k} {v}" for k, v in reasons.items()))
-    assays = {"cfse": "CFSE", "imaging": "Imaging", "zincflow": "Zinc (flow)"}
-    per_sample = " and ".join(f"`{assays[a]}`_" for a in sorted(by_assay) if a in assays)
+    assays = {"cfse": "CFSE", "imaging": "Imaging", "zincflow": "Zinc (flow)", "beadplex": "Cytokines",
+              "elisa": "Cytokines"}
+    per_sample = " and ".join(dict.fromkeys(f"`{assays[a]}`_" for a in assays if a in by_assay))
     lines += ["", "Where to look", "-------------", "",
               "- `Conditions`_: ``conditions.tsv`` (every readout) and each donor's values joined across conditions.",
               "- `QC`_: ``qc.tsv`` (failed files, flags, gate losses, excluded cells) and the gating and trace figures."]
     if per_sample:
         lines.append(f"- {per_sample}: every sample's figures with their captions (formulas, QC applied).")
+    if result.settings.dose_column:
+        lines.append(f"- `Dose response`_: every readout against ``{result.settings.dose_column}`` per donor and source "
+                     "(``dose_response.tsv``, ``dose_response_sources.tsv``).")
     lines += ["- `Provenance`_: the resolved config and the sample sheet of this run; "
               "``results/provenance.json`` has versions and input checksums.", "", "{% endraw %}", ""]
     return "\n".join(lines)

@@ -7,6 +7,7 @@ subset of assays, donors and conditions, and with failed samples (listed, left o
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
 
 import pandas as pd
@@ -35,6 +36,12 @@ class ConditionsResult:
     readouts: dict[str, pd.DataFrame] = field(default_factory=dict)
     extra: dict[str, pd.DataFrame] = field(default_factory=dict)
 
+    def assay_conditions(self, assay: str) -> list[str]:
+        """The conditions of one assay's samples, in display order (for its figures)."""
+        t = self.readouts.get(assay)
+        seen = set(t["condition"].dropna().astype(str)) if t is not None and "condition" in t else set()
+        return [c for c in self.conditions if c in seen]
+
     @property
     def failed(self) -> list[dict]:
         return [s for s in self.statuses if s.get("status") == "failed"]
@@ -47,7 +54,8 @@ class ConditionsResult:
 
 
 def summarise_conditions(readouts: dict[str, pd.DataFrame | None], extra: dict[str, pd.DataFrame | None],
-                         statuses: list[dict], settings: ConditionsSettings) -> ConditionsResult:
+                         statuses: list[dict], settings: ConditionsSettings,
+                         sheet_columns: Collection[str] = ()) -> ConditionsResult:
     """Compare conditions donor by donor and gather QC.
 
     Parameters
@@ -60,10 +68,13 @@ def summarise_conditions(readouts: dict[str, pd.DataFrame | None], extra: dict[s
     statuses : list of dict
         Every per-sample ``status.json`` (controls included).
     settings : ConditionsSettings
+    sheet_columns : collection of str
+        The sample sheet's columns: never readouts (a numeric one, such as a dose, is carried in the
+        tables as metadata).
     """
     present = {k: v for k, v in readouts.items() if v is not None}
     extra = {k: v for k, v in extra.items() if v is not None}
-    stats = compare_conditions(present, list(settings.order), settings.reference)
+    stats = compare_conditions(present, list(settings.order), settings.reference, exclude=sheet_columns)
     seen: set[str] = set()
     for t in present.values():
         if not t.empty and "condition" in t:

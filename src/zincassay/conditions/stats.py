@@ -11,6 +11,8 @@ comparison is descriptive only. p-values are Holm-adjusted across every comparis
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 import numpy as np
 import pandas as pd
 from scipy import stats as st
@@ -60,7 +62,7 @@ def _compare_one(values: pd.DataFrame, readout: str, assay: str, conditions: lis
         elif reference not in values or values[reference].dropna().empty:
             row["test"] = f"not compared: no sample of the reference condition {reference!r}"
         else:
-            pair = values[[cond, reference]].dropna()
+            pair = values.reindex(columns=[cond, reference]).dropna()  # a condition may have no value (<LLOQ)
             d = (pair[cond] - pair[reference]).to_numpy()
             n = len(d)
             row["n_paired"] = n
@@ -113,18 +115,22 @@ def usable_samples(table: pd.DataFrame) -> pd.DataFrame:
 READOUTS: dict[str, tuple[str, ...] | None] = {"cfse": CFSE_READOUTS, "imaging": IMAGING_READOUTS}
 #: Columns of a per-sample table that are never readouts.
 LABEL_COLUMNS = frozenset({"sample_id", "condition", "donor", "batch", "status", "failure", "qc_pass", "qc_flags",
-                           "n_pass", "n_cells", "events_total", "events_gated"})
+                           "n_pass", "n_cells", "events_total", "events_gated", "n_wells"})
 
 
-def readout_columns(table: pd.DataFrame, readouts: tuple[str, ...] | None) -> list[str]:
-    """The readouts of ``table`` to compare: the listed ones it has, or every numeric non-label column."""
+def readout_columns(table: pd.DataFrame, readouts: tuple[str, ...] | None, exclude: Collection[str] = ()) -> list[str]:
+    """The readouts of ``table`` to compare: the listed ones it has, or every numeric column that is
+    not a label, a flag (bool) or in ``exclude`` (the sample sheet's columns: metadata carried along,
+    such as a dose, are never readouts)."""
     if readouts is not None:
         return [r for r in readouts if r in table]
-    return [c for c in table.columns if c not in LABEL_COLUMNS and pd.api.types.is_numeric_dtype(table[c])]
+    return [c for c in table.columns if c not in LABEL_COLUMNS and c not in exclude
+            and pd.api.types.is_numeric_dtype(table[c]) and not pd.api.types.is_bool_dtype(table[c])]
 
 
 def compare_conditions(tables: dict[str, pd.DataFrame | None], order: list[str], reference: str,
-                       readouts: dict[str, tuple[str, ...] | None] | None = None) -> pd.DataFrame:
+                       readouts: dict[str, tuple[str, ...] | None] | None = None,
+                       exclude: Collection[str] = ()) -> pd.DataFrame:
     """``results/summary/conditions.tsv``: every assay x readout x condition (columns :data:`COLUMNS`).
 
     Parameters
@@ -140,6 +146,8 @@ def compare_conditions(tables: dict[str, pd.DataFrame | None], order: list[str],
     readouts : dict, optional
         The readouts per assay (default :data:`READOUTS`; an assay not listed: every numeric
         non-label column).
+    exclude : collection of str
+        Columns never compared (the sample sheet's own columns), for assays not listed.
 
     Returns
     -------
@@ -158,7 +166,7 @@ def compare_conditions(tables: dict[str, pd.DataFrame | None], order: list[str],
             continue
         conds = [c for c in order if c in set(t["condition"])]
         conds += sorted(set(t["condition"].dropna()) - set(conds))
-        for readout in readout_columns(t, readouts.get(assay)):
+        for readout in readout_columns(t, readouts.get(assay), exclude):
             rows += _compare_one(donor_values(t, readout), readout, assay, conds, reference)
     out = pd.DataFrame(rows, columns=[c for c in COLUMNS if c != "p_holm"])
     out["p_holm"] = holm(out["p_value"].to_numpy()) if len(out) else np.array([], dtype=float)

@@ -13,6 +13,7 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.patches import Ellipse
 
+from zincassay.flow.gates_io import GateShape, ImportedGating
 from zincassay.flow.gating import GatingResult
 from zincassay.flow.transforms import safe_log10
 from zincassay.io.fcs import FCSData
@@ -77,3 +78,55 @@ def live_panel(ax: Axes, data: FCSData, gating: GatingResult, setting: str) -> N
     ax.axvline(np.log10(max(lv.params["threshold"], 1)), color="red", lw=1.2)
     ax.set_xlabel(f"log10 {lv.params['channel']}")
     ax.set_title(f"live: {lv.events_kept}/{lv.events_in}", fontsize=9)
+
+
+def _axis_label(shape: GateShape, k: int) -> str:
+    d = shape.dimensions[k]
+    scale = (d.transform or {}).get("type", "linear")
+    comp = "" if d.compensation == "uncompensated" else f", comp {d.compensation}"
+    return f"{d.channel} ({scale}{comp})"
+
+
+def imported_gate_panel(ax: Axes, imported: ImportedGating, i: int) -> None:
+    """Gate ``i`` of imported gates drawn in its own (compensated, transformed) space over its parent's events."""
+    shape = imported.gates[i]
+    parent = imported.masks[i - 1] if i else np.ones(imported.masks[0].size, bool)
+    xy = imported.coordinates[i] if i < len(imported.coordinates) else None
+    kept, n_in = int(imported.masks[i].sum()), int(parent.sum())
+    ax.set_title(f"{shape.population}: {kept}/{n_in}", fontsize=8)
+    if xy is None or shape.kind == "boolean" or xy.shape[0] == 0 or n_in == 0:
+        ax.text(0.5, 0.5, f"{shape.kind} gate: {kept} of {n_in} events", ha="center", va="center",
+                transform=ax.transAxes, fontsize=8)
+        ax.set_axis_off()
+        return
+    pts = np.asarray(xy[parent], dtype=float)
+    if pts.shape[1] == 1:
+        ax.hist(pts[:, 0], bins=200, color="0.5", histtype="stepfilled")
+        d = shape.dimensions[0]
+        for v in (d.min, d.max):
+            if v is not None:
+                ax.axvline(v, color="red", lw=1.5)
+        ax.set_xlabel(_axis_label(shape, 0), fontsize=8)
+        return
+    ax.hist2d(pts[:, 0], pts[:, 1], bins=120, cmap="viridis", norm=matplotlib.colors.LogNorm())
+    ax.set_autoscale_on(False)  # outlines may run far beyond the events (e.g. a singlet wedge)
+    if shape.kind == "polygon" and shape.vertices is not None:
+        v = np.vstack([shape.vertices, shape.vertices[:1]])
+        ax.plot(v[:, 0], v[:, 1], color="red", lw=1.5)
+    elif shape.kind == "ellipse" and shape.mean is not None and shape.covariance is not None:
+        cov = np.asarray(shape.covariance, float)[:2, :2]
+        vals, vecs = np.linalg.eigh(cov)
+        r = np.sqrt(float(shape.distance_square or 1.0) * vals)
+        angle = np.degrees(np.arctan2(vecs[1, 1], vecs[0, 1]))
+        ax.add_patch(Ellipse(tuple(np.asarray(shape.mean, float)[:2]), 2 * r[1], 2 * r[0], angle=angle, fill=False,
+                             color="red", lw=1.5))
+    elif shape.kind == "rectangle":
+        lo = [d.min if d.min is not None else -np.inf for d in shape.dimensions[:2]]
+        hi = [d.max if d.max is not None else np.inf for d in shape.dimensions[:2]]
+        x0, x1 = ax.get_xlim()
+        y0, y1 = ax.get_ylim()
+        xs = [max(lo[0], x0), min(hi[0], x1)]
+        ys = [max(lo[1], y0), min(hi[1], y1)]
+        ax.plot([xs[0], xs[1], xs[1], xs[0], xs[0]], [ys[0], ys[0], ys[1], ys[1], ys[0]], color="red", lw=1.5)
+    ax.set_xlabel(_axis_label(shape, 0), fontsize=8)
+    ax.set_ylabel(_axis_label(shape, 1), fontsize=8)

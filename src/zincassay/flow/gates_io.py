@@ -38,6 +38,7 @@ import numpy as np
 import pandas as pd
 
 from zincassay.errors import ZincassayError
+from zincassay.flow.gating import Gate, GatingResult, ScatterChannels
 from zincassay.io.fcs import FCSData, SpillMatrix, read_fcs
 
 __all__ = [
@@ -49,6 +50,7 @@ __all__ = [
     "SampleNotInWorkspaceError",
     "UnsupportedGateError",
     "apply_gates",
+    "normalise_population",
     "population_paths",
     "require_flowkit",
 ]
@@ -223,6 +225,18 @@ class ImportedGating:
         """Events in each population along the path."""
         return {g.population: int(m.sum()) for g, m in zip(self.gates, self.masks, strict=True)}
 
+    def gating_result(self) -> GatingResult:
+        """These gates as a :class:`~zincassay.flow.gating.GatingResult` (what the assays' pipelines,
+        tables and QC read): one :class:`~zincassay.flow.gating.Gate` per gate along the path, with
+        its events in (its parent's) and kept, and a note naming the gates file."""
+        gates = []
+        n = self.masks[0].size
+        for i, (shape, mask) in enumerate(zip(self.gates, self.masks, strict=True)):
+            n_in = int(self.masks[i - 1].sum()) if i else n
+            gates.append(Gate(shape.name, n_in, int(mask.sum()), {"population": shape.population, "kind": shape.kind},
+                              f"imported from {self.source.name}"))
+        return GatingResult(self.mask, gates, ScatterChannels(None, None, None))
+
 
 # --------------------------------------------------------------------------- file kinds
 
@@ -374,6 +388,11 @@ def _all_populations(gs: Any) -> list[tuple[tuple[str, ...], str, tuple[str, ...
             continue  # the container is not a population; its quadrants are
         out.append(((*tuple(gpath[1:]), name), name, tuple(gpath)))
     return sorted(out)
+
+
+def normalise_population(population: str) -> str:
+    """A population path as :func:`population_paths` lists it (``/A/B``; a leading ``root`` dropped)."""
+    return _fmt(_split_path(population))
 
 
 def population_paths(gates_file: str | Path, sample_id: str | None = None) -> list[str]:

@@ -23,7 +23,6 @@ the shape plus a ``not`` BooleanGate holding the population.
 
 from __future__ import annotations
 
-import os
 import re
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Mapping, Sequence
@@ -33,7 +32,7 @@ import numpy as np
 
 from zincassay.flow.gates_io import GateDimension, GateShape, UnsupportedGateError
 from zincassay.flow.gating import GatingResult
-from zincassay.io.fcs import SpillMatrix
+from zincassay.io.fcs import FCSData, SpillMatrix
 
 __all__ = ["NS", "auto_gate_shapes", "gatingml_bytes", "gatingml_ids", "write_gatingml"]
 
@@ -242,18 +241,17 @@ def gatingml_bytes(gates: Sequence[GateShape], *, matrices: Mapping[str, SpillMa
 def write_gatingml(path: str | Path, gates: Sequence[GateShape], *,
                    matrices: Mapping[str, SpillMatrix] | None = None) -> Path:
     """Write :func:`gatingml_bytes` to ``path`` atomically (``.part`` then rename). Returns the path."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    from zincassay.tables import atomic_path
+
     blob = gatingml_bytes(gates, matrices=matrices)
-    tmp = path.with_name(path.name + ".part")
-    tmp.write_bytes(blob)
-    os.replace(tmp, path)
-    return path
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(blob)
+    return Path(path)
 
 
 def auto_gate_shapes(
     gating: GatingResult, *, fsc_h_max: float, compensated: Iterable[str] = (), compensation_ref: str = "FCS",
-    root: str = "",
+    root: str = "", data: FCSData | None = None,
 ) -> list[GateShape]:
     """Shapes of the automatic gates of :func:`zincassay.flow.gating.gate_events` that were applied.
 
@@ -270,6 +268,9 @@ def auto_gate_shapes(
         to :func:`write_gatingml`.
     root : str
         Path the gates hang under (``""`` = all events).
+    data : FCSData, optional
+        The gated file: channels the gates name by ``$PnS`` (e.g. a viability channel configured as
+        ``LiveDead``) are written by their ``$PnN``, as GatingML and FlowKit name them.
 
     Returns
     -------
@@ -277,6 +278,9 @@ def auto_gate_shapes(
     ``/lymphocytes/singlets/live`` (skipped gates are left out of the chain).
     """
     comp = set(compensated)
+
+    def pnn(ch: str) -> str:
+        return data.channel_names[data.channel_index(ch)] if data is not None else ch
 
     def ref(ch: str) -> str:
         return compensation_ref if ch in comp else "uncompensated"
@@ -300,5 +304,6 @@ def auto_gate_shapes(
         elif g.name == "live" and "threshold" in p:
             path = f"{path}/live"
             upper = float(np.nextafter(float(p["threshold"]), np.inf))
-            out.append(GateShape("live", path, "rectangle", (GateDimension(p["channel"], ref(p["channel"]), max=upper),)))
+            ch = pnn(p["channel"])
+            out.append(GateShape("live", path, "rectangle", (GateDimension(ch, ref(ch), max=upper),)))
     return out

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["GateSettings", "ScatterSettings"]
+__all__ = ["GateSettings", "GatesFrom", "ScatterSettings"]
 
 
 @dataclass(frozen=True)
@@ -24,3 +24,11 @@ class GateSettings:
     lymphocyte_coverage: float
     singlet_ratio: tuple[float, float] | None
     viability_threshold: float | None
+
+
+@dataclass(frozen=True)
+class GatesFrom:
+    """Gates imported from a FlowJo workspace or GatingML 2.0 file (``gates_from``)."""
+
+    file: str
+    population: str

@@ -15,12 +15,14 @@ import numpy as np
 import pandas as pd
 
 from zincassay.cfse.indices import INDEX_NAMES, precursor_fractions
+from zincassay.simulate.beadplex import BeadplexParams
 from zincassay.simulate.cfse import CFSEParams, write_cfse_sample
+from zincassay.simulate.cytokines import simulate_cytokine_dataset
 from zincassay.simulate.imaging import ImagingParams, write_imaging_sample
 from zincassay.simulate.zincflow import T_CELL_CULTURE, KineticParams, zincflow_experiment
 from zincassay.tables import write_table
 
-__all__ = ["CONDITIONS", "ZINCFLOW_KINETIC", "simulate_dataset", "write_table"]
+__all__ = ["CONDITIONS", "CYTOKINE_EXAMPLE", "ZINCFLOW_KINETIC", "simulate_dataset", "write_table"]
 
 #: Per condition: CFSE (responder fraction, mean divisions of responders) and imaging
 #: (baseline free zinc nM, stimulus-evoked rise nM).
@@ -32,8 +34,16 @@ CONDITIONS = {
     "supplemented": {"short": "sup", "responder_fraction": 0.85, "mean_divisions": 3.3,
                      "baseline_zn_nM": 2.0, "rise_zn_nM": 8.0, "zn_supplement_uM": 50},
 }
+#: The cytokine part of :func:`simulate_dataset` (arguments of
+#: :func:`zincassay.simulate.cytokines.simulate_cytokine_dataset`): small FCS files (150 beads per
+#: population) so the example stays small; the dose in the sheet's existing ``zn_supplement_uM``
+#: and the source as the condition, so the sheet gains no column the other assays' tables would carry.
+CYTOKINE_EXAMPLE = {"beads": BeadplexParams(beads_per_population=150), "dose_column": "zn_supplement_uM",
+                    "source_column": "condition", "untreated_condition": "replete"}
 #: The example's kinetic zinc-by-flow tube: 50 s before the pause, 150 s after, 100 events/s.
 ZINCFLOW_KINETIC = KineticParams(baseline_s=50.0, after_s=150.0, rate_per_s=100.0)
+
+
 def simulate_dataset(
     outdir: str | Path,
     seed: int = 1,
@@ -45,20 +55,26 @@ def simulate_dataset(
     sheet_path: str | Path | None = None,
     zincflow: bool = True,
     zincflow_events: int = 5500,
+    cytokines: bool = True,
 ) -> Path:
     """Write a complete simulated experiment and return the sample sheet's path.
 
-    Layout: ``cfse/*.fcs``, ``imaging/*.tif``, ``zincflow/*.fcs``, ``truth/`` (``cfse_generations.tsv``,
-    ``cfse_indices.tsv``, ``imaging_cells.tsv``, ``imaging_traces.tsv.gz``,
-    ``imaging_frames.tsv``, ``zincflow_truth.tsv``) and the sample sheet (``samples.tsv`` in ``outdir``
-    unless ``sheet_path`` is given; file paths in it are relative to the sheet's folder).
+    Layout: ``cfse/*.fcs``, ``imaging/*.tif``, ``zincflow/*.fcs``, ``beadplex/*.fcs``,
+    ``elisa/plate1_{layout,export}.csv``, ``truth/`` (``cfse_generations.tsv``, ``cfse_indices.tsv``,
+    ``imaging_cells.tsv``, ``imaging_traces.tsv.gz``, ``imaging_frames.tsv``, ``zincflow_truth.tsv``,
+    ``cytokine_concentrations.tsv``, ``cytokine_dose_response.tsv``) and the sample sheet
+    (``samples.tsv`` in ``outdir`` unless ``sheet_path`` is given; file paths in it are relative to
+    the sheet's folder).
     Per donor (= batch): one CFSE tube per condition plus an unstimulated and an unstained
     control, one imaging stack per condition, and one zinc-by-flow culture per condition (a
     purified T-cell culture; sample, TPEN and zinc + pyrithione tubes of ``zincflow_events``
     events, 24-bit integer FCS) plus one unstained tube per donor; donor D1's replete culture also
     has a kinetic tube (:data:`ZINCFLOW_KINETIC`). Resting zinc follows the imaging baseline of
-    :data:`CONDITIONS`. Each assay draws from its own random stream, so leaving one out does not
-    change the others' files.
+    :data:`CONDITIONS`. Cytokines (:data:`CYTOKINE_EXAMPLE`): one bead-array batch (the kit's
+    standards and blanks in duplicate, then every culture) and one ELISA plate of a zinc dose
+    series, per donor an untreated culture (``replete``, dose 0) and six doses of each zinc source
+    (the ``condition``: ``zinc_aspartate``, ``zinc_oxide``), dose in ``zn_supplement_uM``. Each
+    assay draws from its own random stream, so leaving one out does not change the others' files.
     """
     outdir = Path(outdir)
     for sub in ("cfse", "imaging", "truth"):
@@ -127,6 +143,12 @@ def simulate_dataset(
     sheet = pd.DataFrame(rows)
     rel = [os.path.relpath(Path(f).resolve(), sheet_path.parent.resolve()) for f in sheet["file"]]
     sheet["file"] = rel
+    if cytokines:
+        cyto, _ = simulate_cytokine_dataset(outdir, seed=[seed, 18], n_donors=n_donors, sheet_dir=sheet_path.parent,
+                                            **CYTOKINE_EXAMPLE)
+        sheet = pd.concat([sheet, cyto], ignore_index=True)
+        at = cols.index("zn_supplement_uM")
+        cols[at:at] = ["standard_level", "dilution", "replicate_of", "layout", "layout_label"]
     sheet = sheet.reindex(columns=cols).astype(object).fillna("")
     write_table(sheet.sort_values("sample_id"), sheet_path)
     write_table(pd.DataFrame(gen_rows).sort_values(["sample_id", "generation"]), truth_dir / "cfse_generations.tsv")

@@ -8,7 +8,9 @@ deeper suppression than oxide), IL-4, IL-6, IL-10 and IL-21 are not. One bead-ar
 kit's standards and blanks in duplicate and every sample; one ELISA plate (IL-6) holds the same samples.
 
 Sheet rows (one per file for bead arrays, one per sample for ELISA, all pointing at the plate's
-export and layout) carry ``zn_uM`` and ``zn_source`` (blank for untreated).
+export and layout) carry the dose (``dose_column``, default ``zn_uM``) and the source (``source_column``,
+default ``zn_source``, blank for untreated; or the condition itself, ``source_column="condition"``,
+with untreated cultures in ``untreated_condition``).
 """
 
 from __future__ import annotations
@@ -37,17 +39,33 @@ UNTREATED_PG_ML = {"IFN-γ": (2500, 1.0), "TNF-α": (900, 0.9), "IL-2": (1500, 0
                    "IL-22": (200, 0.5), "IL-4": (60, 0.0), "IL-6": (500, 0.0), "IL-10": (350, 0.0), "IL-21": (80, 0.0)}
 
 
-def simulate_cytokine_dataset(outdir: str | Path, *, seed: int = 1, n_donors: int = 3,
+def simulate_cytokine_dataset(outdir: str | Path, *, seed: int | list[int] = 1, n_donors: int = 3,
                               doses_uM: tuple[float, ...] = (0.0, 1.5625, 3.125, 6.25, 12.5, 25.0, 50.0),
-                              panel: str = "legendplex_human_th_cytokine_13plex", sheet_dir: str | Path | None = None
-                              ) -> tuple[pd.DataFrame, dict]:
-    """Write ``beadplex/*.fcs``, ``elisa/plate1_{layout,export}.csv`` and ``truth/`` under ``outdir``.
+                              panel: str = "legendplex_human_th_cytokine_13plex", sheet_dir: str | Path | None = None,
+                              beads: BeadplexParams | None = None, dose_column: str = "zn_uM",
+                              source_column: str = "zn_source", untreated_condition: str = "replete",
+                              treated_condition: str = "supplemented", batch: str = "B1", plate: str = "plate1",
+                              elisa_dilution: float = 4.0) -> tuple[pd.DataFrame, dict]:
+    """Write ``beadplex/*.fcs``, ``elisa/<plate>_{layout,export}.csv`` and ``truth/`` under ``outdir``.
+
+    Parameters
+    ----------
+    seed : seed of the generator (an int or a list of ints, as numpy takes it).
+    n_donors : donors D1 .. Dn, each with one untreated culture and one per dose and source.
+    doses_uM : the dose series (0 = untreated).
+    beads : parameters of the simulated bead wells (default :class:`BeadplexParams`).
+    dose_column, source_column : sheet columns of the dose and the zinc source; with
+        ``source_column="condition"`` the source is the culture's condition (untreated cultures:
+        ``untreated_condition``), else treated cultures get ``treated_condition``.
+    batch, plate : the bead-array batch and the ELISA plate (its batch).
+    elisa_dilution : dilution of every sample on the ELISA plate (in the layout's dilution grid; the
+        kit's top standard, 600 pg/mL IL-6, is about the untreated level).
 
     Returns
     -------
     sheet : DataFrame of sample-sheet rows (file paths relative to ``sheet_dir``, default ``outdir``):
         ``sample_id, assay, file, condition, role, donor, batch, standard_level, dilution,
-        replicate_of, layout, zn_uM, zn_source``.
+        replicate_of, layout, layout_label``, the dose and (unless it is the condition) source columns.
     truth : dict with ``samples`` (DataFrame: sample_id, donor, zn_uM, zn_source and one column per
         analyte, undiluted pg/mL) and ``dose_response`` (DataFrame: donor, source, analyte, ec50,
         hill_slope, response_untreated, response_saturating).
@@ -80,24 +98,34 @@ def simulate_cytokine_dataset(outdir: str | Path, *, seed: int = 1, n_donors: in
                                 "zn_source": source, "concentration": conc, "dilution": 1.0})
                 truth_rows.append({"sample_id": sid.replace(".", "p"), "donor": donor, "zn_uM": dose, "zn_source": source, **conc})
     wells, _ = simulate_beadplex_run(outdir / "beadplex", rng, kit, [
-        {k: v for k, v in s.items() if k not in ("zn_uM", "zn_source", "donor")} for s in samples], BeadplexParams(),
-        prefix="cyto")
+        {k: v for k, v in s.items() if k not in ("zn_uM", "zn_source", "donor")} for s in samples],
+        beads or BeadplexParams(), prefix="cyto")
     meta = {s["sample_id"]: s for s in samples}
+
+    def culture(m: dict) -> dict:
+        """condition, dose and source cells of a culture (blank for standards and blanks)."""
+        if not m:
+            return {"condition": "", dose_column: "", **({} if source_column == "condition" else {source_column: ""})}
+        if source_column == "condition":
+            return {"condition": m["zn_source"] or untreated_condition, dose_column: m["zn_uM"]}
+        return {"condition": treated_condition if m["zn_uM"] > 0 else untreated_condition, dose_column: m["zn_uM"],
+                source_column: m["zn_source"]}
+
     rows = []
     for w in wells:
         m = meta.get(w["sample_id"], {})
-        rows.append({"sample_id": w["sample_id"], "assay": "beadplex", "file": w["file"], "condition": "",
-                     "role": w["role"], "donor": m.get("donor", ""), "batch": "B1",
-                     "standard_level": w["standard_level"], "dilution": w["dilution"], "replicate_of": w["replicate_of"],
-                     "layout": "", "zn_uM": m.get("zn_uM", ""), "zn_source": m.get("zn_source", "")})
+        rows.append({"sample_id": w["sample_id"], "assay": "beadplex", "file": w["file"], "role": w["role"],
+                     "donor": m.get("donor", ""), "batch": batch, "standard_level": w["standard_level"],
+                     "dilution": w["dilution"], "replicate_of": w["replicate_of"], "layout": "", "layout_label": "",
+                     **culture(m)})
     ekit = load_kit("sandwich_elisa_7pt_2fold")
-    el_samples = [{"sample_id": s["sample_id"], "concentration": s["concentration"][ekit.analyte]} for s in samples]
-    export, layout, _ = write_elisa_plate(outdir / "elisa", rng, ekit, el_samples, ElisaParams(), plate_id="plate1")
+    el_samples = [{"sample_id": s["sample_id"], "concentration": s["concentration"][ekit.analyte],
+                   "dilution": elisa_dilution} for s in samples]
+    export, layout, _ = write_elisa_plate(outdir / "elisa", rng, ekit, el_samples, ElisaParams(), plate_id=plate)
     for s in samples:
-        rows.append({"sample_id": f"{s['sample_id']}_elisa", "assay": "elisa", "file": export, "condition": "",
-                     "role": "sample", "donor": s["donor"], "batch": "plate1", "standard_level": "", "dilution": "",
-                     "replicate_of": "", "layout": layout, "zn_uM": s["zn_uM"], "zn_source": s["zn_source"],
-                     "layout_label": s["sample_id"]})
+        rows.append({"sample_id": f"{s['sample_id']}_elisa", "assay": "elisa", "file": export, "role": "sample",
+                     "donor": s["donor"], "batch": plate, "standard_level": "", "dilution": "", "replicate_of": "",
+                     "layout": layout, "layout_label": s["sample_id"], **culture(s)})
     sheet = pd.DataFrame(rows).fillna("")
     for col in ("file", "layout"):
         sheet[col] = [os.path.relpath(Path(f).resolve(), sheet_dir.resolve()) if f else "" for f in sheet[col]]

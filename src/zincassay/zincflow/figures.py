@@ -15,7 +15,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from zincassay.figures import new_figure
-from zincassay.flow.figures import live_panel, lymphocyte_panel, singlet_panel
+from zincassay.flow.figures import imported_gate_panel, live_panel, lymphocyte_panel, singlet_panel
 from zincassay.flow.transforms import safe_log10
 from zincassay.zincflow.pipeline import ZincflowResult
 from zincassay.zincflow.subsets import to_scale
@@ -33,9 +33,16 @@ def gating_figure(tubes: Mapping[str, GatedTube], title: str, *, marker_scale: s
     ncols = 3 + n_markers
     fig, axes = new_figure(len(tubes), ncols, figsize=(3.0 * ncols, 2.9 * len(tubes)), squeeze=False)
     for row, (role, tube) in zip(axes, tubes.items(), strict=True):
-        lymphocyte_panel(row[0], tube.data, tube.gating)
-        singlet_panel(row[1], tube.data, tube.gating)
-        live_panel(row[2], tube.data, tube.gating, "zincflow.viability_channel")
+        if tube.imported is not None:  # the last three gates of the imported path, each in its own scale
+            n = len(tube.imported.gates)
+            for ax, i in zip(row[:3], range(max(n - 3, 0), n), strict=False):
+                imported_gate_panel(ax, tube.imported, i)
+            for ax in row[min(n, 3):3]:
+                ax.set_axis_off()
+        else:
+            lymphocyte_panel(row[0], tube.data, tube.gating)
+            singlet_panel(row[1], tube.data, tube.gating)
+            live_panel(row[2], tube.data, tube.gating, "zincflow.viability_channel")
         row[0].set_title(f"{role} tube | {row[0].get_title()}", fontsize=9)
         gated = tube.gating.mask
         for ax, m in zip(row[3:], tube.markers.values(), strict=False):

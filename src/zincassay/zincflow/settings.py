@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from zincassay.config import KD_NM, build_settings
 from zincassay.errors import ZincassayError
-from zincassay.flow.settings import GateSettings, ScatterSettings
+from zincassay.flow.settings import GateSettings, GatesFrom, ScatterSettings
 
 __all__ = ["KineticSettings", "Subset", "ZincflowSettings", "parse_subset"]
 
@@ -88,6 +88,7 @@ class ZincflowSettings:
     gating: str
     scatter: ScatterSettings
     gates: GateSettings
+    gates_from: GatesFrom | None
     subsets: tuple[str, ...]
     marker_channels: dict[str, str]
     marker_thresholds: dict[str, float]

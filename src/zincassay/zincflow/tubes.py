@@ -16,8 +16,9 @@ import numpy as np
 
 from zincassay.errors import ZincassayError
 from zincassay.flow.compensation import apply_compensation, check_finite
+from zincassay.flow.gates_io import ImportedGating, apply_gates
 from zincassay.flow.gating import GatingResult, gate_events
-from zincassay.io.fcs import FCSData, FCSError, read_fcs
+from zincassay.io.fcs import FCSData, FCSError, read_fcs, read_spill_csv
 from zincassay.zincflow.settings import Subset, ZincflowSettings
 from zincassay.zincflow.subsets import subset_mask, valley_threshold
 
@@ -51,6 +52,7 @@ class GatedTube:
     markers : marker name -> :class:`MarkerSplit`.
     marker_values : marker name -> compensated linear values (n_events,).
     instrument, instrument_serial : ``$CYT`` and ``$CYTSN`` ('' when absent).
+    imported : the gates of ``zincflow.gates_from`` (None for the automatic gates).
     """
 
     path: Path
@@ -64,6 +66,7 @@ class GatedTube:
     marker_values: dict[str, np.ndarray]
     instrument: str
     instrument_serial: str
+    imported: ImportedGating | None = None
 
     @property
     def events(self) -> np.ndarray:
@@ -145,9 +148,15 @@ def gate_tube(path: str | Path, role: str, settings: ZincflowSettings) -> GatedT
     check_finite(raw, [settings.channel, settings.viability_channel])
     data, flags = apply_compensation(raw, settings.compensate, settings.on_bad_spill)
     g = settings.gates
-    gating = gate_events(data, gating=settings.gating, scatter=settings.scatter,  # type: ignore[arg-type]
-                         lymphocyte_coverage=g.lymphocyte_coverage, singlet_ratio=g.singlet_ratio,
-                         viability_channel=settings.viability_channel, viability_threshold=g.viability_threshold)
+    imported = None
+    if settings.gates_from is not None:  # a facility's gates (FlowJo / GatingML), applied by FlowKit
+        csv_spill = read_spill_csv(settings.compensate) if settings.compensate not in ("auto", "off") else None
+        imported = apply_gates(settings.gates_from.file, settings.gates_from.population, raw, spill=csv_spill)
+        gating = imported.gating_result()
+    else:
+        gating = gate_events(data, gating=settings.gating, scatter=settings.scatter,  # type: ignore[arg-type]
+                             lymphocyte_coverage=g.lymphocyte_coverage, singlet_ratio=g.singlet_ratio,
+                             viability_channel=settings.viability_channel, viability_threshold=g.viability_threshold)
     if any(x.name == "singlets" and x.note.startswith("skipped") for x in gating.gates):
         flags.append("singlet_gate_skipped")
     markers: dict[str, MarkerSplit] = {}
@@ -169,5 +178,5 @@ def gate_tube(path: str | Path, role: str, settings: ZincflowSettings) -> GatedT
         path=Path(path), role=role, data=data, flags=flags, gating=gating,
         probe_column=probe_column, probe_at_top=top_of_scale(raw.events[:, probe_column]), markers=markers,
         marker_values=values, instrument=data.keywords.get("$CYT", "").strip(),
-        instrument_serial=data.keywords.get("$CYTSN", "").strip(),
+        instrument_serial=data.keywords.get("$CYTSN", "").strip(), imported=imported,
     )
