@@ -16,7 +16,7 @@ import numpy as np
 from scipy import ndimage as ndi
 from scipy import sparse
 
-__all__ = ["Traces", "extract_traces", "fit_background_surface"]
+__all__ = ["Traces", "extract_traces", "fit_background_surfaces"]
 
 
 @dataclass
@@ -37,7 +37,7 @@ class Traces:
         Pixels in the cell-free sample.
     local_background : ndarray (T, N) float64
         Background under each cell per frame (counts): a smooth surface fitted to tiles of
-        cell-free pixels in camera coordinates (see :func:`fit_background_surface`), read at the
+        cell-free pixels in camera coordinates (see :func:`fit_background_surfaces`), read at the
         cell's position in that frame. Uneven illumination lights the medium unevenly, so one
         level for the field is wrong for every cell that is not at its average brightness.
     """
@@ -141,24 +141,30 @@ def _monomials(y: np.ndarray, x: np.ndarray, shape: tuple[int, int], degree: int
     return np.column_stack([u**a * v**b for a in range(degree + 1) for b in range(degree + 1 - a)])
 
 
-def fit_background_surface(group_means: np.ndarray, design: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, float, float]:
-    """Robust least-squares fit of a smooth surface to the means of groups of cell-free pixels.
+def fit_background_surfaces(group_means: np.ndarray, design: np.ndarray, counts: np.ndarray
+                            ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Robust least-squares fits of a smooth surface to the means of groups of cell-free pixels,
+    for frames that share one design.
 
-    ``group_means`` (G,) counts, ``design`` (G, P) the groups' mean monomials, ``counts`` (G,)
-    pixels per group (weights). Groups more than 3 robust SD from a first fit are left out (debris,
-    a glowing cell edge) and the surface is fitted again. Returns the coefficients (P,) and the
-    lowest and highest kept group mean (the surface is clipped to them where it is read, so it is
-    never extrapolated beyond what was measured).
+    ``group_means`` (F, G) counts, ``design`` (G, P) the groups' mean monomials, ``counts`` (G,)
+    pixels per group (weights). In each frame, groups more than 3 robust SD from a first fit are
+    left out (debris, a glowing cell edge) and the surface is fitted again. Returns the
+    coefficients (F, P) and each frame's lowest and highest kept group mean (F,) (the surface is
+    clipped to them where it is read, so it is never extrapolated beyond what was measured).
     """
-    ok = np.isfinite(group_means)
-    g, A, wgt = group_means[ok], design[ok], np.sqrt(counts[ok])
-    coef = np.linalg.lstsq(A * wgt[:, None], g * wgt, rcond=None)[0]
-    res = g - A @ coef
-    mad = 1.4826 * np.median(np.abs(res - np.median(res)))
-    keep = np.abs(res) <= 3 * mad if mad > 0 else np.ones(len(g), bool)
-    if keep.sum() >= A.shape[1] + 2 and not keep.all():
-        coef = np.linalg.lstsq(A[keep] * wgt[keep, None], g[keep] * wgt[keep], rcond=None)[0]
-    return coef, float(g[keep].min()), float(g[keep].max())
+    wgt = np.sqrt(counts)
+    solve = np.linalg.pinv(design * wgt[:, None])  # (P, G): one solve for every frame at once
+    coef = (group_means * wgt) @ solve.T
+    res = group_means - coef @ design.T
+    centre = np.median(res, axis=1, keepdims=True)
+    mad = 1.4826 * np.median(np.abs(res - centre), axis=1, keepdims=True)
+    keep = (np.abs(res) <= 3 * mad) | (mad == 0)
+    redo = np.flatnonzero(~keep.all(axis=1) & (keep.sum(axis=1) >= design.shape[1] + 2))
+    for f in redo:
+        k = keep[f]
+        coef[f] = np.linalg.lstsq(design[k] * wgt[k, None], group_means[f, k] * wgt[k], rcond=None)[0]
+    kept = np.where(keep, group_means, np.nan)
+    return coef, np.nanmin(kept, axis=1), np.nanmax(kept, axis=1)
 
 
 def _surface_degree(group_y: np.ndarray, group_x: np.ndarray, shape: tuple[int, int], n_groups: int) -> int:
@@ -313,7 +319,6 @@ def extract_traces(data: np.ndarray, labels: np.ndarray, shifts: np.ndarray, sat
     gx = np.bincount(group_of, weights=bxs, minlength=len(bg_starts)) / np.maximum(bg_counts, 1)
     degree = _surface_degree(gy, gx, (h, w), len(bg_starts)) if len(bg_idx) else 0
     n_terms = (degree + 1) * (degree + 2) // 2
-    design_cache: dict[tuple[int, int], np.ndarray] = {}
     cell_y = np.bincount(labels.ravel(), weights=np.repeat(np.arange(h, dtype=np.float64), w), minlength=n + 1)[1:]
     cell_x = np.bincount(labels.ravel(), weights=np.tile(np.arange(w, dtype=np.float64), h), minlength=n + 1)[1:]
     cell_y, cell_x = cell_y / np.maximum(area, 1), cell_x / np.maximum(area, 1)
@@ -359,21 +364,28 @@ def extract_traces(data: np.ndarray, labels: np.ndarray, shifts: np.ndarray, sat
         sums = matrix @ frame
         mean[t] = sums[:n] / area
         bg_sums[t] = sums[n:]
-        if len(bg_idx):
-            # the surface in camera coordinates: the cell-free pixels of the reference grid sit at
-            # (reference + whole-pixel offset) in this frame, the cells at their centroid + shift
-            if offset not in design_cache:
-                terms = _monomials(np.clip(bys + dy, 0, h - 1), np.clip(bxs + dx, 0, w - 1), (h, w), degree)
-                design_cache[offset] = np.stack([np.bincount(group_of, weights=terms[:, j], minlength=len(bg_starts))
-                                                 for j in range(n_terms)], axis=1) / bg_counts[:, None]
-            coef, lo, hi = fit_background_surface(bg_sums[t] / bg_counts, design_cache[offset], bg_counts)
-            at_cells = _monomials(cell_y + shifts[t, 0], cell_x + shifts[t, 1], (h, w), degree) @ coef
-            local[t] = np.clip(at_cells, lo, hi)
-            coefs[t] = coef
         if n and frame.max() >= saturation_value:
             saturated[t] = np.rint(sat_matrix @ (frame >= saturation_value)).astype(np.int64)
     background = _clipped_group_mean(bg_sums, bg_counts) if len(bg_idx) else np.full(T, np.nan)
-    if not len(bg_idx):
+    if len(bg_idx):
+        # the surface in camera coordinates: the cell-free pixels of the reference grid sit at
+        # (reference + whole-pixel offset) in each frame, the cells at their centroid + shift;
+        # frames that share an offset share a design and are fitted together
+        done = np.flatnonzero(measure)
+        offsets = base[done]
+        keys, which = np.unique(offsets, axis=0, return_inverse=True)
+        which = np.asarray(which).ravel()
+        for j, (dy, dx) in enumerate(keys.tolist()):
+            fr = done[which == j]
+            terms = _monomials(np.clip(bys + dy, 0, h - 1), np.clip(bxs + dx, 0, w - 1), (h, w), degree)
+            design = np.stack([np.bincount(group_of, weights=terms[:, k], minlength=len(bg_starts))
+                               for k in range(n_terms)], axis=1) / bg_counts[:, None]
+            coefs[fr], lo, hi = fit_background_surfaces(bg_sums[fr] / bg_counts, design, bg_counts)
+            if n:
+                at = _monomials((cell_y[None] + shifts[fr, :1]).ravel(), (cell_x[None] + shifts[fr, 1:]).ravel(),
+                                (h, w), degree).reshape(len(fr), n, n_terms)
+                local[fr] = np.clip(np.einsum("fnp,fp->fn", at, coefs[fr]), lo[:, None], hi[:, None])
+    else:
         local = np.repeat(background[:, None], n, axis=1)
     return Traces(mean=mean, saturated=saturated, background=background, n_background_px=len(bg_idx),
                   local_background=local, background_coef=coefs, background_degree=degree, shape=(h, w),
