@@ -17,7 +17,8 @@ from tests.conftest import IMAGING_DATA
 from zincassay.config import resolve_config
 from zincassay.imaging.calibrate import estimate_bleaching, find_plateau, zinc_from_f
 from zincassay.imaging.pipeline import analyse_stack as _analyse_stack
-from zincassay.imaging.register import estimate_shifts
+from zincassay.imaging.register import estimate_shifts, register_stack
+from zincassay.imaging.saturation import frame_statistics, saturation_level
 from zincassay.imaging.segment import segment_cells
 from zincassay.imaging.settings import ImagingSettings
 from zincassay.imaging.tables import cell_table, summary_row
@@ -395,3 +396,173 @@ def test_gcamp_pixels_match_imagej_measurements(imaging_data):
     frame = np.asarray(gc.data[0], dtype=np.float64)
     means = [frame[top:bottom, left:right].mean() for top, left, bottom, right in rois]
     np.testing.assert_allclose(means, first, atol=0.0006)
+
+
+# ---------------------------------------------------------------- camera clipping level
+
+
+def _write(path: Path, stack: np.ndarray, interval: float | None = 5.0, **kw) -> Path:
+    if interval is None:
+        tifffile.imwrite(path, stack, photometric="minisblack", **kw)
+    else:
+        tifffile.imwrite(path, stack, imagej=True, metadata={"axes": "TYX", "finterval": interval}, **kw)
+    return path
+
+
+def _match_reasons(truth: pd.DataFrame, r) -> pd.DataFrame:
+    cells = cell_table(r, _sample({"sample_id": "x"}))
+    d = np.hypot(truth["y"].to_numpy()[:, None] - cells["centroid_y"].to_numpy()[None],
+                 truth["x"].to_numpy()[:, None] - cells["centroid_x"].to_numpy()[None])
+    out = truth.copy()
+    out["found"] = d.min(axis=1) <= 0.5 * truth["radius_px"] + 2
+    out["reason"] = cells["qc_reason"].to_numpy()[d.argmin(axis=1)]
+    return out
+
+
+@pytest.mark.parametrize("bits", [12, 14])
+def test_clipping_level_detected_in_uint16_without_tags(tmp_path, bits):
+    """12- and 14-bit cameras in 16-bit files with no bit-depth tag: the pile-up at 2^k - 1 gives
+    the clipping level, recorded as detected, and the cells that reach it are flagged."""
+    p = ImagingParams(bit_depth=bits, fmin_per_load=40.0 * 2 ** (bits - 12), n_overloaded=3)
+    stack, truth, _, _ = simulate_stack(np.random.default_rng(bits), p)
+    path = _write(tmp_path / "s.tif", stack)  # ImageJ TIFF with the frame interval, no bit depth
+    r = analyse_stack(str(path), {}, {"sample_id": "x", **{k: getattr(p, k) for k in EVENTS}})
+    assert (r.saturation_value, r.saturation_source) == (2**bits - 1, "detected")
+    assert summary_row(r, _sample({"sample_id": "x"}))["saturation_source"].iloc[0] == "detected"
+    m = _match_reasons(truth, r)
+    sat = m[m["saturates"] & m["found"]]
+    assert len(sat) >= 3 and sat["reason"].str.contains("saturated").all()
+
+
+def test_saturation_level_sources():
+    rng = np.random.default_rng(0)
+    data = rng.integers(100, 3000, size=(6, 40, 40)).astype(np.uint16)
+    assert saturation_level(frame_statistics(data), data.dtype) == (65535.0, "pixel type")
+    assert saturation_level(frame_statistics(data), data.dtype, bit_depth_metadata=12) == (4095.0, "metadata")
+    assert saturation_level(frame_statistics(data), data.dtype, bit_depth_metadata=12,
+                            bit_depth_setting=14) == (16383.0, "config")
+    data[3, 10:14, 10:14] = 4095  # a 12-bit camera clipping, while the metadata claim 16 bit
+    assert saturation_level(frame_statistics(data), data.dtype, bit_depth_metadata=16) == (4095.0, "detected")
+    odd = data.copy()
+    odd[3, 10:16, 10:16] = 3995  # software that subtracted an offset of 100 before saving
+    odd[odd > 3995] = 3995
+    assert saturation_level(frame_statistics(odd), odd.dtype) == (3995.0, "detected")
+    flt = data.astype(np.float32)
+    assert saturation_level(frame_statistics(flt), flt.dtype) == (float("inf"), "none (float data)")  # not its max
+    assert saturation_level(frame_statistics(flt), flt.dtype, bit_depth_setting=12) == (4095.0, "config")
+
+
+def test_float_stack_uses_no_data_maximum(tmp_path):
+    p = ImagingParams(n_overloaded=0)
+    stack, *_ = simulate_stack(np.random.default_rng(11), p)
+    path = _write(tmp_path / "f.tif", stack.astype(np.float32))
+    meta = {"sample_id": "x", **{k: getattr(p, k) for k in EVENTS}}
+    r = analyse_stack(str(path), {}, meta)
+    assert r.saturation_source == "none (float data)" and np.isinf(r.saturation_value)
+    assert not any("saturated" in q for q in r.calibration.qc_reason)
+    r12 = analyse_stack(str(path), {"bit_depth": 12}, meta)
+    assert (r12.saturation_value, r12.saturation_source) == (4095.0, "config")
+
+
+def test_nan_in_float_stack_is_one_clear_line(tmp_path):
+    stack, *_ = simulate_stack(np.random.default_rng(2), ImagingParams())
+    bad = stack.astype(np.float32)
+    bad[7, 3:5, 3:9] = np.nan
+    path = _write(tmp_path / "nan.tif", bad)
+    with pytest.raises(ImagingError, match=r"frame 7 holds 12 NaN or infinite") as exc:
+        analyse_stack(str(path), {}, {"sample_id": "x"})
+    assert str(path) in str(exc.value) and "\n" not in str(exc.value)
+
+
+def test_truncated_stack_says_truncated(tmp_path):
+    stack, *_ = simulate_stack(np.random.default_rng(2), ImagingParams())
+    for kw in ({"imagej": True, "metadata": {"axes": "TYX", "finterval": 5.0}}, {"ome": True}):
+        path = tmp_path / "cut.tif"
+        tifffile.imwrite(path, stack, **kw)
+        data = path.read_bytes()
+        path.write_bytes(data[: len(data) // 3])
+        with pytest.raises(ImagingError, match="truncated"):
+            read_stack(path)
+
+
+# ---------------------------------------------------------------- registration through the calibration
+
+
+def test_registration_survives_drift_jolts_saturation_and_detachment():
+    """Drift of 30 px over the recording, a 10-px jolt at every addition, saturating, detaching
+    and rounding cells: every frame within 0.5 px RMS; a blank frame is flagged, not shifted."""
+    p = ImagingParams(shape=(150, 190), n_frames=110, n_cells=22, drift_px=30.0, jitter_px=0.02,
+                      jolts_px=(10.0, 10.0, 10.0), n_overloaded=4, overload=(1.5, 3.0), n_detaching=4,
+                      detach_after_s=(10.0, 60.0), detach_speed_px_per_s=1.0, rounding=0.15, dome=0.3,
+                      illumination_falloff=0.3, tpen_s=330.0)
+    stack, _, _, frames = simulate_stack(np.random.default_rng(8), p)
+    stack[60] = np.random.default_rng(0).poisson(120, stack.shape[1:])  # shutter closed
+    reg = register_stack(stack)
+    true = frames[["shift_y_px", "shift_x_px"]].to_numpy()
+    ok = reg.registered
+    assert not ok[60] and ok.sum() == p.n_frames - 1
+    assert np.abs(reg.shifts[60] - reg.shifts[59]).max() == 0  # held, not wild
+    diff = reg.shifts[ok] - true[ok]
+    err = np.hypot(*(diff - np.median(diff, axis=0)).T)  # the reference (first frames) vs frame 0
+    assert np.sqrt(np.mean(err**2)) <= 0.5
+    assert reg.confidence[ok].min() > 0 and reg.confidence[60] == 0
+
+
+# ---------------------------------------------------------------- events from the signal
+
+
+def _analyse_sim(tmp_path: Path, p: ImagingParams, seed: int, cfg: dict | None = None, **meta):
+    stack, truth, _, _ = simulate_stack(np.random.default_rng(seed), p)
+    path = _write(tmp_path / f"s{seed}.tif", stack, p.frame_interval_s)
+    return analyse_stack(str(path), cfg or {}, {"sample_id": "x", **dict.fromkeys(EVENTS, ""), **meta}), truth
+
+
+def test_blank_stimulus_found_from_the_response_without_a_jolt(tmp_path):
+    p = ImagingParams(jolts_px=(0.0, 3.0, 3.0))
+    for seed in (1, 2):
+        r, _ = _analyse_sim(tmp_path, p, seed)
+        assert r.events.source["stimulus_s"] == "trace"
+        assert abs(r.events.stimulus_s - p.stimulus_s) <= 2 * p.frame_interval_s
+
+
+def test_stimulus_without_response_or_jolt_is_flagged_not_refused(tmp_path):
+    p = ImagingParams(jolts_px=(0.0, 3.0, 3.0), responder_fraction=0.0, rise_zn_nM=0.0)
+    r, _ = _analyse_sim(tmp_path, p, 3)
+    assert r.events.source["stimulus_s"] == "not found" and not r.events.stimulus_found
+    assert "stimulus_not_found" in r.calibration.sample_flags
+    assert np.isnan(r.calibration.peak_zn_nM).all() and np.isfinite(r.calibration.baseline_zn_nM).any()
+    s = summary_row(r, _sample({"sample_id": "x"}))
+    assert "stimulus_s:not found" in s["events_detected"].iloc[0]
+
+
+def test_stack_without_pyrithione_says_so(tmp_path):
+    p = ImagingParams(pyrithione_s=1e6, tpen_s=2e6)  # baseline and stimulus only
+    with pytest.raises(ImagingError, match=r"pyrithione \+ ZnCl2 .*is missing"):
+        _analyse_sim(tmp_path, p, 4)
+    flat = ImagingParams(pyrithione_s=1e6, tpen_s=2e6, responder_fraction=0.0, rise_zn_nM=0.0)
+    with pytest.raises(ImagingError, match=r"no pyrithione \+ ZnCl2 rise found"):
+        _analyse_sim(tmp_path, flat, 5)
+    no_tpen = ImagingParams(tpen_s=1e6)
+    with pytest.raises(ImagingError, match="no TPEN fall found after the pyrithione"):
+        _analyse_sim(tmp_path, no_tpen, 6)
+
+
+# ---------------------------------------------------------------- immune-cell sizes
+
+
+def test_resting_lymphocytes_pass_the_default_size_prior(tmp_path):
+    """Mouse T cells 4.5-7 µm across at 0.325 µm/px (round: sphere-projected profile): none is
+    too small, and the segmented area covers the cell (within 25 % of its true area)."""
+    p = ImagingParams(shape=(192, 192), n_cells=24, pixel_size_um=0.325, radius_px=(6.9, 10.8), dome=0.5,
+                      edge_px=0.8, n_overloaded=2, n_detaching=0)
+    r, truth = _analyse_sim(tmp_path, p, 9, stimulus_s=p.stimulus_s, pyrithione_s=p.pyrithione_s, tpen_s=p.tpen_s)
+    cells = cell_table(r, _sample({"sample_id": "x"}))
+    d = np.hypot(truth["y"].to_numpy()[:, None] - cells["centroid_y"].to_numpy()[None],
+                 truth["x"].to_numpy()[:, None] - cells["centroid_x"].to_numpy()[None])
+    j = d.argmin(axis=1)
+    found = d.min(axis=1) <= 4
+    assert found.mean() >= 0.9
+    reasons = cells["qc_reason"].to_numpy()[j[found]]
+    assert not any("too_small" in q for q in reasons)
+    ratio = cells["area_px"].to_numpy()[j[found]] / (np.pi * truth["radius_px"].to_numpy()[found] ** 2)
+    assert np.median(ratio) == pytest.approx(1.0, abs=0.25)

@@ -67,6 +67,7 @@ RESERVED_COLUMNS = frozenset(
     "peak_zn_nM delta_zn_nM time_to_peak_s auc_zn_nM_s responder saturated_px_fmax n_cells n_pass "
     "fraction_responding events_detected fmax_window_s fmin_window_s mean_drift_px max_drift_px bleaching_pct "
     "bleach_corrected kd_nM saturation_value saturation_source bit_depth_source n_frames sample_flags "
+    "unregistered_frames cell_radius_px "
     "layout_path n_wells "
     .split()
     + [f"{q}_{s}" for s in ("baseline_zn_nM", "peak_zn_nM", "delta_zn_nM") for q in ("median", "q25", "q75")]

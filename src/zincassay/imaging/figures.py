@@ -20,10 +20,17 @@ PASS, FAIL = "#1b9e77", "#d95f02"
 
 
 def _phases(ax: Axes, r: ImagingResult) -> None:
-    e, t = r.events, r.time_s
-    spans = [(t[0], e.stimulus_s, "baseline", "#eeeeee"), (e.stimulus_s, e.pyrithione_s, "stimulus", "#deebf7"),
-             (e.pyrithione_s, e.tpen_s, "pyrithione + Zn (Fmax)", "#fee0d2"), (e.tpen_s, t[-1], "TPEN (Fmin)", "#e5f5e0")]
-    for a, b, name, colour in spans:
+    t, p = r.time_s, r.phases
+    names = {"baseline": ("baseline", "#eeeeee"), "stimulus": ("stimulus", "#deebf7"),
+             "pyrithione": ("pyrithione + Zn (Fmax)", "#fee0d2"), "tpen": ("TPEN (Fmin)", "#e5f5e0")}
+    ends = {"baseline": p.stimulus[:1] if len(p.stimulus) else p.pyrithione[:1], "stimulus": p.pyrithione[:1],
+            "pyrithione": p.tpen[:1], "tpen": np.array([len(t) - 1])}
+    for key, frames in (("baseline", p.baseline), ("stimulus", p.stimulus), ("pyrithione", p.pyrithione),
+                        ("tpen", p.tpen)):
+        if not len(frames):
+            continue
+        a, b = t[frames[0]], t[ends[key][0]] if len(ends[key]) else t[frames[-1]]
+        name, colour = names[key]
         ax.axvspan(a, b, color=colour, zorder=0)
         ax.text((a + b) / 2, 1.0, name, transform=ax.get_xaxis_transform(), ha="center", va="bottom", fontsize=7)
     c = r.calibration
@@ -83,11 +90,13 @@ def zinc_traces_figure(r: ImagingResult, title: str) -> Figure:
     if z.shape[1]:
         ax.plot(t, np.clip(np.nanmedian(z, axis=1), 1e-3, None), lw=2, color="#08519c", label="median of cells")
         ax.legend(fontsize=7)
-    ax.axvline(r.events.stimulus_s, color="k", lw=0.8, ls=":")
+    stim = "dotted: stimulus" if r.events.stimulus_found else "stimulus not found"
+    if r.events.stimulus_found:
+        ax.axvline(r.events.stimulus_s, color="k", lw=0.8, ls=":")
     ax.set_yscale("log")
     ax.set_xlabel("time (s)")
     ax.set_ylabel("free [Zn2+] (nM)")
-    ax.set_title(f"{title}: [Zn2+] = Kd (F - Fmin) / (Fmax - F), Kd = {r.kd_nM:g} nM; dotted: stimulus", fontsize=9)
+    ax.set_title(f"{title}: [Zn2+] = Kd (F - Fmin) / (Fmax - F), Kd = {r.kd_nM:g} nM; {stim}", fontsize=9)
     fig.tight_layout()
     return fig
 

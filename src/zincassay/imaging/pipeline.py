@@ -1,36 +1,82 @@
-"""One imaging sample end to end: read, register, segment, trace, calibrate, tabulate."""
+"""One imaging sample end to end: read, register, segment, trace, calibrate."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import numpy as np
+from skimage.segmentation import expand_labels
 
-from zincassay.imaging.calibrate import Calibration, calibrate_cells, population_trace
-from zincassay.imaging.events import Events, detect_events
-from zincassay.imaging.register import estimate_shifts
+from zincassay.imaging.calibrate import Calibration, calibrate_cells, population_trace, response_trace
+from zincassay.imaging.events import Events, Phases, detect_events
+from zincassay.imaging.register import Registration, register_stack
+from zincassay.imaging.saturation import frame_statistics, saturation_level
 from zincassay.imaging.segment import Segmentation, reference_image, segment_cells
 from zincassay.imaging.settings import ImagingSettings
 from zincassay.imaging.traces import Traces, extract_traces, interior
 from zincassay.io.stacks import ImagingError, Stack, read_stack
 from zincassay.samplesheet import Sample
 
-__all__ = ["ImagingResult", "analyse_stack"]
+__all__ = ["ImagingResult", "analyse_stack", "measurement_labels"]
 
 
 @dataclass
 class ImagingResult:
     stack: Stack
     time_s: np.ndarray
-    shifts: np.ndarray
+    registration: Registration
     reference: np.ndarray
     segmentation: Segmentation
     traces: Traces
     events: Events
+    phases: Phases
     calibration: Calibration
     kd_nM: float
     saturation_value: float
-    bit_depth_source: str
+    saturation_source: str
+
+    @property
+    def shifts(self) -> np.ndarray:
+        """Registration displacement (dy, dx) px per frame (T, 2)."""
+        return self.registration.shifts
+
+    @property
+    def bit_depth_source(self) -> str:
+        """Where the clipping level came from (the name ``summary.tsv`` used before ``saturation_source``)."""
+        return self.saturation_source
+
+    @property
+    def registered(self) -> np.ndarray:
+        """Frames that could be registered (T,) bool."""
+        return self.registration.registered
+
+
+def _leaves_field(labels: np.ndarray, shifts: np.ndarray, registered: np.ndarray, n: int) -> np.ndarray:
+    """Cells (N,) bool whose measured pixels leave the frame in some registered frame."""
+    if n == 0:
+        return np.zeros(0, dtype=bool)
+    h, w = labels.shape
+    ys, xs = np.nonzero(labels)
+    cell = labels[ys, xs]
+    lo_y = np.full(n + 1, h, dtype=np.int64)
+    hi_y = np.full(n + 1, -1, dtype=np.int64)
+    lo_x, hi_x = lo_y.copy(), hi_y.copy()
+    np.minimum.at(lo_y, cell, ys)
+    np.maximum.at(hi_y, cell, ys)
+    np.minimum.at(lo_x, cell, xs)
+    np.maximum.at(hi_x, cell, xs)
+    s = shifts[registered] if registered.any() else np.zeros((1, 2))
+    dy_lo, dy_hi = np.floor(s[:, 0].min()) - 1, np.ceil(s[:, 0].max()) + 2
+    dx_lo, dx_hi = np.floor(s[:, 1].min()) - 1, np.ceil(s[:, 1].max()) + 2
+    out = (lo_y + dy_lo < 0) | (hi_y + dy_hi > h - 1) | (lo_x + dx_lo < 0) | (hi_x + dx_hi > w - 1)
+    return out[1:]
+
+
+def measurement_labels(seg: Segmentation, erode_px: int = 0) -> np.ndarray:
+    """The pixels each cell is measured over (Y, X) int: its extent, eroded by ``erode_px``, plus
+    a margin of a quarter radius (not into other cells), so that a cell that rounds up or shrinks
+    after pyrithione (its dye conserved) keeps all its light in the measurement."""
+    return expand_labels(interior(seg.labels, erode_px), distance=max(1.0, 0.25 * seg.radius_px))
 
 
 def analyse_stack(path: str, settings: ImagingSettings, sample: Sample) -> ImagingResult:
@@ -59,38 +105,43 @@ def analyse_stack(path: str, settings: ImagingSettings, sample: Sample) -> Imagi
             raise ImagingError(f"{path}: the stack ends at {time_s[-1]:g} s ({T} frames at {interval:g} s per "
                                f"frame), so {k} = {v:g} s leaves fewer than 2 frames after it; check "
                                "frame_interval_s and the event times, or whether the stack is truncated")
-    if settings.bit_depth:
-        bits, bit_src = int(settings.bit_depth), "config"
-    elif stack.bit_depth:
-        bits, bit_src = int(stack.bit_depth), "metadata"
-    elif np.issubdtype(data.dtype, np.integer):
-        bits, bit_src = (8 if data.dtype == np.uint8 else 16), "pixel type"
-    else:  # float data carry no ceiling of their own; the data maximum is no camera limit
-        bits, bit_src = 0, "none (float data)"
-        bad = next((t for t in range(T) if not np.isfinite(data[t]).all()), None)
-        if bad is not None:
-            raise ImagingError(f"{path}: frame {bad} holds NaN or infinite pixel values; the stack was damaged "
-                               "or exported wrongly: export it again (16-bit TIFF straight from the camera is best)")
-    saturation = float(2**bits - 1) if bits else float("inf")
-    shifts = estimate_shifts(data) if settings.registration else np.zeros((T, 2))
-    # provisional events: the Fmax window is needed for the segmentation reference
-    if None in known.values():
-        rough = np.array([np.asarray(data[t], dtype=np.float32).mean() for t in range(T)])
-        rough = rough - rough.min()
+    try:
+        stats = frame_statistics(data)
+    except ValueError as exc:
+        raise ImagingError(f"{path}: {exc}; the stack cannot be measured: re-export it, or check the processing "
+                           "that produced it (division by zero, masked regions)") from None
+    saturation, saturation_src = saturation_level(stats, data.dtype, bit_depth_setting=settings.bit_depth,
+                                                  bit_depth_metadata=stack.bit_depth)
+    if settings.registration:
+        reg = register_stack(data)
+    else:
+        reg = Registration(shifts=np.zeros((T, 2)), confidence=np.ones(T), registered=np.ones(T, dtype=bool),
+                           source=np.full(T, "off"), cell_radius_px=float("nan"), n_cells=0, n_keyframes=0)
+    shifts, registered = reg.shifts, reg.registered
+
+    def detect(trace: np.ndarray, response: np.ndarray | None = None) -> Events:
         try:
-            events = detect_events(rough, time_s, shifts, known)
+            return detect_events(np.where(registered, trace, np.nan), time_s, shifts, known, response=response,
+                                 registered=registered)
         except ValueError as exc:
             raise ImagingError(f"{path}: {exc}") from None
+
+    # provisional events from the whole-field mean: the Fmax window is needed for the reference
+    if None in known.values():
+        events = detect(stats.mean - stats.mean.min())
     else:
-        events = Events(known["stimulus_s"], known["pyrithione_s"], known["tpen_s"],
-                        dict.fromkeys(known, "sheet"))
-    pyr = np.flatnonzero((time_s >= events.pyrithione_s) & (time_s < events.tpen_s))
-    if len(pyr) < 2:
+        events = Events(known["stimulus_s"], known["pyrithione_s"], known["tpen_s"], dict.fromkeys(known, "sheet"))
+    phases = Phases.from_events(events, time_s)
+    if len(phases.pyrithione) < 2:
         raise ImagingError(f"{path}: fewer than 2 frames between pyrithione ({events.pyrithione_s:g} s) and TPEN "
                            f"({events.tpen_s:g} s); Fmax cannot be measured")
-    if len(np.flatnonzero(time_s >= events.tpen_s)) < 3:
+    if len(phases.tpen) < 3:
         raise ImagingError(f"{path}: fewer than 3 frames after TPEN ({events.tpen_s:g} s); Fmin cannot be measured")
     # reference: the brightest part of the Fmax window (skip the first frames of the rise)
+    pyr = phases.pyrithione[registered[phases.pyrithione]]
+    if len(pyr) < 2:
+        raise ImagingError(f"{path}: fewer than 2 frames between pyrithione and TPEN could be registered; "
+                           "Fmax cannot be measured (see registration_confidence in frames.tsv)")
     ref_frames = pyr[len(pyr) // 4: max(len(pyr) // 4 + 1, (3 * len(pyr)) // 4)]
     reference = reference_image(data, shifts, ref_frames)
     pixel_size_um = stack.pixel_size_um or settings.pixel_size_um
@@ -98,23 +149,34 @@ def analyse_stack(path: str, settings: ImagingSettings, sample: Sample) -> Imagi
     if seg.n == 0:
         raise ImagingError(f"{path}: no cells found on the Fmax reference image; check the channel and that the "
                            "stack contains the pyrithione + ZnCl2 step")
-    measured = interior(seg.labels, settings.erode_px)
-    traces = extract_traces(data, measured, shifts, saturation)
+    measured = measurement_labels(seg, settings.erode_px)
+    leaving = _leaves_field(measured, shifts, registered, seg.n)
+    seg.reason = [r or ("touches_border" if leaving[i] else "") for i, r in enumerate(seg.reason)]
+    # cell-free pixels at least half a radius (6 px or more) from any cell: a large, blurred cell's
+    # halo must not count as medium
+    traces = extract_traces(data, measured, shifts, saturation, frames=registered,
+                            background_margin_px=max(6, round(0.5 * seg.radius_px)))
+    # each cell's light relative to where it sat: the stage carries it through uneven illumination
+    # the background under each cell from the surface when its pattern is real (the same in every
+    # frame), else the field's level (a pattern of noise or of cell halos would bias every cell)
+    local = traces.background_pattern() is not None
+    signal = traces.mean - (traces.local_background if local else traces.background[:, None])
+    light = traces.illumination(shifts) if local else None
+    if light is not None:
+        signal = signal / light
     if None in known.values():
-        F = traces.mean - traces.background[:, None]
+        F = signal
         usable = np.array([r == "" for r in seg.reason])
-        pop = population_trace(F, np.arange(T), usable)
-        try:
-            events = detect_events(pop, time_s, shifts, known)
-        except ValueError as exc:
-            raise ImagingError(f"{path}: {exc}") from None
+        first = np.flatnonzero(registered)[: max(3, T // 10)]
+        events = detect(population_trace(F, np.arange(T), usable), response_trace(F, first, usable))
+        phases = Phases.from_events(events, time_s)
     kd = settings.kd_in_force_nM
-    cal = calibrate_cells(traces.mean, traces.background, traces.saturated, time_s, events, kd, seg.reason,
-                          min_dynamic_range=settings.min_dynamic_range,
+    cal = calibrate_cells(signal, np.zeros(T), traces.saturated, time_s, events, phases, kd,
+                          seg.reason, min_dynamic_range=settings.min_dynamic_range,
                           bleach_correction=settings.bleach_correction,
                           plateau_max_slope_pct_per_min=settings.plateau_max_slope_pct_per_min,
-                          responder_min_rise=settings.responder_min_rise,
+                          responder_min_rise=settings.responder_min_rise, peak_window_s=settings.peak_window_s,
                           area_px=np.bincount(measured.ravel(), minlength=seg.n + 1)[1:])
-    return ImagingResult(stack=stack, time_s=time_s, shifts=shifts, reference=reference, segmentation=seg,
-                         traces=traces, events=events, calibration=cal, kd_nM=kd, saturation_value=saturation,
-                         bit_depth_source=bit_src)
+    return ImagingResult(stack=stack, time_s=time_s, registration=reg, reference=reference, segmentation=seg,
+                         traces=traces, events=events, phases=phases, calibration=cal, kd_nM=kd,
+                         saturation_value=saturation, saturation_source=saturation_src)

@@ -1,62 +1,345 @@
-"""Rigid registration of a time-lapse: slow stage drift plus the sudden jolts at each addition.
+"""Rigid registration of a time-lapse that survives the calibration steps.
 
-Each frame is compared with a reference (the mean of the first frames) by cross-correlation
-on a mean-subtracted, Hann-windowed central crop, with sub-pixel refinement by upsampled DFT
-(:func:`skimage.registration.phase_cross_correlation` with ``normalization=None``; on dim,
-noisy frames the unnormalised correlation was about twice as precise as phase normalisation).
+A zinc-calibration recording changes at every addition: cells brighten several-fold at
+pyrithione + ZnCl2, over-loaded cells saturate, cells round up or float away, the medium lights
+up, and every addition may jolt the dish. Registration works on images band-passed at the scale
+of whole cells (difference of Gaussians, sigmas 0.35 and 1 cell radius; the frame binned so a
+cell is at most ~16 px across): a cell that brightens, saturates or rounds up keeps its centre,
+where an edge-based match would follow its changing outline. Two stages per frame:
+
+1. **Tracking by correlation** (finds the frame, including jolts). The band-passed central crop
+   is divided by its robust noise level and soft-clipped (tanh at 3 noise SD) so that cells count
+   by where they are, not by how bright they are; it is matched to the current *keyframe* and to
+   the previous frame, with correlation peaks searched only within ``max_jump_px`` of the previous
+   frame's position (a plausibility bound) and used only when their normalised correlation stands
+   out. When the keyframe match weakens (the image has changed) the frame becomes the next
+   keyframe; a frame that matches neither is *flagged* (unregistered, position held), never given
+   a wild shift.
+2. **Cell centres** (measures the frame). Cells found in the reference (the first frames) are
+   located in the frame near the tracked position by an iterated, Gaussian-windowed centroid of the
+   band-passed image; the frame's shift is the mean displacement of the cells that agree with the
+   median displacement (a cell that floats away, fades or is covered does not). Every frame is
+   thus measured against the reference itself: no error accumulates along the keyframe chain.
+   When fewer than 3 cells agree the tracked position is used.
+
+Sub-pixel correlation peaks come from an upsampled DFT of the cross-power spectrum around the
+integer peak (Guizar-Sicairos, Thurman & Fienup, Opt. Lett. 2008) with a parabolic refinement.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
-from skimage.registration import phase_cross_correlation
+import scipy.fft as sfft
+from scipy import ndimage as ndi
 
-__all__ = ["estimate_shifts"]
-
-
-def _crop_slices(shape: tuple[int, int], max_size: int) -> tuple[slice, slice]:
-    out = []
-    for n in shape:
-        m = min(n, max_size)
-        start = (n - m) // 2
-        out.append(slice(start, start + m))
-    return out[0], out[1]
+__all__ = ["Registration", "estimate_shifts", "register_stack"]
 
 
-def estimate_shifts(data: np.ndarray, n_reference: int = 3, max_size: int = 256,
-                    upsample_factor: int = 10) -> np.ndarray:
-    """Displacement of every frame relative to the reference.
+def _sample(x: np.ndarray, n: int = 20000) -> np.ndarray:
+    """Evenly spaced values of ``x`` (at most about ``n``) for robust statistics."""
+    flat = x.ravel()
+    return flat[:: max(1, len(flat) // n)]
+
+
+@dataclass
+class Registration:
+    """Per-frame registration of a stack (T frames).
+
+    Attributes
+    ----------
+    shifts : ndarray (T, 2) float64
+        ``(dy, dx)`` px: an object at ``(y, x)`` in the reference (the first frames) is at
+        ``(y + dy, x + dx)`` in frame t.
+    confidence : ndarray (T,) float64
+        0-1: the fraction of tracked cells that moved together (``cells``), or the normalised
+        correlation of the tracking match (``correlation``); 0 when unregistered.
+    registered : ndarray (T,) bool
+        False for frames nothing could place (their shift is held from the previous frame).
+    source : ndarray (T,) str
+        ``cells``, ``correlation`` or ``held``.
+    cell_radius_px : float
+        Cell radius (px) that set the band-pass.
+    n_cells : int
+        Cells tracked from the reference.
+    n_keyframes : int
+        Keyframes of the tracking stage (1 = every frame matched the reference).
+    """
+
+    shifts: np.ndarray
+    confidence: np.ndarray
+    registered: np.ndarray
+    source: np.ndarray
+    cell_radius_px: float
+    n_cells: int
+    n_keyframes: int
+
+
+class _Bandpass:
+    """Binned, band-passed frames (float32) and the spectra of their normalised central crops."""
+
+    def __init__(self, shape: tuple[int, int], bin_px: int, radius: float, max_size: int):
+        self.bin = bin_px
+        self.h, self.w = shape[0] // bin_px, shape[1] // bin_px
+        fy = sfft.fftfreq(self.h)[:, None]
+        fx = sfft.rfftfreq(self.w)[None, :]
+        f2 = fy**2 + fx**2
+        s1, s2 = max(0.7, 0.35 * radius), max(2.0, radius)
+        self.band = (np.exp(-2 * np.pi**2 * s1**2 * f2) - np.exp(-2 * np.pi**2 * s2**2 * f2)).astype(np.float32)
+        # white pixel noise of SD 1 leaves SD `gain` after the band-pass
+        full = sfft.fftfreq(self.h)[:, None] ** 2 + sfft.fftfreq(self.w)[None, :] ** 2
+        self.gain = float(np.sqrt(np.mean((np.exp(-2 * np.pi**2 * s1**2 * full)
+                                           - np.exp(-2 * np.pi**2 * s2**2 * full)) ** 2)))
+        self.noise = 1.0
+        ch, cw = min(self.h, max_size), min(self.w, max_size)
+        self.cy = slice((self.h - ch) // 2, (self.h - ch) // 2 + ch)
+        self.cx = slice((self.w - cw) // 2, (self.w - cw) // 2 + cw)
+        self.window = np.outer(np.hanning(ch), np.hanning(cw)).astype(np.float32)
+        self.fy, self.fx = sfft.fftfreq(ch), sfft.fftfreq(cw)
+
+    def __call__(self, frame: np.ndarray) -> np.ndarray:
+        a = np.asarray(frame[: self.h * self.bin, : self.w * self.bin], dtype=np.float32)
+        if self.bin > 1:
+            a = a.reshape(self.h, self.bin, self.w, self.bin).mean(axis=(1, 3))
+        # pixel noise from neighbour differences (robust to the cells), carried through the band-pass
+        d = _sample(np.diff(a, axis=1))
+        self.noise = max(1.4826 * float(np.median(np.abs(d - np.median(d)))) / np.sqrt(2) * self.gain, 1e-12)
+        return sfft.irfft2(sfft.rfft2(a) * self.band, s=(self.h, self.w))
+
+    def spectrum(self, g: np.ndarray) -> np.ndarray:
+        c = g[self.cy, self.cx]
+        sub = _sample(c)
+        med = np.median(sub)
+        scale = 1.4826 * np.median(np.abs(sub - med))
+        if not np.isfinite(scale) or scale <= 0:
+            scale = float(np.std(c)) or 1.0
+        c = np.tanh((c - med) / (3 * scale)) * self.window
+        return sfft.fft2(c - c.mean())
+
+
+def _energy(spec: np.ndarray) -> float:
+    return float(np.sum(np.abs(spec) ** 2) / spec.size)
+
+
+def _upsampled(cross: np.ndarray, centre: np.ndarray, fy: np.ndarray, fx: np.ndarray, factor: int,
+               size: int) -> np.ndarray:
+    """Inverse DFT of ``cross`` at ``centre + (k - size // 2) / factor`` (px) along each axis."""
+    off = (np.arange(size) - size // 2) / factor
+    ey = np.exp(2j * np.pi * np.outer(centre[0] + off, fy))
+    ex = np.exp(2j * np.pi * np.outer(fx, centre[1] + off))
+    return (ey @ cross @ ex).real
+
+
+def _match(ref: np.ndarray, ref_energy: float, mov: np.ndarray, mov_energy: float, guess: np.ndarray,
+           radius: float, fy: np.ndarray, fx: np.ndarray, factor: int = 10) -> tuple[np.ndarray, float]:
+    """Displacement of ``mov`` relative to ``ref`` (spectra) and the normalised correlation of the
+    match; the integer peak is searched within ``radius`` px of ``guess``."""
+    cross = np.conj(ref) * mov
+    corr = sfft.ifft2(cross).real
+    h, w = corr.shape
+    dy = (np.arange(h) + h // 2) % h - h // 2  # signed displacement of each index
+    dx = (np.arange(w) + w // 2) % w - w // 2
+    allowed = (np.abs(dy - guess[0])[:, None] <= radius) & (np.abs(dx - guess[1])[None, :] <= radius)
+    k = np.unravel_index(int(np.argmax(np.where(allowed, corr, -np.inf))), corr.shape)
+    peak = np.array([dy[k[0]], dx[k[1]]], dtype=np.float64)
+    up = _upsampled(cross, peak, fy, fx, factor, 2 * factor + 1) / (h * w)
+    j = np.unravel_index(int(np.argmax(up)), up.shape)
+    sub = np.zeros(2)
+    for ax in (0, 1):
+        if 0 < j[ax] < up.shape[ax] - 1:
+            lo = up[tuple(j[a] - (a == ax) for a in (0, 1))]
+            hi = up[tuple(j[a] + (a == ax) for a in (0, 1))]
+            den = lo - 2 * up[j] + hi
+            sub[ax] = 0.5 * (lo - hi) / den if den < 0 else 0.0
+    shift = peak + (np.array(j) - factor + sub) / factor
+    return shift, float(up[j] / np.sqrt(max(ref_energy * mov_energy, 1e-30)))
+
+
+class _Cells:
+    """Cells of the reference, located in a frame by an iterated Gaussian-windowed centroid."""
+
+    def __init__(self, g: np.ndarray, noise: float, radius: float, max_cells: int = 400):
+        self.radius = radius
+        R = max(int(np.ceil(radius)), 2)
+        oy, ox = np.mgrid[-R:R + 1, -R:R + 1]
+        self.offsets = np.stack([oy.ravel(), ox.ravel()], axis=1).astype(np.float64)  # (P, 2)
+        self.sigma = max(0.4 * radius, 1.0)
+        self.R = R
+        med = np.median(g)
+        peaks = (g == ndi.maximum_filter(g, size=2 * max(int(radius), 1) + 1)) & (g > med + 5 * noise)
+        h, w = g.shape
+        edge = R + 1
+        peaks[: int(edge)], peaks[h - int(edge):], peaks[:, : int(edge)], peaks[:, w - int(edge):] = False, False, False, False
+        ys, xs = np.nonzero(peaks)
+        order = np.argsort(-g[ys, xs])[:max_cells]
+        centres = np.stack([ys[order], xs[order]], axis=1).astype(np.float64)
+        self.own = np.ones((len(centres), len(self.offsets)), dtype=bool)
+        self.ref = self.locate(g, centres, iterations=6) if len(centres) else centres
+        self.ref = self.ref[np.isfinite(self.ref).all(axis=1)]
+        self.own = self._territories()
+
+    def _territories(self) -> np.ndarray:
+        """(N, P): the window pixels closer to the cell's centre than to any other tracked cell's,
+        so that a neighbour that brightens, fades or rounds up does not pull the centre."""
+        from scipy.spatial import cKDTree
+
+        N, P = len(self.ref), len(self.offsets)
+        if N < 2:
+            return np.ones((N, P), dtype=bool)
+        pts = np.floor(self.ref)[:, None, :] + self.offsets[None]
+        _, nearest = cKDTree(self.ref).query(pts.reshape(-1, 2))
+        return nearest.reshape(N, P) == np.arange(N)[:, None]
+
+    def locate(self, g: np.ndarray, centres: np.ndarray, iterations: int = 3, base: np.ndarray | None = None
+               ) -> np.ndarray:
+        """Centroids (N, 2) of the positive band-passed signal near ``centres``, over each cell's
+        window of pixels ``base + offsets`` (default: the centres rounded down); NaN when the
+        centre leaves the frame or the window holds no signal."""
+        h, w = g.shape
+        c = centres.copy()
+        alive = np.isfinite(c).all(axis=1)
+        c[~alive] = 0.0
+        base = np.floor(c) if base is None else base
+        py = base[:, :1] + self.offsets[None, :, 0]  # (N, P): the window's pixels, fixed
+        px = base[:, 1:] + self.offsets[None, :, 1]
+        inside = (py >= 0) & (py < h) & (px >= 0) & (px < w)
+        # a window cut by the frame's edge (a cell leaving the field) would bias the centre
+        alive &= inside.all(axis=1)
+        vals = np.maximum(g[np.clip(py, 0, h - 1).astype(np.intp), np.clip(px, 0, w - 1).astype(np.intp)], 0)
+        vals = vals * self.own[: len(c)]
+        k = -0.5 / self.sigma**2
+        for _ in range(iterations):
+            wgt = vals * np.exp(k * ((py - c[:, :1]) ** 2 + (px - c[:, 1:]) ** 2))
+            tot = wgt.sum(axis=1)
+            ok = alive & (tot > 0)
+            safe = np.where(ok, tot, 1.0)
+            c = np.where(ok[:, None], np.stack([(wgt * py).sum(axis=1), (wgt * px).sum(axis=1)], axis=1) / safe[:, None], c)
+            alive = ok
+        c[~alive] = np.nan
+        return c
+
+    def shift(self, g: np.ndarray, noise: float, guess: np.ndarray, tolerance: float) -> tuple[np.ndarray | None, float]:
+        """Frame shift from the cells that move together, and the fraction of cells that do. A
+        cell counts only where the band-passed frame stands 3 noise SD (``noise``) above its
+        median (a blank or washed-out frame places nothing)."""
+        if len(self.ref) < 3:
+            return None, 0.0
+        # windows moved by the whole-pixel part of the guess, so each cell's own pixels stay its own
+        c = self.locate(g, self.ref + guess, base=np.floor(self.ref) + np.rint(guess))
+        found = np.isfinite(c).all(axis=1)
+        h, w = g.shape
+        iy = np.clip(np.rint(c[found, 0]), 0, h - 1).astype(np.intp)
+        ix = np.clip(np.rint(c[found, 1]), 0, w - 1).astype(np.intp)
+        med = float(np.median(_sample(g)))
+        strong = np.zeros(len(c), dtype=bool)
+        strong[np.flatnonzero(found)] = g[iy, ix] > med + 3 * noise
+        d = (c - self.ref)[strong]
+        if len(d) < 3:
+            return None, 0.0
+        med = np.median(d, axis=0)
+        dev = np.hypot(*(d - med).T)
+        keep = dev <= max(3 * 1.4826 * float(np.median(dev)), tolerance)
+        if keep.sum() < max(3, 0.3 * len(d)):
+            return None, float(keep.sum()) / len(self.ref)
+        return d[keep].mean(axis=0), float(keep.sum()) / len(self.ref)
+
+
+def register_stack(data: np.ndarray, *, cell_radius_px: float | None = None, n_reference: int = 3,
+                   max_size: int = 256, max_jump_px: float = 16.0, keyframe_drop: float = 0.75,
+                   min_ncc: float = 0.05) -> Registration:
+    """Register every frame of ``data`` to its first frames.
 
     Parameters
     ----------
     data : ndarray, shape (T, Y, X)
         The stack (any numeric dtype; a memory map is read one frame at a time).
+    cell_radius_px : float, optional
+        Typical cell radius (px); estimated from the first frames when not given
+        (:func:`~zincassay.imaging.segment.estimate_cell_radius`).
     n_reference : int
-        The reference is the mean of the first ``n_reference`` frames.
+        Frames averaged into the reference.
     max_size : int
-        Side (px) of the central crop used for the correlation (speed; jolts are a few px).
-    upsample_factor : int
-        Sub-pixel precision is 1 / ``upsample_factor`` px.
+        Side (binned px) of the central crop used for tracking by correlation.
+    max_jump_px : float
+        Largest plausible displacement (px) between consecutive frames (a jolt at an addition).
+    keyframe_drop : float
+        The frame becomes a new keyframe when its correlation with the keyframe falls below this
+        fraction of the keyframe's first matches.
+    min_ncc : float
+        Normalised correlation below which a tracking match is not used (the floor also rises to a
+        quarter of the median of recent matches).
 
     Returns
     -------
-    shifts : ndarray, shape (T, 2), float64
-        ``(dy, dx)`` in px: an object at ``(y, x)`` in the reference is at ``(y + dy, x + dx)`` in
-        frame t.
+    Registration
     """
-    sy, sx = _crop_slices(data.shape[1:], max_size)
-    win = np.outer(np.hanning(sy.stop - sy.start), np.hanning(sx.stop - sx.start)).astype(np.float32)
+    from zincassay.imaging.segment import estimate_cell_radius
 
-    def prepared(frame: np.ndarray) -> np.ndarray:
-        a = np.asarray(frame[sy, sx], dtype=np.float32)
-        return np.fft.fft2((a - a.mean()) * win)
+    T = len(data)
+    first = np.mean([np.asarray(data[i], dtype=np.float32) for i in range(min(n_reference, T))], axis=0)
+    if cell_radius_px is None:
+        cell_radius_px = estimate_cell_radius(first)
+    bin_px = max(1, int(cell_radius_px // 8))
+    radius = cell_radius_px / bin_px
+    band = _Bandpass(data.shape[1:], bin_px, radius, max_size)
+    fy, fx = band.fy, band.fx
+    jump = max_jump_px / bin_px
+    g_ref = band(first)
+    cells = _Cells(g_ref, band.noise, radius)
+    tol = 0.3 / bin_px
+    ref = band.spectrum(g_ref)
+    ref_energy = _energy(ref)
+    shifts = np.zeros((T, 2))
+    conf = np.zeros(T)
+    ok = np.ones(T, dtype=bool)
+    source = np.full(T, "cells", dtype=object)
+    key, key_energy, key_shift = ref, ref_energy, np.zeros(2)
+    key_typical: list[float] = []
+    n_key = 1
+    prev, prev_energy = ref, ref_energy
+    accepted: list[float] = []
+    for t in range(T):
+        g = band(data[t])
+        cur = band.spectrum(g)
+        cur_energy = _energy(cur)
+        last = shifts[t - 1] if t else np.zeros(2)
+        m, c_key = _match(key, key_energy, cur, cur_energy, last - key_shift, jump, fy, fx)
+        floor = max(min_ncc, 0.25 * float(np.median(accepted[-50:]))) if accepted else min_ncc
+        via_key = key_shift + m if c_key >= floor else None
+        typical_key = float(np.median(key_typical)) if key_typical else 0.0
+        if via_key is not None and c_key >= keyframe_drop * typical_key and len(key_typical) >= n_reference:
+            via_prev, c_prev = None, 0.0  # a strong keyframe match needs no second opinion
+        else:
+            d, c_prev = _match(prev, prev_energy, cur, cur_energy, np.zeros(2), jump, fy, fx)
+            via_prev = last + d if c_prev >= floor else None
+        if via_key is not None and (via_prev is None or c_key >= c_prev
+                                    or np.hypot(*(via_key - via_prev)) <= 1.5 / bin_px):
+            tracked, c_track = via_key, c_key
+        elif via_prev is not None:
+            tracked, c_track = via_prev, c_prev
+        else:
+            tracked, c_track = None, 0.0
+        fine, agree = cells.shift(g, band.noise, last if tracked is None else tracked, tol)
+        if fine is not None and (tracked is None or np.hypot(*(fine - tracked)) <= 2.0 + 1.0 / bin_px):
+            shifts[t], conf[t], source[t] = fine, agree, "cells"
+        elif tracked is not None:
+            shifts[t], conf[t], source[t] = tracked, c_track, "correlation"
+        else:
+            shifts[t], conf[t], ok[t], source[t] = last, 0.0, False, "held"
+            continue
+        accepted.append(c_track)
+        if len(key_typical) < 2 * n_reference:
+            key_typical.append(c_key)
+        if c_key < keyframe_drop * float(np.median(key_typical)) or via_key is None:
+            key, key_energy, key_shift, key_typical = cur, cur_energy, shifts[t].copy(), []
+            n_key += 1
+        prev, prev_energy = cur, cur_energy
+    return Registration(shifts=shifts * bin_px, confidence=conf, registered=ok, source=source.astype(str),
+                        cell_radius_px=float(cell_radius_px), n_cells=len(cells.ref), n_keyframes=n_key)
 
-    ref = np.mean([np.asarray(data[i][sy, sx], dtype=np.float32) for i in range(min(n_reference, len(data)))],
-                  axis=0)
-    ref_f = np.fft.fft2((ref - ref.mean()) * win)
-    shifts = np.zeros((len(data), 2))
-    for t in range(len(data)):
-        shift, _, _ = phase_cross_correlation(ref_f, prepared(data[t]), upsample_factor=upsample_factor,
-                                              space="fourier", normalization=None)
-        shifts[t] = -np.asarray(shift)
-    return shifts
+
+def estimate_shifts(data: np.ndarray, **kwargs) -> np.ndarray:
+    """Displacement ``(dy, dx)`` (px) of every frame relative to the first frames; see
+    :func:`register_stack` (which also gives each frame's confidence and unregistered frames)."""
+    return register_stack(data, **kwargs).shifts

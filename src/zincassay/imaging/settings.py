@@ -29,6 +29,7 @@ class ImagingSettings:
     cell_area_px: tuple[float, float]
     erode_px: int
     plateau_max_slope_pct_per_min: float
+    peak_window_s: float
     responder_min_rise: float
 
     @classmethod

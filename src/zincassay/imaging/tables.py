@@ -22,7 +22,7 @@ def cell_table(r: ImagingResult, sample: Sample) -> pd.DataFrame:
         "baseline_zn_nM": c.baseline_zn_nM, "peak_zn_nM": c.peak_zn_nM, "delta_zn_nM": c.delta_zn_nM,
         "time_to_peak_s": c.time_to_peak_s, "auc_zn_nM_s": c.auc_zn_nM_s,
         "responder": c.responder, "qc_pass": c.qc_pass, "qc_reason": c.qc_reason, "qc_flags": c.qc_flags,
-        "saturated_px_fmax": r.traces.saturated[c.fmax_frames].max(axis=0),
+        "saturated_px_fmax": r.traces.saturated[r.phases.pyrithione].max(axis=0),
     })
     for k, v in {**sample.labels, **sample.extra}.items():
         if k != "sample_id":
@@ -49,17 +49,17 @@ def trace_table(r: ImagingResult, sample_id: str) -> pd.DataFrame:
 
 
 def frame_table(r: ImagingResult, sample_id: str) -> pd.DataFrame:
-    """Per frame: ``time_s``, registration ``shift_y_px``/``shift_x_px``, ``background``, phase."""
-    e, t = r.events, r.time_s
-    phase = np.select([t < e.stimulus_s, t < e.pyrithione_s, t < e.tpen_s], ["baseline", "stimulus", "pyrithione"],
-                      "tpen")
+    """Per frame: ``time_s``, registration ``shift_y_px``/``shift_x_px``, ``registration_confidence``
+    (0-1), ``registered``, ``background`` (field mean, counts), phase and plateau membership."""
+    t = r.time_s
     c = r.calibration
     plateau = np.full(len(t), "", dtype=object)
     plateau[c.fmax_frames] = "fmax"
     plateau[c.fmin_frames] = "fmin"
     return pd.DataFrame({"sample_id": sample_id, "frame": np.arange(len(t)), "time_s": t,
                          "shift_y_px": r.shifts[:, 0], "shift_x_px": r.shifts[:, 1],
-                         "background": r.traces.background, "phase": phase, "plateau": plateau})
+                         "registration_confidence": r.registration.confidence, "registered": r.registered,
+                         "background": r.traces.background, "phase": r.phases.label, "plateau": plateau})
 
 
 def _quartiles(x: np.ndarray) -> tuple[float, float, float]:
@@ -87,14 +87,16 @@ def summary_row(r: ImagingResult, sample: Sample) -> pd.DataFrame:
     row["events_detected"] = ",".join(f"{k}:{r.events.source[k]}" for k in r.events.detected)
     row["fmax_window_s"] = f"{r.time_s[c.fmax_frames[0]]:g}-{r.time_s[c.fmax_frames[-1]]:g}"
     row["fmin_window_s"] = f"{r.time_s[c.fmin_frames[0]]:g}-{r.time_s[c.fmin_frames[-1]]:g}"
-    drift = np.hypot(*r.shifts.T)
-    row["mean_drift_px"] = float(drift.mean())
-    row["max_drift_px"] = float(drift.max())
+    drift = np.hypot(*r.shifts[r.registered].T)
+    row["mean_drift_px"] = float(drift.mean()) if len(drift) else np.nan
+    row["max_drift_px"] = float(drift.max()) if len(drift) else np.nan
+    row["unregistered_frames"] = int((~r.registered).sum())
     row["bleaching_pct"] = float(100 * (1 - np.exp(-c.bleach_rate_per_s * r.time_s[-1])))
     row["bleach_corrected"] = "bleaching_uncorrected" not in c.sample_flags and c.bleach_rate_per_s > 0
     row["kd_nM"] = r.kd_nM
     row["saturation_value"] = r.saturation_value
-    row["bit_depth_source"] = r.bit_depth_source
+    row["saturation_source"] = r.saturation_source
+    row["cell_radius_px"] = r.segmentation.radius_px
     row["frame_interval_s"] = float(r.time_s[1] - r.time_s[0])
     row["n_frames"] = len(r.time_s)
     row["sample_flags"] = ";".join(c.sample_flags)

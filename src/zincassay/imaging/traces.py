@@ -16,7 +16,7 @@ import numpy as np
 from scipy import ndimage as ndi
 from scipy import sparse
 
-__all__ = ["Traces", "extract_traces"]
+__all__ = ["Traces", "extract_traces", "fit_background_surfaces"]
 
 
 @dataclass
@@ -26,7 +26,8 @@ class Traces:
     Attributes
     ----------
     mean : ndarray (T, N) float64
-        Mean intensity (counts) of each cell's pixels per frame, background not subtracted.
+        Mean intensity (counts) of each cell's pixels per frame, background not subtracted; NaN in
+        frames that were not measured (unregistered).
     saturated : ndarray (T, N) int64
         Pixels at or above the camera maximum per cell and frame.
     background : ndarray (T,) float64
@@ -34,21 +35,150 @@ class Traces:
         outlier (see :func:`_clipped_group_mean`).
     n_background_px : int
         Pixels in the cell-free sample.
+    local_background : ndarray (T, N) float64
+        Background under each cell per frame (counts): a smooth surface fitted to tiles of
+        cell-free pixels in camera coordinates (see :func:`fit_background_surfaces`), read at the
+        cell's position in that frame. Uneven illumination lights the medium unevenly, so one
+        level for the field is wrong for every cell that is not at its average brightness.
     """
 
     mean: np.ndarray
     saturated: np.ndarray
     background: np.ndarray
     n_background_px: int
+    local_background: np.ndarray
+    #: per frame the background surface's coefficients (T, P) over :func:`_monomials` of ``degree``
+    #: (NaN for frames not measured), and the cells' centroids (N,) in the reference frame (px)
+    background_coef: np.ndarray | None = None
+    background_degree: int = 0
+    shape: tuple[int, int] = (0, 0)
+    centroid_y: np.ndarray | None = None
+    centroid_x: np.ndarray | None = None
+
+    def background_pattern(self, max_noise: float = 0.5) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        """The background surface's spatial pattern when it is the same in every frame up to its
+        scale: ``(A, q, d)`` with ``A`` the measured frames' coefficients (T', P), ``d`` their
+        mean shape terms and ``q`` (T',) each frame's scale of ``d``; None when the surface is a
+        single level, or when the shape terms scatter from frame to frame by more than
+        ``max_noise`` of their size (noise, or cell halos that change with the cells' signal,
+        not illumination)."""
+        if self.background_coef is None or self.background_degree == 0:
+            return None
+        ok = np.isfinite(self.background_coef).all(axis=1)
+        A = self.background_coef[ok]
+        if len(A) < 6:
+            return None
+        d = A[:, 1:].mean(axis=0)
+        size = float(np.linalg.norm(d))
+        if size == 0:
+            return None
+        q = A[:, 1:] @ d / size**2
+        scatter = float(np.median(np.linalg.norm(A[:, 1:] - q[:, None] * d, axis=1))) / size
+        return (A, q, d) if scatter <= max_noise else None
+
+    def illumination(self, shifts: np.ndarray, min_change: float = 0.05) -> np.ndarray | None:
+        """Relative illumination of each cell per frame (T, N), 1 at the cell's median position,
+        or None when it cannot be measured (or is even).
+
+        The background surface is ``c + L(x, y) m(t)``: the camera offset ``c``, the illumination
+        ``L`` fixed to the optics and the medium's brightness ``m``. When the surface has a
+        consistent pattern (:meth:`background_pattern`) and ``m`` changes during the recording
+        (dye leaked into the medium brightens with the calibration zinc), the pattern scales
+        with ``m`` and the surface's constant term moves along a line whose intercept is ``c``;
+        then ``L`` is the time-averaged surface minus ``c``, read at each cell's position as the
+        stage moves it through the field. Needs the medium to change by at least ``min_change``
+        of its level and an offset below the dimmest measured background.
+        """
+        pattern = self.background_pattern()
+        if pattern is None or self.centroid_y is None:
+            return None
+        A, q, _ = pattern
+        mean_coef = A.mean(axis=0)
+        if q.std() < min_change:
+            return None
+        slope, c = np.polyfit(q, A[:, 0], 1)  # constant term = c + (mean constant of L m) q
+        if slope <= 0:
+            return None
+        h, w = self.shape
+        grid = _monomials(*np.mgrid[0:h:max(h // 16, 1), 0:w:max(w // 16, 1)].reshape(2, -1), (h, w),
+                          self.background_degree) @ mean_coef
+        if not (c < grid.min() - 0.05 * (grid.max() - c)):
+            return None
+        T = len(self.background_coef)
+        light = np.stack([_monomials(self.centroid_y + shifts[t, 0], self.centroid_x + shifts[t, 1], (h, w),
+                                     self.background_degree) @ mean_coef for t in range(T)]) - c
+        light = np.clip(light, grid.min() - c, grid.max() - c)
+        return light / np.median(light, axis=0)
 
 
 def _background_pixels(labels: np.ndarray, margin_px: int, max_pixels: int) -> np.ndarray:
+    """Flat indices of cell-free pixels (at least ``margin_px`` from any cell and the edge), at most
+    ``max_pixels`` evenly spaced, ordered by tile (see :func:`_tiles`)."""
     free = ~ndi.binary_dilation(labels > 0, iterations=margin_px)
     free[:margin_px], free[-margin_px:], free[:, :margin_px], free[:, -margin_px:] = False, False, False, False
     idx = np.flatnonzero(free)
     if len(idx) > max_pixels:
         idx = idx[:: int(np.ceil(len(idx) / max_pixels))]
-    return idx
+    tile = _tiles(idx, labels.shape)
+    return idx[np.argsort(tile, kind="stable")]
+
+
+BACKGROUND_TILES = 8  # tiles per side for the background surface
+
+
+def _tiles(idx: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Tile number (row-major, BACKGROUND_TILES per side) of each flat pixel index."""
+    h, w = shape
+    y, x = np.divmod(idx, w)
+    return (y * BACKGROUND_TILES // h) * BACKGROUND_TILES + x * BACKGROUND_TILES // w
+
+
+def _monomials(y: np.ndarray, x: np.ndarray, shape: tuple[int, int], degree: int) -> np.ndarray:
+    """Terms ``u^a v^b`` (a + b <= degree) of coordinates scaled to [-1, 1]; (len(y), n_terms)."""
+    h, w = shape
+    u = (np.asarray(y, dtype=np.float64) - (h - 1) / 2) / max((h - 1) / 2, 1)
+    v = (np.asarray(x, dtype=np.float64) - (w - 1) / 2) / max((w - 1) / 2, 1)
+    return np.column_stack([u**a * v**b for a in range(degree + 1) for b in range(degree + 1 - a)])
+
+
+def fit_background_surfaces(group_means: np.ndarray, design: np.ndarray, counts: np.ndarray
+                            ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Robust least-squares fits of a smooth surface to the means of groups of cell-free pixels,
+    for frames that share one design.
+
+    ``group_means`` (F, G) counts, ``design`` (G, P) the groups' mean monomials, ``counts`` (G,)
+    pixels per group (weights). In each frame, groups more than 3 robust SD from a first fit are
+    left out (debris, a glowing cell edge) and the surface is fitted again. Returns the
+    coefficients (F, P) and each frame's lowest and highest kept group mean (F,) (the surface is
+    clipped to them where it is read, so it is never extrapolated beyond what was measured).
+    """
+    wgt = np.sqrt(counts)
+    solve = np.linalg.pinv(design * wgt[:, None])  # (P, G): one solve for every frame at once
+    coef = (group_means * wgt) @ solve.T
+    res = group_means - coef @ design.T
+    centre = np.median(res, axis=1, keepdims=True)
+    mad = 1.4826 * np.median(np.abs(res - centre), axis=1, keepdims=True)
+    keep = (np.abs(res) <= 3 * mad) | (mad == 0)
+    redo = np.flatnonzero(~keep.all(axis=1) & (keep.sum(axis=1) >= design.shape[1] + 2))
+    for f in redo:
+        k = keep[f]
+        coef[f] = np.linalg.lstsq(design[k] * wgt[k, None], group_means[f, k] * wgt[k], rcond=None)[0]
+    kept = np.where(keep, group_means, np.nan)
+    return coef, np.nanmin(kept, axis=1), np.nanmax(kept, axis=1)
+
+
+def _surface_degree(group_y: np.ndarray, group_x: np.ndarray, shape: tuple[int, int], n_groups: int) -> int:
+    """2 (a quadratic: vignetting and a tilt) when the cell-free tiles cover the field, 1 (a
+    plane) when they cover it coarsely, else 0 (one level): a surface is only fitted where there
+    are data to hold it."""
+    h, w = shape
+    if n_groups < 4:
+        return 0
+    span_y = (group_y.max() - group_y.min()) / max(h, 1)
+    span_x = (group_x.max() - group_x.min()) / max(w, 1)
+    if n_groups >= 12 and span_y >= 0.5 and span_x >= 0.5:
+        return 2
+    return 1 if span_y >= 0.25 and span_x >= 0.25 else 0
 
 
 TAPS = (-1, 0, 1, 2)
@@ -140,7 +270,8 @@ def interior(labels: np.ndarray, erode_px: int) -> np.ndarray:
 
 
 def extract_traces(data: np.ndarray, labels: np.ndarray, shifts: np.ndarray, saturation_value: float,
-                   background_margin_px: int = 6, max_background_px: int = 4096) -> Traces:
+                   background_margin_px: int = 6, max_background_px: int = 4096,
+                   frames: np.ndarray | None = None) -> Traces:
     """Mean intensity per labelled cell per frame, at sub-pixel registration.
 
     Parameters
@@ -160,9 +291,12 @@ def extract_traces(data: np.ndarray, labels: np.ndarray, shifts: np.ndarray, sat
     background_margin_px : int
         Cell-free pixels are at least this far from any cell.
     max_background_px : int
-        The background is the mean of at most this many evenly spaced cell-free pixels, measured in
-        raster-order groups of 64; groups more than 3 robust SD (MAD) from the median group are
-        left out (see :func:`_clipped_group_mean`).
+        The background is measured on at most this many evenly spaced cell-free pixels, in groups
+        of at most 64 within tiles of the field (8 x 8 tiles): their mean without groups more than 3
+        robust SD (MAD) from the median group (see :func:`_clipped_group_mean`), and a smooth
+        surface through the groups read at each cell (``local_background``).
+    frames : ndarray (T,) bool, optional
+        Frames to measure (e.g. the registered ones); the others are NaN.
     """
     h, w = labels.shape
     n = int(labels.max())
@@ -173,12 +307,28 @@ def extract_traces(data: np.ndarray, labels: np.ndarray, shifts: np.ndarray, sat
     bys, bxs = np.divmod(bg_idx, w)
     # cell-free pixels in raster-order groups of BACKGROUND_GROUP_PX: extra rows of the same
     # sparse product, so the background costs no gather of its own
-    bg_starts = np.arange(0, len(bg_idx), BACKGROUND_GROUP_PX)
+    # groups: runs of at most BACKGROUND_GROUP_PX pixels within one tile (bg_idx is sorted by tile)
+    tile = _tiles(bg_idx, (h, w))
+    rank = np.arange(len(bg_idx)) - np.searchsorted(tile, tile)
+    new = np.concatenate([[True], (tile[1:] != tile[:-1]) | (rank[1:] % BACKGROUND_GROUP_PX == 0)]) if len(bg_idx) else \
+        np.zeros(0, bool)
+    bg_starts = np.flatnonzero(new)
     bg_counts = np.diff(np.append(bg_starts, len(bg_idx))).astype(np.float64)
+    group_of = np.cumsum(new) - 1
+    gy = np.bincount(group_of, weights=bys, minlength=len(bg_starts)) / np.maximum(bg_counts, 1)
+    gx = np.bincount(group_of, weights=bxs, minlength=len(bg_starts)) / np.maximum(bg_counts, 1)
+    degree = _surface_degree(gy, gx, (h, w), len(bg_starts)) if len(bg_idx) else 0
+    n_terms = (degree + 1) * (degree + 2) // 2
+    cell_y = np.bincount(labels.ravel(), weights=np.repeat(np.arange(h, dtype=np.float64), w), minlength=n + 1)[1:]
+    cell_x = np.bincount(labels.ravel(), weights=np.tile(np.arange(w, dtype=np.float64), h), minlength=n + 1)[1:]
+    cell_y, cell_x = cell_y / np.maximum(area, 1), cell_x / np.maximum(area, 1)
     T = len(data)
+    local = np.full((T, n), np.nan)
+    coefs = np.full((T, n_terms), np.nan)
     mean = np.full((T, n), np.nan)
     saturated = np.zeros((T, n), dtype=np.int64)
-    bg_sums = np.zeros((T, len(bg_starts)))
+    bg_sums = np.full((T, len(bg_starts)), np.nan)
+    measure = np.ones(T, dtype=bool) if frames is None else np.asarray(frames, dtype=bool)
     base = np.floor(shifts).astype(np.int64)
     # fractional shifts quantised to 1/20 px (registration is good to about 0.1 px), so the
     # per-pair weights are computed once per distinct phase, not once per frame
@@ -198,6 +348,8 @@ def extract_traces(data: np.ndarray, labels: np.ndarray, shifts: np.ndarray, sat
                                    shape=(n, h * w))
     offset = None
     for t, (dy, dx), pk in zip(range(T), base.tolist(), map(tuple, phase.tolist()), strict=True):
+        if not measure[t]:
+            continue
         if (dy, dx) != offset:
             offset = (dy, dx)
             cols = np.clip(py + dy, 0, h - 1) * w + np.clip(px + dx, 0, w - 1)
@@ -215,4 +367,26 @@ def extract_traces(data: np.ndarray, labels: np.ndarray, shifts: np.ndarray, sat
         if n and frame.max() >= saturation_value:
             saturated[t] = np.rint(sat_matrix @ (frame >= saturation_value)).astype(np.int64)
     background = _clipped_group_mean(bg_sums, bg_counts) if len(bg_idx) else np.full(T, np.nan)
-    return Traces(mean=mean, saturated=saturated, background=background, n_background_px=len(bg_idx))
+    if len(bg_idx):
+        # the surface in camera coordinates: the cell-free pixels of the reference grid sit at
+        # (reference + whole-pixel offset) in each frame, the cells at their centroid + shift;
+        # frames that share an offset share a design and are fitted together
+        done = np.flatnonzero(measure)
+        offsets = base[done]
+        keys, which = np.unique(offsets, axis=0, return_inverse=True)
+        which = np.asarray(which).ravel()
+        for j, (dy, dx) in enumerate(keys.tolist()):
+            fr = done[which == j]
+            terms = _monomials(np.clip(bys + dy, 0, h - 1), np.clip(bxs + dx, 0, w - 1), (h, w), degree)
+            design = np.stack([np.bincount(group_of, weights=terms[:, k], minlength=len(bg_starts))
+                               for k in range(n_terms)], axis=1) / bg_counts[:, None]
+            coefs[fr], lo, hi = fit_background_surfaces(bg_sums[fr] / bg_counts, design, bg_counts)
+            if n:
+                at = _monomials((cell_y[None] + shifts[fr, :1]).ravel(), (cell_x[None] + shifts[fr, 1:]).ravel(),
+                                (h, w), degree).reshape(len(fr), n, n_terms)
+                local[fr] = np.clip(np.einsum("fnp,fp->fn", at, coefs[fr]), lo[:, None], hi[:, None])
+    else:
+        local = np.repeat(background[:, None], n, axis=1)
+    return Traces(mean=mean, saturated=saturated, background=background, n_background_px=len(bg_idx),
+                  local_background=local, background_coef=coefs, background_degree=degree, shape=(h, w),
+                  centroid_y=cell_y, centroid_x=cell_x)

@@ -135,6 +135,36 @@ def _ome_metadata(xml: str) -> dict:
     return out
 
 
+class _Complaints(logging.Handler):
+    """Collects tifffile's log messages (it reports damaged files there, not by raising)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+def _check_truncated(tf: tifffile.TiffFile, series, path: Path, complaints: list[str]) -> None:
+    """A cut-off multi-frame TIFF often reads as one frame: the index of the later frames is gone.
+    Say so when the first page's description announces more frames (OME ``SizeT``), when
+    tifffile found offsets beyond the end of the file, or when the file is much larger than the
+    frames that could be read."""
+    frames = int(np.prod(series.shape[:-2])) if len(series.shape) > 2 else 1
+    page = tf.pages[0]
+    desc = page.description or ""
+    m = re.search(r'SizeT="(\d+)"', desc)  # (ImageJ's images= is checked by the caller)
+    claimed = int(m.group(1)) if m else None
+    end = max((o + c for o, c in zip(page.dataoffsets, page.databytecounts, strict=False)), default=0)
+    size = tf.filehandle.size
+    beyond = any("offset" in m and "invalid" in m for m in complaints)
+    if frames == 1 and ((claimed is not None and claimed > 1) or beyond or size > 2 * end + 65536):
+        said = f"its header announces {claimed} frames" if claimed else f"it holds {size:,} bytes"
+        raise ImagingError(f"{path}: the file is truncated: {said} but only one frame can be read; "
+                           "copy it again from the acquisition computer")
+
+
 def _tiff_metadata(tf: tifffile.TiffFile) -> tuple[str, dict]:
     """The kind of TIFF and what its metadata say: ``frame_interval_s`` (s), ``pixel_size_um`` (µm),
     ``bit_depth``, ``channels`` (names), each only when present; units are converted."""
@@ -177,7 +207,21 @@ def stack_metadata(path: str | Path) -> dict:
 
 def _read_tiff(path: Path, channel: int | str | None) -> Stack:
     # tifffile logs its own warnings about damaged files; the ImagingError below says it once
-    logging.getLogger("tifffile").setLevel(logging.CRITICAL)
+    log = logging.getLogger("tifffile")
+    complaints = _Complaints()
+    saved = log.level, log.propagate
+    log.setLevel(logging.WARNING)
+    log.propagate = False  # collected here, not printed
+    log.addHandler(complaints)
+    try:
+        return _read_tiff_logged(path, channel, complaints.messages)
+    finally:
+        log.removeHandler(complaints)
+        log.setLevel(saved[0])
+        log.propagate = saved[1]
+
+
+def _read_tiff_logged(path: Path, channel: int | str | None, complaints: list[str]) -> Stack:
     try:
         tf = tifffile.TiffFile(path)
     except (tifffile.TiffFileError, ValueError, OSError, IndexError) as exc:
@@ -195,6 +239,7 @@ def _read_tiff(path: Path, channel: int | str | None) -> Stack:
                                f"{planes} can be read; copy it again from the acquisition computer")
         if "bit_depth" not in meta and series.dtype == np.uint8:
             meta["bit_depth"] = 8
+        _check_truncated(tf, series, path, complaints)
         try:
             arr = tifffile.memmap(path, mode="r", series=0)
         except (ValueError, OSError, tifffile.TiffFileError):
