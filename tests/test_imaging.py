@@ -196,8 +196,15 @@ def _analyse(base: Path, row: pd.Series, blank_events: bool = False):
 
 
 def test_calibrated_zinc_matches_truth(experiment):
+    """Per stack: median baseline within 15 % and median peak within 10 % of the same cells' truth.
+
+    The bars are a rate (issue #15: in >= 90 % of stacks; validation/imaging_sweep.py measures 90 %
+    and 92 % over 60 stacks), so of these six stacks at most one may miss a bar, and none by more
+    than half the bar again (a broken calibration misses every stack, by far more). Over seeds 7-9
+    (18 stacks) the misses are deficient stacks (baseline ~0.45 nM, f ~ 0.03), read 15-20 % high.
+    """
     base, rows, truth, _ = experiment
-    matched = []
+    matched, misses = [], []
     for _, row in rows.iterrows():
         _, cells, summary = _analyse(base, row)
         m = _match(truth[truth["sample_id"] == row["sample_id"]], cells)
@@ -207,10 +214,12 @@ def test_calibrated_zinc_matches_truth(experiment):
         # medians over QC-passing cells, measured vs the same cells' truth
         b_err = np.median(m.loc[use, "m_baseline_zn_nM"]) / np.median(m.loc[use, "baseline_zn_nM"]) - 1
         p_err = np.median(m.loc[use, "m_peak_zn_nM"]) / np.median(m.loc[use, "peak_zn_nM"]) - 1
-        assert abs(b_err) <= 0.15, (row["sample_id"], b_err)
-        assert abs(p_err) <= 0.10, (row["sample_id"], p_err)
+        assert abs(b_err) <= 1.5 * 0.15 and abs(p_err) <= 1.5 * 0.10, (row["sample_id"], b_err, p_err)
+        if abs(b_err) > 0.15 or abs(p_err) > 0.10:
+            misses.append((row["sample_id"], round(b_err, 3), round(p_err, 3)))
         assert summary["n_pass"].iloc[0] == cells["qc_pass"].sum()
         matched.append(m)
+    assert len(misses) <= 1, misses
     m = pd.concat(matched)
     attached = ~m["detaches"]
     assert m.loc[attached, "found"].mean() >= 0.90
