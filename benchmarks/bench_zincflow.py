@@ -75,7 +75,7 @@ def main() -> None:
 
         def shared_gates() -> None:
             for d in data:
-                comp, _ = apply_compensation(d, settings.compensate, settings.on_bad_spill)
+                comp, _, _ = apply_compensation(d, settings.compensate, settings.on_bad_spill)
                 gate_events(comp, gating=settings.gating, scatter=settings.scatter,  # type: ignore[arg-type]
                             singlet_ratio=g.singlet_ratio, viability_channel=settings.viability_channel,
                             viability_threshold=g.viability_threshold, scatter_populations="densest")

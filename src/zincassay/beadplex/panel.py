@@ -20,11 +20,9 @@ analyte's concentration in the top standard, in ``units``.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 
-import yaml
-
+from zincassay.curves.kits import read_kit_file, shipped_kits
 from zincassay.curves.standards import StandardSeries
 from zincassay.errors import ZincassayError
 
@@ -69,13 +67,9 @@ class Panel:
         return next(b.top_standard for b in self.beads if b.analyte == analyte) * relative
 
 
-def _kits_dir() -> Path:
-    return Path(str(resources.files("zincassay.beadplex") / "kits"))
-
-
 def builtin_kits() -> list[str]:
     """Names of the kit files shipped with zincassay (usable as ``beadplex.panel``)."""
-    return sorted(p.stem for p in _kits_dir().glob("*.yaml"))
+    return shipped_kits("zincassay.beadplex")
 
 
 def load_panel(path_or_name: str | Path) -> Panel:
@@ -86,23 +80,8 @@ def load_panel(path_or_name: str | Path) -> Panel:
     ZincassayError
         The file is missing or not a valid kit (the message names the file and the entry).
     """
-    path = Path(path_or_name)
-    if not path.is_file():
-        shipped = _kits_dir() / f"{path_or_name}.yaml"
-        if not shipped.is_file():
-            raise ZincassayError(f"bead-array kit {path_or_name!r} is neither a file nor a shipped kit; "
-                                 f"shipped kits: {', '.join(builtin_kits())}")
-        path = shipped
-    src = str(path)
-    try:
-        spec = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise ZincassayError(f"{src} is not valid YAML: {exc}") from None
-    if not isinstance(spec, dict):
-        raise ZincassayError(f"{src}: a kit file is a mapping with name, units, standards and groups")
-    for key in ("name", "units", "standards", "groups"):
-        if key not in spec:
-            raise ZincassayError(f"{src}: missing '{key}'")
+    spec, src = read_kit_file(path_or_name, package="zincassay.beadplex", kind="bead-array kit",
+                              keys=("name", "units", "standards", "groups"))
     groups = spec["groups"]
     if not isinstance(groups, dict) or not groups:
         raise ZincassayError(f"{src}: 'groups' must map each bead size group (smallest first) to its beads")

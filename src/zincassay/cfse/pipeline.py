@@ -27,9 +27,9 @@ from zincassay.cfse.posterior import (
 from zincassay.cfse.settings import CFSESettings
 from zincassay.errors import ZincassayError
 from zincassay.flow.compensation import apply_compensation, check_finite
-from zincassay.flow.gates_io import GateShape, ImportedGating, apply_gates
-from zincassay.flow.gating import GatingResult, gate_events
-from zincassay.io.fcs import FCSData, SpillMatrix, read_fcs, read_spill_csv
+from zincassay.flow.gates_io import GateShape, ImportedGating, gate_as_configured
+from zincassay.flow.gating import GatingResult
+from zincassay.io.fcs import FCSData, SpillMatrix, read_fcs
 
 __all__ = ["SEVERE_FLAGS", "Autofluorescence", "CFSEResult", "ControlSummary", "GatedFile", "analyse_sample",
            "gate_shapes", "load_gated", "marker_channels", "phenotype", "summarise_control"]
@@ -82,20 +82,15 @@ def load_gated(path: str | Path, settings: CFSESettings) -> GatedFile:
     """
     raw = read_fcs(path)
     check_finite(raw, [settings.channel, settings.viability_channel])
-    data, flags = apply_compensation(raw, settings.compensate, settings.on_bad_spill)
-    csv_spill = read_spill_csv(settings.compensate) if settings.compensate not in ("auto", "off") else None
-    spill = None if data.compensation == "none" else (csv_spill or raw.spill)
+    data, flags, spill = apply_compensation(raw, settings.compensate, settings.on_bad_spill)
     cfse_idx = data.channel_index(settings.channel)
-    imported = None
-    if settings.gates_from is not None:
-        imported = apply_gates(settings.gates_from.file, settings.gates_from.population, raw, spill=csv_spill)
-        gating = imported.gating_result()
-    else:
-        gating = gate_events(data, gating=settings.gating, scatter=settings.scatter,  # type: ignore[arg-type]
-                             singlet_ratio=settings.gates.singlet_ratio, viability_channel=settings.viability_channel,
-                             viability_threshold=settings.gates.viability_threshold, scatter_populations="all")
-    if any(g.name == "singlets" and g.note.startswith("skipped") for g in gating.gates):
-        flags.append("singlet_gate_skipped")
+    gating, imported, gate_flags = gate_as_configured(
+        raw, data, gates_from=settings.gates_from,
+        csv_spill=spill if settings.compensate not in ("auto", "off") else None, gating=settings.gating,
+        scatter=settings.scatter, singlet_ratio=settings.gates.singlet_ratio,
+        viability_channel=settings.viability_channel, viability_threshold=settings.gates.viability_threshold,
+        scatter_populations="all")
+    flags += gate_flags
     cfse = data.events[gating.mask, cfse_idx]
     if off_scale_share(cfse) > MAX_OFF_SCALE_SHARE:
         flags.append("off_scale")

@@ -14,11 +14,9 @@ The layout's well labels name the levels (case, spaces and dashes ignored: 'Std 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 
-import yaml
-
+from zincassay.curves.kits import read_kit_file, shipped_kits
 from zincassay.curves.standards import StandardSeries
 from zincassay.errors import ZincassayError
 
@@ -39,33 +37,15 @@ class ElisaKit:
         return None if rel is None else rel * self.top_standard
 
 
-def _kits_dir() -> Path:
-    return Path(str(resources.files("zincassay.elisa") / "kits"))
-
-
 def builtin_kits() -> list[str]:
-    return sorted(p.stem for p in _kits_dir().glob("*.yaml"))
+    """Names of the ELISA kit files shipped with zincassay (usable as ``elisa.kit``)."""
+    return shipped_kits("zincassay.elisa")
 
 
 def load_kit(path_or_name: str | Path) -> ElisaKit:
     """Read an ELISA kit file by path or shipped name; :class:`ZincassayError` names the file and entry."""
-    path = Path(path_or_name)
-    if not path.is_file():
-        shipped = _kits_dir() / f"{path_or_name}.yaml"
-        if not shipped.is_file():
-            raise ZincassayError(f"ELISA kit {path_or_name!r} is neither a file nor a shipped kit; "
-                                 f"shipped kits: {', '.join(builtin_kits())}")
-        path = shipped
-    src = str(path)
-    try:
-        spec = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise ZincassayError(f"{src} is not valid YAML: {exc}") from None
-    if not isinstance(spec, dict):
-        raise ZincassayError(f"{src}: an ELISA kit file is a mapping with analyte, units, top_standard, standards")
-    for key in ("analyte", "units", "top_standard", "standards"):
-        if key not in spec:
-            raise ZincassayError(f"{src}: missing '{key}'")
+    spec, src = read_kit_file(path_or_name, package="zincassay.elisa", kind="ELISA kit",
+                              keys=("analyte", "units", "top_standard", "standards"))
     try:
         top = float(spec["top_standard"])
     except (TypeError, ValueError):

@@ -11,13 +11,13 @@ from __future__ import annotations
 import numpy as np
 
 from zincassay.errors import ZincassayError
-from zincassay.io.fcs import CompensationError, FCSData, read_spill_csv
+from zincassay.io.fcs import CompensationError, FCSData, SpillMatrix, read_spill_csv
 
 __all__ = ["apply_compensation", "check_finite"]
 
 
-def apply_compensation(data: FCSData, mode: str, on_bad_spill: str) -> tuple[FCSData, list[str]]:
-    """The data to analyse, and flags.
+def apply_compensation(data: FCSData, mode: str, on_bad_spill: str) -> tuple[FCSData, list[str], SpillMatrix | None]:
+    """The data to analyse, flags, and the matrix applied.
 
     Parameters
     ----------
@@ -32,6 +32,8 @@ def apply_compensation(data: FCSData, mode: str, on_bad_spill: str) -> tuple[FCS
         Compensated (``data.compensation`` names the matrix) or ``data`` itself.
     flags : list of str
         ``["spill_not_applied"]`` when a matrix was present but unusable and ``on_bad_spill`` is warn.
+    matrix : SpillMatrix or None
+        The matrix applied (the CSV's or the file's own); None when the events are uncompensated.
 
     Raises
     ------
@@ -39,16 +41,16 @@ def apply_compensation(data: FCSData, mode: str, on_bad_spill: str) -> tuple[FCS
         A malformed or non-matching matrix with ``on_bad_spill`` error.
     """
     if mode == "off":
-        return data, []
+        return data, [], None
     spill = read_spill_csv(mode) if mode != "auto" else None
     if spill is None and data.spill is None and not data.spill_problem:
-        return data, []
+        return data, [], None
     try:
-        return data.compensated(spill), []
+        return data.compensated(spill), [], spill or data.spill
     except CompensationError:
         if on_bad_spill == "error":
             raise
-        return data, ["spill_not_applied"]
+        return data, ["spill_not_applied"], None
 
 
 def check_finite(data: FCSData, channels: list[str | None]) -> None:

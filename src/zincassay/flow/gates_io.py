@@ -38,7 +38,8 @@ import numpy as np
 import pandas as pd
 
 from zincassay.errors import ZincassayError
-from zincassay.flow.gating import Gate, GatingResult, ScatterChannels
+from zincassay.flow.gating import Gate, GatingResult, ScatterChannels, gate_events
+from zincassay.flow.settings import GatesFrom
 from zincassay.io.fcs import FCSData, SpillMatrix, read_fcs
 
 __all__ = [
@@ -50,6 +51,7 @@ __all__ = [
     "SampleNotInWorkspaceError",
     "UnsupportedGateError",
     "apply_gates",
+    "gate_as_configured",
     "normalise_population",
     "population_paths",
     "require_flowkit",
@@ -640,3 +642,33 @@ def apply_gates(
             coords.append(np.asarray(frame[_shape_keys(gate, quadrant)].to_numpy(), dtype=np.float32))
     matrices = {k: _matrix(m, k) for k, m in getattr(gs, "comp_matrices", {}).items() if hasattr(m, "detectors")}
     return ImportedGating(path, sid, _fmt(target), gates, masks, coords, used_spill, matrices)
+
+
+def gate_as_configured(
+    raw: FCSData, data: FCSData, *, gates_from: GatesFrom | None, csv_spill: SpillMatrix | None,
+    gating: str, scatter: Any, singlet_ratio: tuple[float, float] | None, viability_channel: str | None,
+    viability_threshold: float | None, scatter_populations: str,
+) -> tuple[GatingResult, ImportedGating | None, list[str]]:
+    """Gate a flow file the way its assay is configured: a facility's gates (``gates_from``, applied
+    by FlowKit to the events as read, ``raw``) or the automatic gates of
+    :func:`zincassay.flow.gating.gate_events` on the compensated ``data``.
+
+    ``csv_spill`` is the matrix of a ``compensate: <csv>`` setting (what GatingML's ``FCS``
+    compensation then means), None otherwise. The other keywords are :func:`gate_events`'.
+
+    Returns
+    -------
+    gating : GatingResult
+    imported : ImportedGating or None
+    flags : list of str -- ``singlet_gate_skipped`` when the file has no FSC-A/FSC-H pair.
+    """
+    imported = None
+    if gates_from is not None:
+        imported = apply_gates(gates_from.file, gates_from.population, raw, spill=csv_spill)
+        result = imported.gating_result()
+    else:
+        result = gate_events(data, gating=gating, scatter=scatter, singlet_ratio=singlet_ratio,
+                             viability_channel=viability_channel, viability_threshold=viability_threshold,
+                             scatter_populations=scatter_populations)
+    skipped = any(g.name == "singlets" and g.note.startswith("skipped") for g in result.gates)
+    return result, imported, ["singlet_gate_skipped"] if skipped else []

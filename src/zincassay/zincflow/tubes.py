@@ -16,9 +16,9 @@ import numpy as np
 
 from zincassay.errors import ZincassayError
 from zincassay.flow.compensation import apply_compensation, check_finite
-from zincassay.flow.gates_io import ImportedGating, apply_gates
-from zincassay.flow.gating import GatingResult, gate_events
-from zincassay.io.fcs import FCSData, FCSError, read_fcs, read_spill_csv
+from zincassay.flow.gates_io import ImportedGating, gate_as_configured
+from zincassay.flow.gating import GatingResult
+from zincassay.io.fcs import FCSData, FCSError, read_fcs
 from zincassay.zincflow.settings import Subset, ZincflowSettings
 from zincassay.zincflow.subsets import subset_mask, valley_threshold
 
@@ -146,19 +146,14 @@ def gate_tube(path: str | Path, role: str, settings: ZincflowSettings) -> GatedT
                  f"the viability channel {settings.viability_channel!r} (zincflow.viability_channel)",
                  "set zincflow.viability_channel to the dye's $PnN or $PnS, or null")
     check_finite(raw, [settings.channel, settings.viability_channel])
-    data, flags = apply_compensation(raw, settings.compensate, settings.on_bad_spill)
+    data, flags, spill = apply_compensation(raw, settings.compensate, settings.on_bad_spill)
     g = settings.gates
-    imported = None
-    if settings.gates_from is not None:  # a facility's gates (FlowJo / GatingML), applied by FlowKit
-        csv_spill = read_spill_csv(settings.compensate) if settings.compensate not in ("auto", "off") else None
-        imported = apply_gates(settings.gates_from.file, settings.gates_from.population, raw, spill=csv_spill)
-        gating = imported.gating_result()
-    else:
-        gating = gate_events(data, gating=settings.gating, scatter=settings.scatter,  # type: ignore[arg-type]
-                             singlet_ratio=g.singlet_ratio, viability_channel=settings.viability_channel,
-                             viability_threshold=g.viability_threshold, scatter_populations="densest")
-    if any(x.name == "singlets" and x.note.startswith("skipped") for x in gating.gates):
-        flags.append("singlet_gate_skipped")
+    gating, imported, gate_flags = gate_as_configured(
+        raw, data, gates_from=settings.gates_from,
+        csv_spill=spill if settings.compensate not in ("auto", "off") else None, gating=settings.gating,
+        scatter=settings.scatter, singlet_ratio=g.singlet_ratio, viability_channel=settings.viability_channel,
+        viability_threshold=g.viability_threshold, scatter_populations="densest")
+    flags += gate_flags
     markers: dict[str, MarkerSplit] = {}
     values: dict[str, np.ndarray] = {}
     for name in settings.markers:
