@@ -160,9 +160,9 @@ def fit_background_surfaces(group_means: np.ndarray, design: np.ndarray, counts:
     mad = 1.4826 * np.median(np.abs(res - centre), axis=1, keepdims=True)
     keep = (np.abs(res) <= 3 * mad) | (mad == 0)
     redo = np.flatnonzero(~keep.all(axis=1) & (keep.sum(axis=1) >= design.shape[1] + 2))
-    for f in redo:
-        k = keep[f]
-        coef[f] = np.linalg.lstsq(design[k] * wgt[k, None], group_means[f, k] * wgt[k], rcond=None)[0]
+    if len(redo):  # the left-out groups' rows zeroed: one batched solve
+        k = keep[redo] * wgt
+        coef[redo] = np.einsum("fpg,fg->fp", np.linalg.pinv(design * k[:, :, None]), group_means[redo] * k)
     kept = np.where(keep, group_means, np.nan)
     return coef, np.nanmin(kept, axis=1), np.nanmax(kept, axis=1)
 
@@ -183,6 +183,7 @@ def _surface_degree(group_y: np.ndarray, group_x: np.ndarray, shape: tuple[int, 
 
 TAPS = (-1, 0, 1, 2)
 PHASE_STEPS = 20
+FRAME_CHUNK = 32  # frames measured at once
 
 
 def resampling_weights(phi: float) -> np.ndarray:
@@ -214,11 +215,10 @@ def _soft_mask_pairs(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.nda
     """(pixel, cell) pairs of the labels shifted by each of the 4 x 4 resampling offsets.
 
     Returns pixel coordinates ``py``, ``px`` (reference grid + offset), the cell (1..N) of each
-    pair, and a (P, 16) 0/1 membership of each pair in the label image shifted by
-    ``(TAPS[i], TAPS[j])`` (column ``4 i + j``). Pairs are sorted by cell. A frame displaced by
-    ``n + phi`` is measured as ``sum(frame[p + n] * (membership @ outer(w(phi_y), w(phi_x))))``:
-    the frame resampled onto the reference grid and summed over each cell, without resampling
-    the frame.
+    pair, and the pair's membership in the label image shifted by ``(TAPS[i], TAPS[j])`` as bit
+    ``4 i + j`` of an integer (P,). Pairs are sorted by cell. A frame displaced by ``n + phi`` is
+    measured as ``sum(frame[p + n] * (membership @ outer(w(phi_y), w(phi_x))))``: the frame
+    resampled onto the reference grid and summed over each cell, without resampling the frame.
     """
     h, w = labels.shape
     span = (h + 3) * (w + 3)
@@ -233,10 +233,9 @@ def _soft_mask_pairs(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.nda
     pair = keys >> 4
     first = np.flatnonzero(np.concatenate([[True], pair[1:] != pair[:-1]]))
     bits = np.bitwise_or.reduceat(np.left_shift(1, keys & 15), first) if len(keys) else np.zeros(0, np.int64)
-    member = ((bits[:, None] >> np.arange(16)) & 1).astype(np.float32)
     uniq = pair[first]
     py, px = np.divmod(uniq % span, w + 3)
-    return py - 1, px - 1, uniq // span, member
+    return py - 1, px - 1, uniq // span, bits
 
 
 BACKGROUND_GROUP_PX = 64
@@ -300,7 +299,7 @@ def extract_traces(data: np.ndarray, labels: np.ndarray, shifts: np.ndarray, sat
     """
     h, w = labels.shape
     n = int(labels.max())
-    py, px, cell, member = _soft_mask_pairs(labels)
+    py, px, cell, bits = _soft_mask_pairs(labels)
     starts = np.searchsorted(cell, np.arange(1, n + 1))
     area = np.bincount(labels.ravel(), minlength=n + 1)[1:].astype(np.float64)
     bg_idx = _background_pixels(labels, background_margin_px, max_background_px)
@@ -330,53 +329,58 @@ def extract_traces(data: np.ndarray, labels: np.ndarray, shifts: np.ndarray, sat
     bg_sums = np.full((T, len(bg_starts)), np.nan)
     measure = np.ones(T, dtype=bool) if frames is None else np.asarray(frames, dtype=bool)
     base = np.floor(shifts).astype(np.int64)
-    # fractional shifts quantised to 1/20 px (registration is good to about 0.1 px), so the
-    # per-pair weights are computed once per distinct phase, not once per frame
+    # fractional shifts quantised to 1/20 px (registration is good to about 0.1 px): the weights
+    # are computed once per distinct phase
     phase = np.minimum(np.rint((shifts - base) * PHASE_STEPS).astype(np.int64), PHASE_STEPS)
-    arr = np.asarray(data)  # a plain view of a memory map: cheaper to index
-    # per phase: the product's values (cell weights, then 1 for each background pixel) and the
-    # saturation matrix's values (1 where a pixel has at least half its weight in the cell)
-    weight_cache: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
-    # one sparse matrix (cells and background groups x pixels) gathers, weights and sums a whole
-    # frame in one pass; its structure changes only with the whole-pixel offset, its values with
-    # the phase
-    indptr = np.concatenate([starts, len(py) + bg_starts, [len(py) + len(bg_idx)]]).astype(np.int64)
-    nnz = len(py) + len(bg_idx)
-    matrix = sparse.csr_matrix((np.ones(nnz, np.float32), np.zeros(nnz, np.int64), indptr),
-                               shape=(n + len(bg_starts), h * w))
-    sat_matrix = sparse.csr_matrix((np.ones(len(py), np.float32), np.zeros(len(py), np.int64), indptr[:n + 1]),
-                                   shape=(n, h * w))
-    offset = None
-    for t, (dy, dx), pk in zip(range(T), base.tolist(), map(tuple, phase.tolist()), strict=True):
-        if not measure[t]:
-            continue
-        if (dy, dx) != offset:
-            offset = (dy, dx)
-            cols = np.clip(py + dy, 0, h - 1) * w + np.clip(px + dx, 0, w - 1)
-            matrix.indices = np.concatenate([cols, np.clip(bys + dy, 0, h - 1) * w + np.clip(bxs + dx, 0, w - 1)])
-            sat_matrix.indices = cols
-        if pk not in weight_cache:
-            weights = member @ _kernel(pk).ravel().astype(np.float32)
-            weight_cache[pk] = (np.concatenate([weights, np.ones(len(bg_idx), np.float32)]),
-                                (weights >= 0.5).astype(np.float32))
-        matrix.data, sat_matrix.data = weight_cache[pk]
-        frame = arr[t].ravel()
-        sums = matrix @ frame
-        mean[t] = sums[:n] / area
-        bg_sums[t] = sums[n:]
-        if n and frame.max() >= saturation_value:
-            saturated[t] = np.rint(sat_matrix @ (frame >= saturation_value)).astype(np.int64)
+    done = np.flatnonzero(measure)
+    phases, phase_of = np.unique(phase[done], axis=0, return_inverse=True)
+    offsets, offset_of = np.unique(base[done], axis=0, return_inverse=True)
+    phase_of, offset_of = np.ravel(phase_of), np.ravel(offset_of)
+    # a cell's pairs in groups of one membership, which share their weight in every frame: the
+    # frames are summed over each group with fixed 0/1 weights, then the groups weighted
+    order = np.lexsort((bits, cell))
+    first = np.flatnonzero(np.concatenate([[True], (cell[order][1:] != cell[order][:-1])
+                                           | (bits[order][1:] != bits[order][:-1])])) if len(order) else order
+    group_member = ((bits[order][first, None] >> np.arange(16)) & 1).astype(np.float32)  # (groups, 16)
+    kernels = np.array([_kernel(q).ravel() for q in map(tuple, phases.tolist())], np.float32).reshape(-1, 16)
+    n_groups = len(first)
+    cell_groups = sparse.csr_matrix((np.ones(n_groups, np.float32), np.arange(n_groups), np.searchsorted(
+        cell[order][first], np.arange(1, n + 2))), shape=(n, n_groups))
+    # every pixel measured (cells' pairs, then cell-free pixels) in raster order; translating and
+    # clipping to the frame keep that order, so one 0/1 matrix (groups of pairs, then groups of
+    # cell-free pixels x these pixels) sums the frames at any whole-pixel offset
+    ref, where = np.unique((np.concatenate([py[order], bys]) + 1) * (w + 3) + np.concatenate([px[order], bxs]) + 1,
+                           return_inverse=True)
+    ref_y, ref_x = np.divmod(ref, w + 3)
+    gather = [np.clip(ref_y - 1 + dy, 0, h - 1) * w + np.clip(ref_x - 1 + dx, 0, w - 1) for dy, dx in offsets.tolist()]
+    indptr = np.concatenate([first, len(py) + bg_starts, [len(py) + len(bg_idx)]])
+    group_sums = sparse.csr_matrix((np.ones(len(indptr) and indptr[-1], np.float32), np.ravel(where), indptr),
+                                   shape=(n_groups + len(bg_starts), len(ref)))
+    stack = np.asarray(data).reshape(T, h * w)  # a plain view of a memory map: cheaper to index
+    rows = np.empty((FRAME_CHUNK, len(ref)), stack.dtype)
+    cols = np.empty((len(ref), FRAME_CHUNK), np.result_type(stack.dtype, np.float32))
+    for i in range(0, len(done), FRAME_CHUNK):
+        # each frame's pixels gathered in one pass (raster order), the chunk transposed to
+        # (pixels, frames): the product then does every frame of the chunk at once
+        fr = done[i:i + FRAME_CHUNK]
+        for j, (t, o) in enumerate(zip(fr, offset_of[i:i + FRAME_CHUNK], strict=True)):
+            np.take(stack[t], gather[o], out=rows[j], mode="clip")  # indices are in range: no check
+        x = cols[:, :len(fr)]
+        np.copyto(x, rows[:len(fr)].T)
+        sums = group_sums @ x
+        weight = group_member @ kernels[phase_of[i:i + FRAME_CHUNK]].T  # (groups, frames)
+        mean[fr] = (cell_groups @ (sums[:n_groups] * weight)).T / area
+        bg_sums[fr] = sums[n_groups:].T
+        if n and rows[:len(fr)].max() >= saturation_value:  # pixels with at least half their weight in the cell
+            hot = group_sums @ (x >= saturation_value).astype(np.float32)
+            saturated[fr] = np.rint(cell_groups @ (hot[:n_groups] * (weight >= 0.5))).T.astype(np.int64)
     background = _clipped_group_mean(bg_sums, bg_counts) if len(bg_idx) else np.full(T, np.nan)
     if len(bg_idx):
         # the surface in camera coordinates: the cell-free pixels of the reference grid sit at
         # (reference + whole-pixel offset) in each frame, the cells at their centroid + shift;
         # frames that share an offset share a design and are fitted together
-        done = np.flatnonzero(measure)
-        offsets = base[done]
-        keys, which = np.unique(offsets, axis=0, return_inverse=True)
-        which = np.asarray(which).ravel()
-        for j, (dy, dx) in enumerate(keys.tolist()):
-            fr = done[which == j]
+        for j, (dy, dx) in enumerate(offsets.tolist()):
+            fr = done[offset_of == j]
             terms = _monomials(np.clip(bys + dy, 0, h - 1), np.clip(bxs + dx, 0, w - 1), (h, w), degree)
             design = np.stack([np.bincount(group_of, weights=terms[:, k], minlength=len(bg_starts))
                                for k in range(n_terms)], axis=1) / bg_counts[:, None]
