@@ -160,9 +160,14 @@ def fit_background_surfaces(group_means: np.ndarray, design: np.ndarray, counts:
     mad = 1.4826 * np.median(np.abs(res - centre), axis=1, keepdims=True)
     keep = (np.abs(res) <= 3 * mad) | (mad == 0)
     redo = np.flatnonzero(~keep.all(axis=1) & (keep.sum(axis=1) >= design.shape[1] + 2))
-    if len(redo):  # the left-out groups' rows zeroed: one batched solve
-        k = keep[redo] * wgt
-        coef[redo] = np.einsum("fpg,fg->fp", np.linalg.pinv(design * k[:, :, None]), group_means[redo] * k)
+    if len(redo):  # normal equations of the kept groups, every frame in one batched solve
+        k = keep[redo] * counts
+        gram = (k @ (design[:, :, None] * design[:, None, :]).reshape(len(design), -1)).reshape(-1, *design.shape[1:] * 2)
+        rhs = ((k * group_means[redo]) @ design)[..., None]
+        try:
+            coef[redo] = np.linalg.solve(gram, rhs)[..., 0]
+        except np.linalg.LinAlgError:  # kept groups that do not hold the surface: least norm
+            coef[redo] = (np.linalg.pinv(gram, hermitian=True) @ rhs)[..., 0]
     kept = np.where(keep, group_means, np.nan)
     return coef, np.nanmin(kept, axis=1), np.nanmax(kept, axis=1)
 
@@ -239,6 +244,17 @@ def _soft_mask_pairs(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.nda
 
 
 BACKGROUND_GROUP_PX = 64
+
+
+def _segment_sums(x: np.ndarray, starts: np.ndarray, dtype: type | None = None) -> np.ndarray:
+    """Sums of ``x`` (F, P) over runs of columns, each from its start to the next start (``starts``
+    sorted; the last run ends at P); 0 for an empty run. Returns (F, len(starts))."""
+    ends = np.append(starts[1:], x.shape[1])
+    full = np.flatnonzero(ends > starts)
+    out = np.zeros((len(x), len(starts)), dtype or x.dtype)
+    if len(full):
+        out[:, full] = np.add.reduceat(x, starts[full], axis=1, dtype=dtype)
+    return out
 
 
 def _clipped_group_mean(sums: np.ndarray, counts: np.ndarray) -> np.ndarray:
@@ -336,44 +352,36 @@ def extract_traces(data: np.ndarray, labels: np.ndarray, shifts: np.ndarray, sat
     phases, phase_of = np.unique(phase[done], axis=0, return_inverse=True)
     offsets, offset_of = np.unique(base[done], axis=0, return_inverse=True)
     phase_of, offset_of = np.ravel(phase_of), np.ravel(offset_of)
-    # a cell's pairs in groups of one membership, which share their weight in every frame: the
-    # frames are summed over each group with fixed 0/1 weights, then the groups weighted
-    order = np.lexsort((bits, cell))
-    first = np.flatnonzero(np.concatenate([[True], (cell[order][1:] != cell[order][:-1])
-                                           | (bits[order][1:] != bits[order][:-1])])) if len(order) else order
-    group_member = ((bits[order][first, None] >> np.arange(16)) & 1).astype(np.float32)  # (groups, 16)
-    kernels = np.array([_kernel(q).ravel() for q in map(tuple, phases.tolist())], np.float32).reshape(-1, 16)
-    n_groups = len(first)
-    cell_groups = sparse.csr_matrix((np.ones(n_groups, np.float32), np.arange(n_groups), np.searchsorted(
-        cell[order][first], np.arange(1, n + 2))), shape=(n, n_groups))
-    # every pixel measured (cells' pairs, then cell-free pixels) in raster order; translating and
-    # clipping to the frame keep that order, so one 0/1 matrix (groups of pairs, then groups of
-    # cell-free pixels x these pixels) sums the frames at any whole-pixel offset
-    ref, where = np.unique((np.concatenate([py[order], bys]) + 1) * (w + 3) + np.concatenate([px[order], bxs]) + 1,
-                           return_inverse=True)
-    ref_y, ref_x = np.divmod(ref, w + 3)
-    gather = [np.clip(ref_y - 1 + dy, 0, h - 1) * w + np.clip(ref_x - 1 + dx, 0, w - 1) for dy, dx in offsets.tolist()]
-    indptr = np.concatenate([first, len(py) + bg_starts, [len(py) + len(bg_idx)]])
-    group_sums = sparse.csr_matrix((np.ones(len(indptr) and indptr[-1], np.float32), np.ravel(where), indptr),
-                                   shape=(n_groups + len(bg_starts), len(ref)))
     stack = np.asarray(data).reshape(T, h * w)  # a plain view of a memory map: cheaper to index
-    rows = np.empty((FRAME_CHUNK, len(ref)), stack.dtype)
-    cols = np.empty((len(ref), FRAME_CHUNK), np.result_type(stack.dtype, np.float32))
-    for i in range(0, len(done), FRAME_CHUNK):
-        # each frame's pixels gathered in one pass (raster order), the chunk transposed to
-        # (pixels, frames): the product then does every frame of the chunk at once
-        fr = done[i:i + FRAME_CHUNK]
-        for j, (t, o) in enumerate(zip(fr, offset_of[i:i + FRAME_CHUNK], strict=True)):
-            np.take(stack[t], gather[o], out=rows[j], mode="clip")  # indices are in range: no check
-        x = cols[:, :len(fr)]
-        np.copyto(x, rows[:len(fr)].T)
-        sums = group_sums @ x
-        weight = group_member @ kernels[phase_of[i:i + FRAME_CHUNK]].T  # (groups, frames)
-        mean[fr] = (cell_groups @ (sums[:n_groups] * weight)).T / area
-        bg_sums[fr] = sums[n_groups:].T
-        if n and rows[:len(fr)].max() >= saturation_value:  # pixels with at least half their weight in the cell
-            hot = group_sums @ (x >= saturation_value).astype(np.float32)
-            saturated[fr] = np.rint(cell_groups @ (hot[:n_groups] * (weight >= 0.5))).T.astype(np.int64)
+    dtype = np.result_type(stack.dtype, np.float32)
+    # each pair's weight for each phase: the few distinct memberships weighted once per phase
+    patterns, pattern_of = np.unique(bits, return_inverse=True)
+    pattern_of = np.ravel(pattern_of)
+    kernels = np.array([_kernel(q).ravel() for q in map(tuple, phases.tolist())]).reshape(-1, 16)
+    pattern_weights = (kernels @ ((patterns[:, None] >> np.arange(16)) & 1).T).astype(dtype)
+    # the pixels each frame is measured on at its whole-pixel offset: the pairs (by cell), then
+    # the cell-free sample (by group)
+    gather = [np.concatenate([np.clip(py + dy, 0, h - 1) * w + np.clip(px + dx, 0, w - 1),
+                              np.clip(bys + dy, 0, h - 1) * w + np.clip(bxs + dx, 0, w - 1)])
+              for dy, dx in offsets.tolist()]
+    pixels = np.empty((FRAME_CHUNK, len(py) + len(bg_idx)), stack.dtype)
+    weighted = np.empty((FRAME_CHUNK, len(py)), dtype)
+    # frames in chunks of one phase (so of one weight per pair): each frame's pixels gathered in
+    # one pass, then weighted and summed over each cell and background group for the whole chunk
+    by_phase = np.argsort(phase_of, kind="stable")
+    cut = np.flatnonzero(np.diff(phase_of[by_phase])) + 1
+    for same in np.split(by_phase, cut) if len(done) else []:
+        weight = np.take(pattern_weights[phase_of[same[0]]], pattern_of)
+        for i in range(0, len(same), FRAME_CHUNK):
+            fr = done[same[i:i + FRAME_CHUNK]]
+            x = pixels[:len(fr)]
+            for t, o, row in zip(fr, offset_of[same[i:i + FRAME_CHUNK]], x, strict=True):
+                np.take(stack[t], gather[o], out=row, mode="clip")  # indices are in range: no check
+            cells = x[:, :len(py)]
+            if n and cells.max() >= saturation_value:  # pixels with at least half their weight in the cell
+                saturated[fr] = _segment_sums((cells >= saturation_value) & (weight >= 0.5), starts, np.int64)
+            mean[fr] = _segment_sums(np.multiply(cells, weight, out=weighted[:len(fr)]), starts) / area
+            bg_sums[fr] = _segment_sums(x[:, len(py):], bg_starts, np.float64)
     background = _clipped_group_mean(bg_sums, bg_counts) if len(bg_idx) else np.full(T, np.nan)
     if len(bg_idx):
         # the surface in camera coordinates: the cell-free pixels of the reference grid sit at
