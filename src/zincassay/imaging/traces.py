@@ -1,11 +1,11 @@
 """Per-cell intensity traces with label-indexed reductions (no Python loop over cells).
 
-Each cell is a row of a sparse matrix (cells x pixels) holding the resampling weights of its
-pixels for the frame's registration shift; one sparse product with the flattened frame gathers,
-weights and sums every cell at once; further rows sum groups of cell-free pixels for the
-background. The matrix's column indices change only with the whole-pixel offset and its values
-only with the (quantised) sub-pixel phase. Frames are read one at a time (a memory-mapped stack
-is never copied whole or cast to float64).
+Each cell is a run of (pixel, cell) pairs holding the resampling weights of its pixels for the
+frame's registration shift, followed by groups of cell-free pixels for the background. A frame's
+pixels are gathered once (their positions change only with the whole-pixel offset); frames are
+taken in chunks of one quantised sub-pixel phase (so of one weight per pair), and one multiply and
+one segmented sum give every cell and background group of the whole chunk. Frames are read one
+at a time (a memory-mapped stack is never copied whole or cast to float64).
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy import ndimage as ndi
-from scipy import sparse
 
 __all__ = ["Traces", "extract_traces", "fit_background_surfaces"]
 
@@ -161,8 +160,8 @@ def fit_background_surfaces(group_means: np.ndarray, design: np.ndarray, counts:
     keep = (np.abs(res) <= 3 * mad) | (mad == 0)
     redo = np.flatnonzero(~keep.all(axis=1) & (keep.sum(axis=1) >= design.shape[1] + 2))
     if len(redo):  # normal equations of the kept groups, every frame in one batched solve
-        k = keep[redo] * counts
-        gram = (k @ (design[:, :, None] * design[:, None, :]).reshape(len(design), -1)).reshape(-1, *design.shape[1:] * 2)
+        k, p = keep[redo] * counts, design.shape[1]
+        gram = (k @ (design[:, :, None] * design[:, None, :]).reshape(-1, p * p)).reshape(-1, p, p)
         rhs = ((k * group_means[redo]) @ design)[..., None]
         try:
             coef[redo] = np.linalg.solve(gram, rhs)[..., 0]
@@ -188,7 +187,7 @@ def _surface_degree(group_y: np.ndarray, group_x: np.ndarray, shape: tuple[int, 
 
 TAPS = (-1, 0, 1, 2)
 PHASE_STEPS = 20
-FRAME_CHUNK = 32  # frames measured at once
+FRAME_CHUNK = 32  # frames gathered, weighted and summed at once
 
 
 def resampling_weights(phi: float) -> np.ndarray:
@@ -317,12 +316,12 @@ def extract_traces(data: np.ndarray, labels: np.ndarray, shifts: np.ndarray, sat
     n = int(labels.max())
     py, px, cell, bits = _soft_mask_pairs(labels)
     starts = np.searchsorted(cell, np.arange(1, n + 1))
-    area = np.bincount(labels.ravel(), minlength=n + 1)[1:].astype(np.float64)
+    ys, xs = np.nonzero(labels)
+    area = np.bincount(labels[ys, xs], minlength=n + 1)[1:].astype(np.float64)
     bg_idx = _background_pixels(labels, background_margin_px, max_background_px)
     bys, bxs = np.divmod(bg_idx, w)
-    # cell-free pixels in raster-order groups of BACKGROUND_GROUP_PX: extra rows of the same
-    # sparse product, so the background costs no gather of its own
-    # groups: runs of at most BACKGROUND_GROUP_PX pixels within one tile (bg_idx is sorted by tile)
+    # cell-free pixels in groups (runs of at most BACKGROUND_GROUP_PX pixels within one tile;
+    # bg_idx is sorted by tile), gathered and summed with the cells' pairs
     tile = _tiles(bg_idx, (h, w))
     rank = np.arange(len(bg_idx)) - np.searchsorted(tile, tile)
     new = np.concatenate([[True], (tile[1:] != tile[:-1]) | (rank[1:] % BACKGROUND_GROUP_PX == 0)]) if len(bg_idx) else \
@@ -334,9 +333,7 @@ def extract_traces(data: np.ndarray, labels: np.ndarray, shifts: np.ndarray, sat
     gx = np.bincount(group_of, weights=bxs, minlength=len(bg_starts)) / np.maximum(bg_counts, 1)
     degree = _surface_degree(gy, gx, (h, w), len(bg_starts)) if len(bg_idx) else 0
     n_terms = (degree + 1) * (degree + 2) // 2
-    cell_y = np.bincount(labels.ravel(), weights=np.repeat(np.arange(h, dtype=np.float64), w), minlength=n + 1)[1:]
-    cell_x = np.bincount(labels.ravel(), weights=np.tile(np.arange(w, dtype=np.float64), h), minlength=n + 1)[1:]
-    cell_y, cell_x = cell_y / np.maximum(area, 1), cell_x / np.maximum(area, 1)
+    cell_y, cell_x = (np.bincount(labels[ys, xs], weights=v, minlength=n + 1)[1:] / np.maximum(area, 1) for v in (ys, xs))
     T = len(data)
     local = np.full((T, n), np.nan)
     coefs = np.full((T, n_terms), np.nan)
@@ -360,28 +357,34 @@ def extract_traces(data: np.ndarray, labels: np.ndarray, shifts: np.ndarray, sat
     kernels = np.array([_kernel(q).ravel() for q in map(tuple, phases.tolist())]).reshape(-1, 16)
     pattern_weights = (kernels @ ((patterns[:, None] >> np.arange(16)) & 1).T).astype(dtype)
     # the pixels each frame is measured on at its whole-pixel offset: the pairs (by cell), then
-    # the cell-free sample (by group)
+    # the cell-free sample (by group), summed over runs that start at ``runs``
     gather = [np.concatenate([np.clip(py + dy, 0, h - 1) * w + np.clip(px + dx, 0, w - 1),
                               np.clip(bys + dy, 0, h - 1) * w + np.clip(bxs + dx, 0, w - 1)])
               for dy, dx in offsets.tolist()]
+    runs = np.concatenate([starts, len(py) + bg_starts])
     pixels = np.empty((FRAME_CHUNK, len(py) + len(bg_idx)), stack.dtype)
-    weighted = np.empty((FRAME_CHUNK, len(py)), dtype)
+    weighted = np.empty(pixels.shape, dtype)
+    weight = np.ones(pixels.shape[1], dtype)  # the pairs' weights for a phase, then 1 for the sample
     # frames in chunks of one phase (so of one weight per pair): each frame's pixels gathered in
     # one pass, then weighted and summed over each cell and background group for the whole chunk
     by_phase = np.argsort(phase_of, kind="stable")
-    cut = np.flatnonzero(np.diff(phase_of[by_phase])) + 1
-    for same in np.split(by_phase, cut) if len(done) else []:
-        weight = np.take(pattern_weights[phase_of[same[0]]], pattern_of)
+    for same in np.split(by_phase, np.flatnonzero(np.diff(phase_of[by_phase])) + 1) if len(done) else []:
+        np.take(pattern_weights[phase_of[same[0]]], pattern_of, out=weight[:len(py)])
         for i in range(0, len(same), FRAME_CHUNK):
             fr = done[same[i:i + FRAME_CHUNK]]
-            x = pixels[:len(fr)]
+            x, prod = pixels[:len(fr)], weighted[:len(fr)]
             for t, o, row in zip(fr, offset_of[same[i:i + FRAME_CHUNK]], x, strict=True):
                 np.take(stack[t], gather[o], out=row, mode="clip")  # indices are in range: no check
             cells = x[:, :len(py)]
             if n and cells.max() >= saturation_value:  # pixels with at least half their weight in the cell
-                saturated[fr] = _segment_sums((cells >= saturation_value) & (weight >= 0.5), starts, np.int64)
-            mean[fr] = _segment_sums(np.multiply(cells, weight, out=weighted[:len(fr)]), starts) / area
-            bg_sums[fr] = _segment_sums(x[:, len(py):], bg_starts, np.float64)
+                saturated[fr] = _segment_sums((cells >= saturation_value) & (weight[:len(py)] >= 0.5), starts,
+                                              np.int64)
+            np.copyto(prod, x)  # then a multiply of one type (a mixed one is twice as slow)
+            # float32 sums for integer frames, like the sparse product they replace (a background
+            # group of <= 64 pixels of 16 bits sums exactly)
+            sums = _segment_sums(np.multiply(prod, weight, out=prod), runs)
+            mean[fr] = sums[:, :n] / area
+            bg_sums[fr] = sums[:, n:]
     background = _clipped_group_mean(bg_sums, bg_counts) if len(bg_idx) else np.full(T, np.nan)
     if len(bg_idx):
         # the surface in camera coordinates: the cell-free pixels of the reference grid sit at
