@@ -380,8 +380,8 @@ def extract_traces(data: np.ndarray, labels: np.ndarray, shifts: np.ndarray, sat
                 saturated[fr] = _segment_sums((cells >= saturation_value) & (weight[:len(py)] >= 0.5), starts,
                                               np.int64)
             np.copyto(prod, x)  # then a multiply of one type (a mixed one is twice as slow)
-            # float32 sums for integer frames, like the sparse product they replace (a background
-            # group of <= 64 pixels of 16 bits sums exactly)
+            # float32 sums for integer frames (a background group of <= 64 pixels of 16 bits sums
+            # exactly; a cell's weighted sum is good to about 1e-7)
             sums = _segment_sums(np.multiply(prod, weight, out=prod), runs)
             mean[fr] = sums[:, :n] / area
             bg_sums[fr] = sums[:, n:]
