@@ -1,4 +1,5 @@
-"""The example workflow on a real single-node SLURM (tests/cluster/run_slurm.sh).
+"""The example workflow (donor D1 of every assay, the cytokine standards and the ELISA plate: every
+rule) on a real single-node SLURM and locally, tables compared byte for byte (tests/cluster/run_slurm.sh).
 
 Runs when Debian's slurm-wlm and munge are installed and the tests run as root (``.ci/run``
 installs them on CI); skips otherwise. It takes about 3 minutes.
