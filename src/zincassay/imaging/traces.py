@@ -1,11 +1,11 @@
 """Per-cell intensity traces with label-indexed reductions (no Python loop over cells).
 
-Each cell is a row of a sparse matrix (cells x pixels) holding the resampling weights of its
-pixels for the frame's registration shift; one sparse product with the flattened frame gathers,
-weights and sums every cell at once; further rows sum groups of cell-free pixels for the
-background. The matrix's column indices change only with the whole-pixel offset and its values
-only with the (quantised) sub-pixel phase. Frames are read one at a time (a memory-mapped stack
-is never copied whole or cast to float64).
+Each cell is a run of (pixel, cell) pairs holding the resampling weights of its pixels for the
+frame's registration shift, followed by groups of cell-free pixels for the background. A frame's
+pixels are gathered once (their positions change only with the whole-pixel offset); frames are
+taken in chunks of one quantised sub-pixel phase (so of one weight per pair), and one multiply and
+one segmented sum give every cell and background group of the whole chunk. Frames are read one
+at a time (a memory-mapped stack is never copied whole or cast to float64).
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy import ndimage as ndi
-from scipy import sparse
 
 __all__ = ["Traces", "extract_traces", "fit_background_surfaces"]
 
@@ -160,9 +159,14 @@ def fit_background_surfaces(group_means: np.ndarray, design: np.ndarray, counts:
     mad = 1.4826 * np.median(np.abs(res - centre), axis=1, keepdims=True)
     keep = (np.abs(res) <= 3 * mad) | (mad == 0)
     redo = np.flatnonzero(~keep.all(axis=1) & (keep.sum(axis=1) >= design.shape[1] + 2))
-    for f in redo:
-        k = keep[f]
-        coef[f] = np.linalg.lstsq(design[k] * wgt[k, None], group_means[f, k] * wgt[k], rcond=None)[0]
+    if len(redo):  # normal equations of the kept groups, every frame in one batched solve
+        k, p = keep[redo] * counts, design.shape[1]
+        gram = (k @ (design[:, :, None] * design[:, None, :]).reshape(-1, p * p)).reshape(-1, p, p)
+        rhs = ((k * group_means[redo]) @ design)[..., None]
+        try:
+            coef[redo] = np.linalg.solve(gram, rhs)[..., 0]
+        except np.linalg.LinAlgError:  # kept groups that do not hold the surface: least norm
+            coef[redo] = (np.linalg.pinv(gram, hermitian=True) @ rhs)[..., 0]
     kept = np.where(keep, group_means, np.nan)
     return coef, np.nanmin(kept, axis=1), np.nanmax(kept, axis=1)
 
@@ -183,6 +187,7 @@ def _surface_degree(group_y: np.ndarray, group_x: np.ndarray, shape: tuple[int, 
 
 TAPS = (-1, 0, 1, 2)
 PHASE_STEPS = 20
+FRAME_CHUNK = 32  # frames gathered, weighted and summed at once
 
 
 def resampling_weights(phi: float) -> np.ndarray:
@@ -214,11 +219,10 @@ def _soft_mask_pairs(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.nda
     """(pixel, cell) pairs of the labels shifted by each of the 4 x 4 resampling offsets.
 
     Returns pixel coordinates ``py``, ``px`` (reference grid + offset), the cell (1..N) of each
-    pair, and a (P, 16) 0/1 membership of each pair in the label image shifted by
-    ``(TAPS[i], TAPS[j])`` (column ``4 i + j``). Pairs are sorted by cell. A frame displaced by
-    ``n + phi`` is measured as ``sum(frame[p + n] * (membership @ outer(w(phi_y), w(phi_x))))``:
-    the frame resampled onto the reference grid and summed over each cell, without resampling
-    the frame.
+    pair, and the pair's membership in the label image shifted by ``(TAPS[i], TAPS[j])`` as bit
+    ``4 i + j`` of an integer (P,). Pairs are sorted by cell. A frame displaced by ``n + phi`` is
+    measured as ``sum(frame[p + n] * (membership @ outer(w(phi_y), w(phi_x))))``: the frame
+    resampled onto the reference grid and summed over each cell, without resampling the frame.
     """
     h, w = labels.shape
     span = (h + 3) * (w + 3)
@@ -233,13 +237,23 @@ def _soft_mask_pairs(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.nda
     pair = keys >> 4
     first = np.flatnonzero(np.concatenate([[True], pair[1:] != pair[:-1]]))
     bits = np.bitwise_or.reduceat(np.left_shift(1, keys & 15), first) if len(keys) else np.zeros(0, np.int64)
-    member = ((bits[:, None] >> np.arange(16)) & 1).astype(np.float32)
     uniq = pair[first]
     py, px = np.divmod(uniq % span, w + 3)
-    return py - 1, px - 1, uniq // span, member
+    return py - 1, px - 1, uniq // span, bits
 
 
 BACKGROUND_GROUP_PX = 64
+
+
+def _segment_sums(x: np.ndarray, starts: np.ndarray, dtype: type | None = None) -> np.ndarray:
+    """Sums of ``x`` (F, P) over runs of columns, each from its start to the next start (``starts``
+    sorted; the last run ends at P); 0 for an empty run. Returns (F, len(starts))."""
+    ends = np.append(starts[1:], x.shape[1])
+    full = np.flatnonzero(ends > starts)
+    out = np.zeros((len(x), len(starts)), dtype or x.dtype)
+    if len(full):
+        out[:, full] = np.add.reduceat(x, starts[full], axis=1, dtype=dtype)
+    return out
 
 
 def _clipped_group_mean(sums: np.ndarray, counts: np.ndarray) -> np.ndarray:
@@ -300,14 +314,14 @@ def extract_traces(data: np.ndarray, labels: np.ndarray, shifts: np.ndarray, sat
     """
     h, w = labels.shape
     n = int(labels.max())
-    py, px, cell, member = _soft_mask_pairs(labels)
+    py, px, cell, bits = _soft_mask_pairs(labels)
     starts = np.searchsorted(cell, np.arange(1, n + 1))
-    area = np.bincount(labels.ravel(), minlength=n + 1)[1:].astype(np.float64)
+    ys, xs = np.nonzero(labels)
+    area = np.bincount(labels[ys, xs], minlength=n + 1)[1:].astype(np.float64)
     bg_idx = _background_pixels(labels, background_margin_px, max_background_px)
     bys, bxs = np.divmod(bg_idx, w)
-    # cell-free pixels in raster-order groups of BACKGROUND_GROUP_PX: extra rows of the same
-    # sparse product, so the background costs no gather of its own
-    # groups: runs of at most BACKGROUND_GROUP_PX pixels within one tile (bg_idx is sorted by tile)
+    # cell-free pixels in groups (runs of at most BACKGROUND_GROUP_PX pixels within one tile;
+    # bg_idx is sorted by tile), gathered and summed with the cells' pairs
     tile = _tiles(bg_idx, (h, w))
     rank = np.arange(len(bg_idx)) - np.searchsorted(tile, tile)
     new = np.concatenate([[True], (tile[1:] != tile[:-1]) | (rank[1:] % BACKGROUND_GROUP_PX == 0)]) if len(bg_idx) else \
@@ -319,9 +333,7 @@ def extract_traces(data: np.ndarray, labels: np.ndarray, shifts: np.ndarray, sat
     gx = np.bincount(group_of, weights=bxs, minlength=len(bg_starts)) / np.maximum(bg_counts, 1)
     degree = _surface_degree(gy, gx, (h, w), len(bg_starts)) if len(bg_idx) else 0
     n_terms = (degree + 1) * (degree + 2) // 2
-    cell_y = np.bincount(labels.ravel(), weights=np.repeat(np.arange(h, dtype=np.float64), w), minlength=n + 1)[1:]
-    cell_x = np.bincount(labels.ravel(), weights=np.tile(np.arange(w, dtype=np.float64), h), minlength=n + 1)[1:]
-    cell_y, cell_x = cell_y / np.maximum(area, 1), cell_x / np.maximum(area, 1)
+    cell_y, cell_x = (np.bincount(labels[ys, xs], weights=v, minlength=n + 1)[1:] / np.maximum(area, 1) for v in (ys, xs))
     T = len(data)
     local = np.full((T, n), np.nan)
     coefs = np.full((T, n_terms), np.nan)
@@ -330,53 +342,56 @@ def extract_traces(data: np.ndarray, labels: np.ndarray, shifts: np.ndarray, sat
     bg_sums = np.full((T, len(bg_starts)), np.nan)
     measure = np.ones(T, dtype=bool) if frames is None else np.asarray(frames, dtype=bool)
     base = np.floor(shifts).astype(np.int64)
-    # fractional shifts quantised to 1/20 px (registration is good to about 0.1 px), so the
-    # per-pair weights are computed once per distinct phase, not once per frame
+    # fractional shifts quantised to 1/20 px (registration is good to about 0.1 px): the weights
+    # are computed once per distinct phase
     phase = np.minimum(np.rint((shifts - base) * PHASE_STEPS).astype(np.int64), PHASE_STEPS)
-    arr = np.asarray(data)  # a plain view of a memory map: cheaper to index
-    # per phase: the product's values (cell weights, then 1 for each background pixel) and the
-    # saturation matrix's values (1 where a pixel has at least half its weight in the cell)
-    weight_cache: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
-    # one sparse matrix (cells and background groups x pixels) gathers, weights and sums a whole
-    # frame in one pass; its structure changes only with the whole-pixel offset, its values with
-    # the phase
-    indptr = np.concatenate([starts, len(py) + bg_starts, [len(py) + len(bg_idx)]]).astype(np.int64)
-    nnz = len(py) + len(bg_idx)
-    matrix = sparse.csr_matrix((np.ones(nnz, np.float32), np.zeros(nnz, np.int64), indptr),
-                               shape=(n + len(bg_starts), h * w))
-    sat_matrix = sparse.csr_matrix((np.ones(len(py), np.float32), np.zeros(len(py), np.int64), indptr[:n + 1]),
-                                   shape=(n, h * w))
-    offset = None
-    for t, (dy, dx), pk in zip(range(T), base.tolist(), map(tuple, phase.tolist()), strict=True):
-        if not measure[t]:
-            continue
-        if (dy, dx) != offset:
-            offset = (dy, dx)
-            cols = np.clip(py + dy, 0, h - 1) * w + np.clip(px + dx, 0, w - 1)
-            matrix.indices = np.concatenate([cols, np.clip(bys + dy, 0, h - 1) * w + np.clip(bxs + dx, 0, w - 1)])
-            sat_matrix.indices = cols
-        if pk not in weight_cache:
-            weights = member @ _kernel(pk).ravel().astype(np.float32)
-            weight_cache[pk] = (np.concatenate([weights, np.ones(len(bg_idx), np.float32)]),
-                                (weights >= 0.5).astype(np.float32))
-        matrix.data, sat_matrix.data = weight_cache[pk]
-        frame = arr[t].ravel()
-        sums = matrix @ frame
-        mean[t] = sums[:n] / area
-        bg_sums[t] = sums[n:]
-        if n and frame.max() >= saturation_value:
-            saturated[t] = np.rint(sat_matrix @ (frame >= saturation_value)).astype(np.int64)
+    done = np.flatnonzero(measure)
+    phases, phase_of = np.unique(phase[done], axis=0, return_inverse=True)
+    offsets, offset_of = np.unique(base[done], axis=0, return_inverse=True)
+    phase_of, offset_of = np.ravel(phase_of), np.ravel(offset_of)
+    stack = np.asarray(data).reshape(T, h * w)  # a plain view of a memory map: cheaper to index
+    dtype = np.result_type(stack.dtype, np.float32)
+    # each pair's weight for each phase: the few distinct memberships weighted once per phase
+    patterns, pattern_of = np.unique(bits, return_inverse=True)
+    pattern_of = np.ravel(pattern_of)
+    kernels = np.array([_kernel(q).ravel() for q in map(tuple, phases.tolist())]).reshape(-1, 16)
+    pattern_weights = (kernels @ ((patterns[:, None] >> np.arange(16)) & 1).T).astype(dtype)
+    # the pixels each frame is measured on at its whole-pixel offset: the pairs (by cell), then
+    # the cell-free sample (by group), summed over runs that start at ``runs``
+    gather = [np.concatenate([np.clip(py + dy, 0, h - 1) * w + np.clip(px + dx, 0, w - 1),
+                              np.clip(bys + dy, 0, h - 1) * w + np.clip(bxs + dx, 0, w - 1)])
+              for dy, dx in offsets.tolist()]
+    runs = np.concatenate([starts, len(py) + bg_starts])
+    pixels = np.empty((FRAME_CHUNK, len(py) + len(bg_idx)), stack.dtype)
+    weighted = np.empty(pixels.shape, dtype)
+    weight = np.ones(pixels.shape[1], dtype)  # the pairs' weights for a phase, then 1 for the sample
+    # frames in chunks of one phase (so of one weight per pair): each frame's pixels gathered in
+    # one pass, then weighted and summed over each cell and background group for the whole chunk
+    by_phase = np.argsort(phase_of, kind="stable")
+    for same in np.split(by_phase, np.flatnonzero(np.diff(phase_of[by_phase])) + 1) if len(done) else []:
+        np.take(pattern_weights[phase_of[same[0]]], pattern_of, out=weight[:len(py)])
+        for i in range(0, len(same), FRAME_CHUNK):
+            fr = done[same[i:i + FRAME_CHUNK]]
+            x, prod = pixels[:len(fr)], weighted[:len(fr)]
+            for t, o, row in zip(fr, offset_of[same[i:i + FRAME_CHUNK]], x, strict=True):
+                np.take(stack[t], gather[o], out=row, mode="clip")  # indices are in range: no check
+            cells = x[:, :len(py)]
+            if n and cells.max() >= saturation_value:  # pixels with at least half their weight in the cell
+                saturated[fr] = _segment_sums((cells >= saturation_value) & (weight[:len(py)] >= 0.5), starts,
+                                              np.int64)
+            np.copyto(prod, x)  # then a multiply of one type (a mixed one is twice as slow)
+            # float32 sums for integer frames (a background group of <= 64 pixels of 16 bits sums
+            # exactly; a cell's weighted sum is good to about 1e-7)
+            sums = _segment_sums(np.multiply(prod, weight, out=prod), runs)
+            mean[fr] = sums[:, :n] / area
+            bg_sums[fr] = sums[:, n:]
     background = _clipped_group_mean(bg_sums, bg_counts) if len(bg_idx) else np.full(T, np.nan)
     if len(bg_idx):
         # the surface in camera coordinates: the cell-free pixels of the reference grid sit at
         # (reference + whole-pixel offset) in each frame, the cells at their centroid + shift;
         # frames that share an offset share a design and are fitted together
-        done = np.flatnonzero(measure)
-        offsets = base[done]
-        keys, which = np.unique(offsets, axis=0, return_inverse=True)
-        which = np.asarray(which).ravel()
-        for j, (dy, dx) in enumerate(keys.tolist()):
-            fr = done[which == j]
+        for j, (dy, dx) in enumerate(offsets.tolist()):
+            fr = done[offset_of == j]
             terms = _monomials(np.clip(bys + dy, 0, h - 1), np.clip(bxs + dx, 0, w - 1), (h, w), degree)
             design = np.stack([np.bincount(group_of, weights=terms[:, k], minlength=len(bg_starts))
                                for k in range(n_terms)], axis=1) / bg_counts[:, None]
