@@ -22,7 +22,10 @@ every sample whose truth is clearly out of range, outside [LLOQ/1.5, 1.5 x ULOQ]
 beyond 1.2 x is shown too: nearer the limits a reading within the 10-20 % precision at the limit can
 land on either side; a sample whose *measured* value is out of range is always flagged, by
 construction and unit test); bead populations assigned correctly for >= 99 %
-of the true singlet beads; IC50 within 20 % of truth. Also reported: coverage of the 95 % intervals,
+of the true singlet beads; IC50 within 20 % of truth (the relative IC50, the 4PL's c, in both the
+simulator and the method; scored over the IC50s the method reports, i.e. estimate within the doses
+and its 95 % profile interval within the doses, with the share reported and the accuracy of every estimate
+shown next to it). Also reported: coverage of the 95 % intervals,
 failed-level detection and false exclusions, missing-population detection.
 """
 
@@ -165,14 +168,18 @@ def dose_case(rng: np.random.Generator, *, noise: float, replicates: int, curve:
     fits, _ = dose_response_table(samples, readouts=list(p.readouts), dose_column="zn_uM", source_column="zn_source",
                                   weighting="1/y2", ci_level=0.95, source_reference=None)
     m = fits.merge(truth, on=["donor", "source", "readout"], suffixes=("", "_true"))
-    m["ratio"] = m["ec50"] / m["ec50_true"]
-    m["within20"] = (m["ratio"] - 1).abs() <= 0.2
+    m["ratio"] = m["ec50_estimate"] / m["ec50_true"]
+    m["within20_estimate"] = (m["ratio"] - 1).abs() <= 0.2
+    m["reported"] = m["ec50"].notna()
     m["covered"] = (m["ec50_ci_low"] <= m["ec50_true"]) & (m["ec50_ci_high"] >= m["ec50_true"])
-    gm = m.groupby("readout").apply(lambda g: np.exp(np.mean(np.log(g["ec50"])) - np.mean(np.log(g["ec50_true"]))),
-                                    include_groups=False)
-    return pd.DataFrame({"within20": [m["within20"].mean()], "coverage": [m["covered"].mean()],
+    rep = m[m["reported"]]
+    gm = rep.groupby("readout").apply(lambda g: np.exp(np.mean(np.log(g["ec50"])) - np.mean(np.log(g["ec50_true"]))),
+                                      include_groups=False)
+    return pd.DataFrame({"reported": [m["reported"].mean()], "n_reported": [int(m["reported"].sum())],
+                         "within20": [rep["within20_estimate"].mean() if len(rep) else np.nan],
+                         "within20_estimate": [m["within20_estimate"].mean()], "coverage": [m["covered"].mean()],
                          "median_abs_err": [(m["ratio"] - 1).abs().median()],
-                         "gmean_within20": [float(np.mean(np.abs(gm - 1) <= 0.2))], "n": [len(m)]})
+                         "gmean_within20": [float(np.mean(np.abs(gm - 1) <= 0.2)) if len(gm) else np.nan], "n": [len(m)]})
 
 
 def summarise(s: pd.DataFrame) -> dict:
@@ -272,11 +279,18 @@ def main(argv: list[str] | None = None) -> int:
                 rows.append({"noise_cv": noise, "replicates": reps, "curve": curve, "seed": seed, **r.iloc[0].to_dict()})
         d = pd.DataFrame(rows)
         keys = ["noise_cv", "replicates", "curve"]
-        table = d.groupby(keys).agg(n=("n", "sum"), within20=("within20", "mean"), coverage=("coverage", "mean"),
+        d["n_within20"] = d["within20"].fillna(0) * d["n_reported"]
+        table = d.groupby(keys).agg(n=("n", "sum"), reported=("n_reported", "sum"), within20=("n_within20", "sum"),
+                                    within20_estimate=("within20_estimate", "mean"), coverage=("coverage", "mean"),
                                     median_abs_err=("median_abs_err", "median"),
                                     gmean_within20=("gmean_within20", "mean")).reset_index()
-        print("\nDose response (per-donor IC50: within20 = share within 20 % of truth, coverage of the 95 % profile "
-              "interval; gmean_within20 = share of readouts whose geometric mean IC50 over 6 donors is within 20 %)")
+        table["within20"] = table["within20"] / table["reported"].where(table["reported"] > 0)
+        table["reported"] = table["reported"] / table["n"]
+        print("\nDose response (per-donor relative IC50 = the 4PL's c: reported = share of curves with an IC50 "
+              "(estimate and its 95 % profile interval within the doses); within20 = share of the reported within "
+              "20 % of truth; within20_estimate = the same over every fitted estimate, reported or not; coverage of "
+              "the 95 % profile interval; gmean_within20 = share of readouts whose geometric mean reported IC50 over "
+              "6 donors is within 20 %)")
         print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
         i = table["within20"].idxmin()
         worst.append(("dose-response per-donor IC50 within20", ", ".join(f"{k}={table.at[i, k]}" for k in keys),

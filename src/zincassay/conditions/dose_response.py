@@ -4,7 +4,10 @@
 
 ``a`` is the response of untreated cells (dose 0, which enters exactly: no logarithm of zero),
 ``d`` the response at saturating dose, ``c`` the EC50 (called IC50 when the response falls), ``b``
-the steepness; the Hill slope is reported signed, b * sign(d - a) (negative for inhibition, as
+the steepness. The EC50/IC50 is the *relative* one, ``c``: the dose of half the curve's own maximal
+effect, where y = (a + d) / 2. The absolute IC50 (where y = a / 2) differs from it whenever d > 0
+and does not exist for a suppression below 50 %, so it is not reported; the simulator's truth
+(:mod:`zincassay.simulate.dose_response`) is ``c`` too; the Hill slope is reported signed, b * sign(d - a) (negative for inhibition, as
 GraphPad's). This is drc's LL.4 (Ritz et al., PLoS ONE 10 (2015) e0146021) fitted with the shared
 curve machinery (:mod:`zincassay.curves.fit`: global grid over c and b with the asymptotes solved
 exactly, then refined; weights by ``weighting``).
@@ -14,8 +17,14 @@ n - 4 degrees of freedom, weighted as the curve); with p >= 0.05 the readout has
 and no EC50 (AICc, used for standard curves, penalises 4 parameters too hard at the 7-16 points of
 one donor's series). EC50 interval: profile likelihood
 (:func:`zincassay.curves.fit.profile_interval_lnc`; 0 or inf where the doses cannot bound it);
-Hill slope interval: delta method on ln b with a t quantile on n - 4 degrees of freedom. An EC50 outside the tested doses is flagged
-``ec50_beyond_doses`` (the interval then is wide and one-sided in practice).
+Hill slope interval: delta method on ln b with a t quantile on n - 4 degrees of freedom.
+
+The EC50 is reported (``ec50``) only where the data determine it: an estimate outside the tested
+positive doses is flagged ``ec50_beyond_doses``, a profile interval reaching beyond the tested
+positive doses (open, or closed only by the model's extrapolation: the doses cannot bound the EC50
+at ``ci_level``, as for a partial or shallow effect against the noise) is flagged
+``ec50_not_bounded``; either leaves ``ec50`` empty, with the fitted value kept in ``ec50_estimate``
+(drawn in the figure, never the result), as out-of-range cytokines keep theirs.
 
 The sources are the values of the source column on rows with a positive dose (:func:`dose_sources`).
 Untreated rows (dose 0) whose source is none of them (blank, or e.g. ``replete`` when the source
@@ -47,7 +56,7 @@ CI_LEVEL = 0.95
 NO_EFFECT_P = 0.05
 
 FIT_COLUMNS = ("readout", "source", "donor", "dose_column", "n_points", "n_doses", "max_dose", "model", "direction",
-               "ec50", "ec50_ci_low", "ec50_ci_high", "hill_slope", "hill_ci_low", "hill_ci_high",
+               "ec50", "ec50_estimate", "ec50_ci_low", "ec50_ci_high", "hill_slope", "hill_ci_low", "hill_ci_high",
                "response_untreated", "response_saturating", "response_at_max_dose_pct", "p_dose_effect",
                "n_censored", "flags")
 COMPARISON_COLUMNS = ("readout", "source", "reference_source", "dose_column", "n_donors", "n_fitted", "gmean_ec50",
@@ -68,6 +77,7 @@ class DoseResponseFit:
     n_doses: int
     max_dose: float
     ec50: float
+    ec50_estimate: float
     ec50_ci: tuple[float, float]
     hill_slope: float
     hill_ci: tuple[float, float]
@@ -113,7 +123,9 @@ def fit_dose_response(dose: np.ndarray, response: np.ndarray, *, weighting: str,
     -------
     DoseResponseFit
         Flags: ``too_few_doses`` (fewer than 3 positive doses or 6 points: nothing fitted),
-        ``no_dose_effect``, ``ec50_beyond_doses``.
+        ``no_dose_effect``, ``ec50_beyond_doses`` (estimate outside the positive doses),
+        ``ec50_not_bounded`` (profile interval not within the positive doses). With either of the last two ``ec50`` is NaN and
+        the fitted value is in ``ec50_estimate`` only.
     """
     x = np.asarray(dose, dtype=np.float64)
     y = np.asarray(response, dtype=np.float64)
@@ -123,13 +135,13 @@ def fit_dose_response(dose: np.ndarray, response: np.ndarray, *, weighting: str,
     nan2 = (np.nan, np.nan)
     base = dict(n_points=len(y), n_doses=len(np.unique(x)), max_dose=float(x.max()) if len(x) else np.nan)
     if len(pos) < 3 or len(y) < 6:
-        return DoseResponseFit(None, False, ec50=np.nan, ec50_ci=nan2, hill_slope=np.nan, hill_ci=nan2,
+        return DoseResponseFit(None, False, ec50=np.nan, ec50_estimate=np.nan, ec50_ci=nan2, hill_slope=np.nan, hill_ci=nan2,
                                response_untreated=np.nan, response_saturating=np.nan, response_at_max_dose_pct=np.nan,
                                p_dose_effect=np.nan, flags=("too_few_doses",), **base)
     try:
         fit = fit_logistic(x, y, model="4pl", weighting=weighting, nonnegative=nonnegative)
     except FitError:
-        return DoseResponseFit(None, True, ec50=np.nan, ec50_ci=nan2, hill_slope=np.nan, hill_ci=nan2,
+        return DoseResponseFit(None, True, ec50=np.nan, ec50_estimate=np.nan, ec50_ci=nan2, hill_slope=np.nan, hill_ci=nan2,
                                response_untreated=float(np.mean(y)), response_saturating=float(np.mean(y)),
                                response_at_max_dose_pct=100.0, p_dose_effect=np.nan, flags=("no_dose_effect",), **base)
     c = fit.curve
@@ -138,7 +150,7 @@ def fit_dose_response(dose: np.ndarray, response: np.ndarray, *, weighting: str,
     pct = 100.0 * at_max / at0 if at0 else np.nan
     p_effect = _dose_effect_p(x, y, fit)
     if not p_effect < NO_EFFECT_P:
-        return DoseResponseFit(fit, True, ec50=np.nan, ec50_ci=nan2, hill_slope=np.nan, hill_ci=nan2,
+        return DoseResponseFit(fit, True, ec50=np.nan, ec50_estimate=np.nan, ec50_ci=nan2, hill_slope=np.nan, hill_ci=nan2,
                                response_untreated=float(np.mean(y)), response_saturating=float(np.mean(y)),
                                response_at_max_dose_pct=100.0, p_dose_effect=p_effect, flags=("no_dose_effect",),
                                **base)
@@ -148,8 +160,10 @@ def fit_dose_response(dose: np.ndarray, response: np.ndarray, *, weighting: str,
     with np.errstate(over="ignore"):
         hill_ci = tuple(sorted((sign * c.b * np.exp(-t * se_b), sign * c.b * np.exp(t * se_b))))
     lo, hi = profile_interval_lnc(x, y, fit, ci_level)
-    flags = ("ec50_beyond_doses",) if (c.c > pos.max() or c.c < pos.min()) else ()
-    return DoseResponseFit(fit, False, ec50=c.c, ec50_ci=(float(np.exp(lo)), float(np.exp(hi))),
+    flags = (("ec50_beyond_doses",) if (c.c > pos.max() or c.c < pos.min()) else ()) + \
+        (("ec50_not_bounded",) if not (np.log(pos.min()) <= lo and hi <= np.log(pos.max())) else ())
+    return DoseResponseFit(fit, False, ec50=np.nan if flags else c.c, ec50_estimate=c.c,
+                           ec50_ci=(float(np.exp(lo)), float(np.exp(hi))),
                            hill_slope=sign * c.b, hill_ci=(float(hill_ci[0]), float(hill_ci[1])),
                            response_untreated=at0, response_saturating=c.d, response_at_max_dose_pct=pct,
                            p_dose_effect=p_effect, flags=flags, **base)
@@ -251,7 +265,7 @@ def dose_response_table(
                     "readout": readout, "source": source, "donor": donor, "dose_column": dose_column,
                     "n_points": r.n_points, "n_doses": r.n_doses, "max_dose": r.max_dose,
                     "model": "" if r.fit is None and not r.flat else ("flat" if r.flat else "4pl"),
-                    "direction": direction, "ec50": r.ec50, "ec50_ci_low": r.ec50_ci[0], "ec50_ci_high": r.ec50_ci[1],
+                    "direction": direction, "ec50": r.ec50, "ec50_estimate": r.ec50_estimate, "ec50_ci_low": r.ec50_ci[0], "ec50_ci_high": r.ec50_ci[1],
                     "hill_slope": r.hill_slope, "hill_ci_low": r.hill_ci[0], "hill_ci_high": r.hill_ci[1],
                     "response_untreated": r.response_untreated, "response_saturating": r.response_saturating,
                     "response_at_max_dose_pct": r.response_at_max_dose_pct, "p_dose_effect": r.p_dose_effect,

@@ -4,10 +4,15 @@
   and the lowest AICc (or AIC) wins.
 - **A failed standard level** (a pipetting error, a spoiled dilution): each level in turn is left
   out and the curve refitted without it; the candidate is the level whose removal leaves the
-  other levels fitting best. It is excluded, with a note, when its mean reading lies more than 4
-  SD from the curve through the others, z = (ybar - mu) / sqrt(sigma^2 v(mu)/m + J cov J'), *and*
-  its recovery against that curve is outside ``recovery_pct``. At most one level is excluded, and
-  only when 5 or more non-zero levels remain.
+  other levels fitting best. It is excluded, with a note, when its externally studentised deletion
+  residual z = (ybar - mu) / sqrt(sigma^2 v(mu)/m + J cov J') (sigma^2 and the curve from the
+  other levels) exceeds the Bonferroni t threshold t(1 - alpha / (2 L); df) for L levels tested,
+  family-wise alpha = ``FAILED_LEVEL_ALPHA`` and df the deletion fit's residual degrees of freedom
+  (sigma is estimated from ~10 degrees of freedom and the largest of L residuals is the one
+  tested: a fixed 4 SD on the normal scale excluded a good level in 2 of 208 bead-array curves of
+  the quick sweep, this test in 1),
+  *and* its recovery against that curve is outside ``recovery_pct``. At most one level is
+  excluded, and only when 5 or more non-zero levels remain.
 - **LLOQ/ULOQ**, two rules, both must hold:
 
   1. the standards (bioanalytical method validation of ligand-binding assays: FDA 2018; ICH M10
@@ -19,7 +24,13 @@
      from *one* reading, predicted from the fitted variance function and the curve's parameter
      covariance (delta method), is at most ``max_sample_cv_pct`` (longest such interval within the
      standards' span). Two replicate wells at a level pass rule 1 by chance far more often than the
-     level's real precision allows; the profile uses every well.
+     level's real precision allows; the profile uses every well. sigma^2 enters at its estimate
+     (``PROFILE_CONFIDENCE`` None). From the ~12 residual degrees of freedom of one run's standards
+     it is at times half the truth (all analytes of a bead-array well share the well's pipetting
+     error), and a sample at LLOQ/1.5 can then read above the LLOQ (1 of ~900 clearly out-of-range
+     bead-array samples of the quick sweep). Its upper one-sided 95 % limit,
+     sigma^2 df / chi2(0.05; df) (``precision_profile(..., confidence=0.95)``), flags every one,
+     but leaves most 6 %-CV bead-array and ELISA runs without any range at 10 % CV; not the default.
 
   LLOQ = the larger and ULOQ = the smaller of the two rules' limits, so the LLOQ may fall between
   standard levels.
@@ -43,10 +54,15 @@ from scipy import stats
 from zincassay.curves.fit import CurveFit, FitError, fit_logistic, variance_function
 from zincassay.curves.model import jacobian, log_concentration
 
-__all__ = ["FAILED_LEVEL_Z", "LevelSummary", "StandardCurve", "back_calculate", "fit_standard_curve", "precision_profile"]
+__all__ = ["FAILED_LEVEL_ALPHA", "PROFILE_CONFIDENCE", "LevelSummary", "StandardCurve", "back_calculate", "fit_standard_curve", "precision_profile"]
 
-#: Standardised deletion residual above which a level can be excluded (with failed recovery too).
-FAILED_LEVEL_Z = 4.0
+#: Family-wise false-exclusion rate of the deletion-residual test (Bonferroni over the levels tested).
+#: A spoiled dilution (a 2-fold error or worse) lies 6 to tens of SD off; 0.001 missed such a level on
+#: ELISA plates (7 levels, ~8 residual degrees of freedom: threshold 6.8).
+FAILED_LEVEL_ALPHA = 0.01
+#: Confidence of the upper limit of sigma^2 in the precision-profile rule of the LLOQ/ULOQ; None =
+#: the estimate (module docstring: what 0.95 gains and costs).
+PROFILE_CONFIDENCE: float | None = None
 MIN_LEVELS_AFTER_EXCLUSION = 5
 #: Share of the standard levels between LLOQ and ULOQ that must pass (ICH M10: 75 % of calibrators).
 MIN_PASSING_SHARE = 0.75
@@ -162,7 +178,8 @@ def _deletion_check(x: np.ndarray, y: np.ndarray, level: np.ndarray, full: Curve
     var = float(f.variance(np.array([mu]))[0]) / out.sum() + float(jrow @ f.cov @ jrow)
     z = (ybar - mu) / np.sqrt(max(var, 1e-300))
     rec = float(f.curve.concentration(np.array([ybar]))[0]) / xl * 100.0
-    if abs(z) <= FAILED_LEVEL_Z or (np.isfinite(rec) and recovery_pct[0] <= rec <= recovery_pct[1]):
+    threshold = float(stats.t.ppf(1.0 - FAILED_LEVEL_ALPHA / (2 * len(names)), max(f.df, 1)))
+    if abs(z) <= threshold or (np.isfinite(rec) and recovery_pct[0] <= rec <= recovery_pct[1]):
         return None
     return name, float(z), rec
 
@@ -250,7 +267,8 @@ def fit_standard_curve(
                                       is_used, ok, note))
     lloq_std, uloq_std = _standards_range(summaries)
     lo_prof, hi_prof = _profile_range(fit, x[used & (x > 0)], max_sample_cv_pct)
-    lloq, uloq = max(lloq_std, lo_prof), min(uloq_std, hi_prof)
+    # both rules must hold: a rule without a range (NaN) leaves none (Python's max would drop it)
+    lloq, uloq = float(np.max([lloq_std, lo_prof])), float(np.min([uloq_std, hi_prof]))
     if not np.isfinite(lloq_std):
         notes.append("fewer than two standard levels pass recovery and precision; no quantifiable range")
     elif not np.isfinite(lo_prof):
@@ -281,24 +299,30 @@ def _standards_range(summaries: list[LevelSummary]) -> tuple[float, float]:
     return levels[best[0]].nominal, levels[best[1]].nominal
 
 
-def precision_profile(fit: CurveFit, x: np.ndarray) -> np.ndarray:
+def precision_profile(fit: CurveFit, x: np.ndarray, *, confidence: float | None = None) -> np.ndarray:
     """CV (%) of the concentration back-calculated from one reading at true concentration ``x``.
 
     Delta method with the fitted variance function and the parameter covariance (Ekins' precision
     profile; Sadler & Smith, Clin. Chem. 36 (1990) 1346): CV = 100 * sqrt(Var ln x_hat).
+    With ``confidence`` (e.g. 0.95), sigma^2 (which scales both terms) is taken at its upper
+    one-sided confidence limit sigma^2 df / chi2(1 - confidence; df) instead of its estimate.
     """
     y = fit.curve.response(np.asarray(x, dtype=np.float64))
     gy, gt = _log_conc_gradients(y, fit.theta)
     var = gy**2 * fit.variance(y) + np.einsum("ij,jk,ik->i", gt, fit.cov, gt)
+    if confidence is not None:
+        df = max(fit.df, 1)
+        var = var * df / stats.chi2.ppf(1.0 - confidence, df)
     return 100.0 * np.sqrt(np.maximum(var, 0.0))
 
 
 def _profile_range(fit: CurveFit, x_std: np.ndarray, max_cv_pct: float) -> tuple[float, float]:
-    """Longest interval within the standards' span where the precision profile is <= max_cv_pct."""
+    """Longest interval within the standards' span where the precision profile (sigma^2 as
+    ``PROFILE_CONFIDENCE`` says) is <= max_cv_pct."""
     if len(x_std) == 0:
         return np.nan, np.nan
     grid = np.geomspace(x_std.min(), x_std.max(), PROFILE_POINTS)
-    ok = precision_profile(fit, grid) <= max_cv_pct
+    ok = precision_profile(fit, grid, confidence=PROFILE_CONFIDENCE) <= max_cv_pct
     best, start = (0, -1), None
     for i, flag in enumerate([*ok, False]):
         if flag and start is None:
