@@ -95,6 +95,9 @@ class _Bandpass:
         ch, cw = min(self.h, max_size), min(self.w, max_size)
         self.cy = slice((self.h - ch) // 2, (self.h - ch) // 2 + ch)
         self.cx = slice((self.w - cw) // 2, (self.w - cw) // 2 + cw)
+        # periodic component (Moisan 2011): what the frame's edges add to its spectrum is removed
+        self.smooth = (2 * np.cos(2 * np.pi * fy) + 2 * np.cos(2 * np.pi * fx) - 4).astype(np.float32)
+        self.smooth[0, 0] = 1.0
         self.window = np.outer(np.hanning(ch), np.hanning(cw)).astype(np.float32)
         self.fy, self.fx = sfft.fftfreq(ch), sfft.fftfreq(cw)
 
@@ -104,8 +107,18 @@ class _Bandpass:
             a = a.reshape(self.h, self.bin, self.w, self.bin).mean(axis=(1, 3))
         # pixel noise from neighbour differences (robust to the cells), carried through the band-pass
         d = _sample(np.diff(a, axis=1))
-        self.noise = max(1.4826 * float(np.median(np.abs(d - np.median(d)))) / np.sqrt(2) * self.gain, 1e-12)
-        return sfft.irfft2(sfft.rfft2(a) * self.band, s=(self.h, self.w))
+        pix = max(1.4826 * float(np.median(np.abs(d - np.median(d)))) / np.sqrt(2), 1e-12)
+        self.noise = pix * self.gain
+        # the FFT wraps the frame round: its opposite edges meet in a step that the band-pass would
+        # turn into bright lines fixed to the frame (pulling every match towards no displacement)
+        v = np.zeros_like(a)
+        v[0] += a[-1] - a[0]
+        v[-1] += a[0] - a[-1]
+        v[:, 0] += a[:, -1] - a[:, 0]
+        v[:, -1] += a[:, 0] - a[:, -1]
+        edges = sfft.rfft2(v) / self.smooth
+        edges[0, 0] = 0
+        return sfft.irfft2((sfft.rfft2(a) - edges) * self.band, s=(self.h, self.w))
 
     def spectrum(self, g: np.ndarray) -> np.ndarray:
         c = g[self.cy, self.cx]
@@ -156,12 +169,58 @@ def _match(ref: np.ndarray, ref_energy: float, mov: np.ndarray, mov_energy: floa
     return shift, float(up[j] / np.sqrt(max(ref_energy * mov_energy, 1e-30)))
 
 
+def _normalised(c: np.ndarray) -> np.ndarray:
+    """``c`` centred on its median, divided by 3 robust SD and soft-clipped (tanh), mean removed:
+    cells count by where they are, not by how bright they are."""
+    sub = _sample(c)
+    med = np.median(sub)
+    scale = 1.4826 * np.median(np.abs(sub - med))
+    if not np.isfinite(scale) or scale <= 0:
+        scale = float(np.std(c)) or 1.0
+    v = np.tanh((c - med) / (3 * scale))
+    return v - v.mean()
+
+
+def _refine(g_ref: np.ndarray, g: np.ndarray, shift: np.ndarray, blob_px: float, radius_px: float = 1.0,
+            factor: int = 20, max_residual: float = 0.3) -> tuple[np.ndarray | None, float]:
+    """Shift (px of ``g``) of band-passed frame ``g`` relative to band-passed reference ``g_ref``
+    (same shape), measured on their common part once ``g`` is moved back by the whole-pixel part
+    of ``shift``.
+
+    The contents then coincide to within about a pixel, so nothing fixed to the frame (its edges, a
+    window) pulls the sub-pixel peak towards zero displacement, as it does when a frame is matched
+    where it lies; no window is applied for the same reason. The peak is searched within
+    ``radius_px`` of the whole-pixel shift. Then once more without what does not match (the
+    normalised images differ by more than ``max_residual`` averaged over a cell, ``blob_px``): a
+    cell that floated away, faded or appeared does not pull the match. Returns the shift and the
+    normalised correlation; None when too little of the frames overlaps.
+    """
+    h, w = g.shape
+    ky, kx = (int(v) for v in np.rint(shift))
+    y0, y1 = max(0, -ky), min(h, h - ky)
+    x0, x1 = max(0, -kx), min(w, w - kx)
+    if y1 - y0 < 8 or x1 - x0 < 8:
+        return None, 0.0
+    a = _normalised(g_ref[y0:y1, x0:x1])
+    b = _normalised(g[y0 + ky:y1 + ky, x0 + kx:x1 + kx])
+    fy, fx = sfft.fftfreq(y1 - y0), sfft.fftfreq(x1 - x0)
+    fa, fb = sfft.fft2(a), sfft.fft2(b)
+    d, ncc = _match(fa, _energy(fa), fb, _energy(fb), np.zeros(2), radius_px, fy, fx, factor=factor)
+    residual = ndi.gaussian_filter(np.abs(a - ndi.shift(b, -d, order=1, mode="nearest")), max(blob_px, 1.0))
+    keep = (residual < max_residual).astype(np.float32)
+    if 0.3 < keep.mean() < 1.0:
+        a, b = a * keep, b * keep
+        fa, fb = sfft.fft2(a - a.mean()), sfft.fft2(b - b.mean())
+        d, ncc = _match(fa, _energy(fa), fb, _energy(fb), np.zeros(2), radius_px, fy, fx, factor=factor)
+    return np.array([ky, kx], dtype=np.float64) + d, ncc
+
+
 class _Cells:
     """Cells of the reference, located in a frame by an iterated Gaussian-windowed centroid."""
 
     def __init__(self, g: np.ndarray, noise: float, radius: float, max_cells: int = 400):
         self.radius = radius
-        R = max(int(np.ceil(radius)), 2)
+        R = max(int(np.ceil(radius)) + 1, 2)
         oy, ox = np.mgrid[-R:R + 1, -R:R + 1]
         self.offsets = np.stack([oy.ravel(), ox.ravel()], axis=1).astype(np.float64)  # (P, 2)
         self.sigma = max(0.4 * radius, 1.0)
@@ -169,7 +228,7 @@ class _Cells:
         med = np.median(g)
         peaks = (g == ndi.maximum_filter(g, size=2 * max(int(radius), 1) + 1)) & (g > med + 5 * noise)
         h, w = g.shape
-        edge = R + 1
+        edge = int(np.ceil(radius)) + 2
         peaks[: int(edge)], peaks[h - int(edge):], peaks[:, : int(edge)], peaks[:, w - int(edge):] = False, False, False, False
         ys, xs = np.nonzero(peaks)
         order = np.argsort(-g[ys, xs])[:max_cells]
@@ -204,26 +263,32 @@ class _Cells:
         py = base[:, :1] + self.offsets[None, :, 0]  # (N, P): the window's pixels, fixed
         px = base[:, 1:] + self.offsets[None, :, 1]
         inside = (py >= 0) & (py < h) & (px >= 0) & (px < w)
-        # a window cut by the frame's edge (a cell leaving the field) would bias the centre
-        alive &= inside.all(axis=1)
+        near = (py - c[:, :1]) ** 2 + (px - c[:, 1:]) ** 2 <= (np.ceil(self.radius) + 1) ** 2  # capture disc
+        # a capture disc cut by the frame's edge (a cell leaving the field) would bias the centre
+        alive &= (inside | ~near).all(axis=1)
         vals = np.maximum(g[np.clip(py, 0, h - 1).astype(np.intp), np.clip(px, 0, w - 1).astype(np.intp)], 0)
-        vals = vals * self.own[: len(c)]
+        vals = vals * self.own[: len(c)] * inside
         k = -0.5 / self.sigma**2
-        for _ in range(iterations):
-            wgt = vals * np.exp(k * ((py - c[:, :1]) ** 2 + (px - c[:, 1:]) ** 2))
-            tot = wgt.sum(axis=1)
-            ok = alive & (tot > 0)
-            safe = np.where(ok, tot, 1.0)
-            c = np.where(ok[:, None], np.stack([(wgt * py).sum(axis=1), (wgt * px).sum(axis=1)], axis=1) / safe[:, None], c)
-            alive = ok
+        for _ in range(iterations):  # mean shift: climbs to the cell from a guess a few px off
+            wgt = vals * near * np.exp(k * ((py - c[:, :1]) ** 2 + (px - c[:, 1:]) ** 2))
+            c, alive = self._centroid(wgt, py, px, c, alive)
         c[~alive] = np.nan
         return c
+
+    @staticmethod
+    def _centroid(wgt: np.ndarray, py: np.ndarray, px: np.ndarray, c: np.ndarray, alive: np.ndarray
+                  ) -> tuple[np.ndarray, np.ndarray]:
+        tot = wgt.sum(axis=1)
+        ok = alive & (tot > 0)
+        safe = np.where(ok, tot, 1.0)
+        c = np.where(ok[:, None], np.stack([(wgt * py).sum(axis=1), (wgt * px).sum(axis=1)], axis=1) / safe[:, None], c)
+        return c, ok
 
     def shift(self, g: np.ndarray, noise: float, guess: np.ndarray, tolerance: float) -> tuple[np.ndarray | None, float]:
         """Frame shift from the cells that move together, and the fraction of cells that do. A
         cell counts only where the band-passed frame stands 3 noise SD (``noise``) above its
         median (a blank or washed-out frame places nothing)."""
-        if len(self.ref) < 3:
+        if not len(self.ref):
             return None, 0.0
         # windows moved by the whole-pixel part of the guess, so each cell's own pixels stay its own
         c = self.locate(g, self.ref + guess, base=np.floor(self.ref) + np.rint(guess))
@@ -235,8 +300,12 @@ class _Cells:
         strong = np.zeros(len(c), dtype=bool)
         strong[np.flatnonzero(found)] = g[iy, ix] > med + 3 * noise
         d = (c - self.ref)[strong]
-        if len(d) < 3:
+        if not len(d):
             return None, 0.0
+        if len(d) < 3:  # one or two cells: used when they agree (the caller checks them against tracking)
+            if len(d) == 2 and np.hypot(*(d[0] - d[1])) > 5 * tolerance:
+                return None, 0.0
+            return d.mean(axis=0), float(len(d)) / len(self.ref)
         med = np.median(d, axis=0)
         dev = np.hypot(*(d - med).T)
         keep = dev <= max(3 * 1.4826 * float(np.median(dev)), tolerance)
@@ -286,6 +355,14 @@ def register_stack(data: np.ndarray, *, cell_radius_px: float | None = None, n_r
     fy, fx = band.fy, band.fx
     jump = max_jump_px / bin_px
     g_ref = band(first)
+    # the measurement against the reference: binned so that a cell is at most ~32 px across
+    bin_fine = max(1, int(cell_radius_px // 16))
+    if bin_fine != bin_px:
+        band_fine = _Bandpass(data.shape[1:], bin_fine, cell_radius_px / bin_fine, max_size)
+        g_ref_fine = band_fine(first)
+    else:
+        band_fine, g_ref_fine = band, g_ref
+    ratio = bin_px / bin_fine
     cells = _Cells(g_ref, band.noise, radius)
     tol = 0.3 / bin_px
     ref = band.spectrum(g_ref)
@@ -328,6 +405,11 @@ def register_stack(data: np.ndarray, *, cell_radius_px: float | None = None, n_r
         else:
             shifts[t], conf[t], ok[t], source[t] = last, 0.0, False, "held"
             continue
+        # measured against the reference itself, where the frame stands (no error accumulates)
+        gf = g if band_fine is band else band_fine(data[t])
+        better, c_ref = _refine(g_ref_fine, gf, shifts[t] * ratio, radius * ratio, radius_px=ratio)
+        if better is not None and c_ref >= min_ncc:
+            shifts[t] = better / ratio
         accepted.append(c_track)
         if len(key_typical) < 2 * n_reference:
             key_typical.append(c_key)
