@@ -5,7 +5,10 @@ pyrithione + ZnCl2, over-loaded cells saturate, cells round up or float away, th
 up, and every addition may jolt the dish. Registration works on images band-passed at the scale
 of whole cells (difference of Gaussians, sigmas 0.35 and 1 cell radius; the frame binned so a
 cell is at most ~16 px across): a cell that brightens, saturates or rounds up keeps its centre,
-where an edge-based match would follow its changing outline. Two stages per frame:
+where an edge-based match would follow its changing outline. Before the band-pass each frame's
+periodic component is taken (Moisan, J. Math. Imaging Vis. 2011): the FFT joins opposite edges,
+and the band-pass would turn the step between them into lines fixed to the frame that pull every
+match towards no displacement. Three stages per frame:
 
 1. **Tracking by correlation** (finds the frame, including jolts). The band-passed central crop
    is divided by its robust noise level and soft-clipped (tanh at 3 noise SD) so that cells count
@@ -20,7 +23,17 @@ where an edge-based match would follow its changing outline. Two stages per fram
    band-passed image; the frame's shift is the mean displacement of the cells that agree with the
    median displacement (a cell that floats away, fades or is covered does not). Every frame is
    thus measured against the reference itself: no error accumulates along the keyframe chain.
-   When fewer than 3 cells agree the tracked position is used.
+   One or two cells are used when they agree with each other and with the tracked position; when
+   none does, the tracked position is used.
+3. **Measurement against the reference** (the sub-pixel shift). The frame, binned so that a cell
+   is at most ~32 px across, is moved back by the whole-pixel part of the position from stages 1-2
+   and correlated with the reference over their common part, both normalised as in stage 1 and
+   with no window: the contents coincide to within a pixel, so nothing fixed to the frame pulls
+   the sub-pixel peak (a window or the frame's edge does when a frame is matched where it lies,
+   by up to ~1 px per 10 px of drift with a few large cells). The match is then repeated without
+   the parts that do not match (normalised difference above 0.3, averaged over a cell), so that a
+   cell that floats off or fades does not pull it. This stage sets the shift of every placed
+   frame; ``source`` says which stage placed it.
 
 Sub-pixel correlation peaks come from an upsampled DFT of the cross-power spectrum around the
 integer peak (Guizar-Sicairos, Thurman & Fienup, Opt. Lett. 2008) with a parabolic refinement.
@@ -58,7 +71,8 @@ class Registration:
     registered : ndarray (T,) bool
         False for frames nothing could place (their shift is held from the previous frame).
     source : ndarray (T,) str
-        ``cells``, ``correlation`` or ``held``.
+        How the frame was placed before its measurement against the reference: ``cells``,
+        ``correlation``, or ``held`` (not registered).
     cell_radius_px : float
         Cell radius (px) that set the band-pass.
     n_cells : int
