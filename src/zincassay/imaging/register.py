@@ -170,7 +170,16 @@ def _match(ref: np.ndarray, ref_energy: float, mov: np.ndarray, mov_energy: floa
     allowed = (np.abs(dy - guess[0])[:, None] <= radius) & (np.abs(dx - guess[1])[None, :] <= radius)
     k = np.unravel_index(int(np.argmax(np.where(allowed, corr, -np.inf))), corr.shape)
     peak = np.array([dy[k[0]], dx[k[1]]], dtype=np.float64)
-    up = _upsampled(cross, peak, fy, fx, factor, 2 * factor + 1) / (h * w)
+    shift, top = _subpixel(cross, peak, fy, fx, factor, h * w)
+    return shift, float(top / np.sqrt(max(ref_energy * mov_energy, 1e-30)))
+
+
+def _subpixel(cross: np.ndarray, peak: np.ndarray, fy: np.ndarray, fx: np.ndarray, factor: int, n: int
+              ) -> tuple[np.ndarray, float]:
+    """Sub-pixel peak of the cross-correlation with spectrum ``cross`` near the whole-pixel
+    ``peak``: upsampled DFT by ``factor``, then a parabola through the best sample and its
+    neighbours. Returns the peak (px) and the correlation there (divided by ``n``)."""
+    up = _upsampled(cross, peak, fy, fx, factor, 2 * factor + 1) / n
     j = np.unravel_index(int(np.argmax(up)), up.shape)
     sub = np.zeros(2)
     for ax in (0, 1):
@@ -179,8 +188,7 @@ def _match(ref: np.ndarray, ref_energy: float, mov: np.ndarray, mov_energy: floa
             hi = up[tuple(j[a] + (a == ax) for a in (0, 1))]
             den = lo - 2 * up[j] + hi
             sub[ax] = 0.5 * (lo - hi) / den if den < 0 else 0.0
-    shift = peak + (np.array(j) - factor + sub) / factor
-    return shift, float(up[j] / np.sqrt(max(ref_energy * mov_energy, 1e-30)))
+    return peak + (np.array(j) - factor + sub) / factor, float(up[j])
 
 
 def _normalised(c: np.ndarray) -> np.ndarray:
@@ -193,6 +201,35 @@ def _normalised(c: np.ndarray) -> np.ndarray:
         scale = float(np.std(c)) or 1.0
     v = np.tanh((c - med) / (3 * scale))
     return v - v.mean()
+
+
+def _local_match(a: np.ndarray, b: np.ndarray, radius_px: float, factor: int) -> tuple[np.ndarray, float]:
+    """Displacement of image ``b`` relative to image ``a`` (same shape, nearly aligned: the peak
+    is searched within ``radius_px`` of zero) and the normalised correlation. Uses the half
+    spectra of real images (the other half is their mirror) and evaluates the correlation only
+    near zero displacement, so it costs two real FFTs."""
+    h, w = a.shape
+    fy, fx = sfft.fftfreq(h), sfft.rfftfreq(w)
+    cross = np.conj(sfft.rfft2(a)) * sfft.rfft2(b)
+    cross[:, 1:(w + 1) // 2] *= 2  # the columns whose mirror image the half spectrum leaves out
+    r = int(np.floor(radius_px))
+    near = _upsampled(cross, np.zeros(2), fy, fx, 1, 2 * r + 1)
+    off = np.arange(-r, r + 1)
+    near[np.hypot(*np.meshgrid(off, off, indexing="ij")) > max(radius_px, 1.0) * np.sqrt(2)] = -np.inf
+    k = np.unravel_index(int(np.argmax(near)), near.shape)
+    shift, top = _subpixel(cross, np.array([off[k[0]], off[k[1]]], dtype=np.float64), fy, fx, factor, h * w)
+    return shift, top / np.sqrt(max(float(np.sum(a * a)) * float(np.sum(b * b)), 1e-30))
+
+
+def _smoothed(x: np.ndarray, sigma_px: float) -> np.ndarray:
+    """Gaussian smoothing (``sigma_px``) of ``x`` computed on blocks of about sigma / 2 px (the
+    blocks' means, smoothed, spread back over their pixels): for masks at the scale of a cell."""
+    q = max(1, int(sigma_px // 2))
+    h, w = x.shape
+    H, W = -(-h // q), -(-w // q)
+    pad = np.pad(x, ((0, H * q - h), (0, W * q - w)), mode="edge")
+    coarse = ndi.gaussian_filter(pad.reshape(H, q, W, q).mean(axis=(1, 3)), sigma_px / q, mode="nearest")
+    return np.repeat(np.repeat(coarse, q, axis=0), q, axis=1)[:h, :w]
 
 
 def _refine(g_ref: np.ndarray, g: np.ndarray, shift: np.ndarray, blob_px: float, radius_px: float = 1.0,
@@ -217,15 +254,12 @@ def _refine(g_ref: np.ndarray, g: np.ndarray, shift: np.ndarray, blob_px: float,
         return None, 0.0
     a = _normalised(g_ref[y0:y1, x0:x1])
     b = _normalised(g[y0 + ky:y1 + ky, x0 + kx:x1 + kx])
-    fy, fx = sfft.fftfreq(y1 - y0), sfft.fftfreq(x1 - x0)
-    fa, fb = sfft.fft2(a), sfft.fft2(b)
-    d, ncc = _match(fa, _energy(fa), fb, _energy(fb), np.zeros(2), radius_px, fy, fx, factor=factor)
-    residual = ndi.gaussian_filter(np.abs(a - ndi.shift(b, -d, order=1, mode="nearest")), max(blob_px, 1.0))
+    d, ncc = _local_match(a, b, radius_px, factor)
+    residual = _smoothed(np.abs(a - ndi.shift(b, -d, order=1, mode="nearest")), max(blob_px, 1.0))
     keep = (residual < max_residual).astype(np.float32)
     if 0.3 < keep.mean() < 1.0:
         a, b = a * keep, b * keep
-        fa, fb = sfft.fft2(a - a.mean()), sfft.fft2(b - b.mean())
-        d, ncc = _match(fa, _energy(fa), fb, _energy(fb), np.zeros(2), radius_px, fy, fx, factor=factor)
+        d, ncc = _local_match(a - a.mean(), b - b.mean(), radius_px, factor)
     return np.array([ky, kx], dtype=np.float64) + d, ncc
 
 
