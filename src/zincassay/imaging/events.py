@@ -10,7 +10,9 @@ Detection from the signal
 -------------------------
 Each addition is located by fitting, on a window of the population trace, a line (baseline
 drift, photobleaching) plus an exponential change starting at an onset ``t0`` (grid over t0 in
-quarter frames and over time constants, linear least squares for the rest): the onset whose
+quarter frames and over time constants, first a coarse ladder, then steps of 2^(1/8) near the
+best: onset and time constant trade off, so a coarse ladder read slow onsets several frames
+early; linear least squares for the rest): the onset whose
 fit improves most on the line alone, accepted when the improvement is significant (more than
 ``min_significance`` times the residual variance). Pyrithione + ZnCl2 is the rise to the
 recording's maximum; TPEN the fall from it to the level the recording ends on; the stimulus the

@@ -29,8 +29,8 @@ match towards no displacement. Three stages per frame:
    is at most ~32 px across, is moved back by the whole-pixel part of the position from stages 1-2
    and correlated with the reference over their common part, both normalised as in stage 1 and
    with no window: the contents coincide to within a pixel, so nothing fixed to the frame pulls
-   the sub-pixel peak (a window or the frame's edge does when a frame is matched where it lies,
-   by up to ~1 px per 10 px of drift with a few large cells). The match is then repeated without
+   the sub-pixel peak (a window or the frame's edge does when a frame is matched where it lies:
+   a shortfall of about a tenth of the drift in fields of a few large cells). The match is then repeated without
    the parts that do not match (normalised difference above 0.3, averaged over a cell), so that a
    cell that floats off or fades does not pull it. This stage sets the shift of every placed
    frame; ``source`` says which stage placed it.
