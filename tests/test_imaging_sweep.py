@@ -2,15 +2,17 @@
 160 x 160 px and 120 frames, so it runs in seconds) and the same bars as issue #15.
 
 Which bars hold here: every stack analysed, attached cells found, saturating and detaching
-cells flagged, and blank stimulus / pyrithione times within 2 frames hold on all five stacks.
-The median-[Zn2+] bars (baseline within 15 %, peak within 10 % in >= 90 % of stacks) and
-registration RMS <= 0.5 px on every stack do NOT hold yet and are marked ``xfail(strict=True)``
-with the bars unchanged, so that they fail loudly once they are met. Why: capping the field at
-160 px leaves stacks 0 and 3 with 1-3 large cells (radius ~20 px, 5 wanted); registration then
-has fewer than 3 cells to measure each frame by and falls back to correlation tracking, which
-is off by 1-3 px (stack 0, after the cells round up at pyrithione) or 0.9 px (stack 3, a slow
-shortfall of the drift), and the zinc errors follow (stack 0: baseline -35 %, peak -60 %; stack
-3: baseline +21 %). The full sweep states the same corner; this is open work on issue #15.
+cells flagged, registration RMS <= 0.5 px on every stack (largest 0.41 px: stacks 0 and 4, a
+detaching cell among 3-5 large ones) and blank stimulus / pyrithione times within 2 frames hold
+on all five stacks. The median-[Zn2+] bar (baseline within 15 %, peak within 10 % in >= 90 % of
+stacks, i.e. all five here) does NOT hold yet and is marked ``xfail(strict=True)`` with the bar
+unchanged, so that it fails loudly once it is met. Why: capping the field at 160 px leaves stack
+0 with 3 large cells (radius ~20 px), of which one saturates and one detaches, so its median is
+one cell: a resting cell at ~6 % of its dynamic range (baseline ~1 nM against Kd 15 nM), which
+reads baseline -44 %, peak -58 %. Registration is no longer the cause (0.39 px RMS) and the
+cell's light is measured consistently (measured / true amplitude 0.48-0.50 at baseline, Fmax and
+after TPEN); the error is in that cell's calibration. The full sweep meets this bar; this is open
+work on issue #15.
 """
 
 from __future__ import annotations
@@ -33,8 +35,8 @@ def test_every_stack_is_analysed(slice_rows):
     assert (slice_rows["status"] == "ok").all(), slice_rows[["stack", "status", "message"]].to_string()
 
 
-OPEN = pytest.mark.xfail(strict=True, reason="few-cell fields: registration falls back to correlation tracking "
-                         "(stacks 0 and 3; see the module docstring)")
+OPEN = pytest.mark.xfail(strict=True, reason="stack 0's median is one resting cell at ~6 % of its range, "
+                         "calibrated 44 % low (see the module docstring)")
 
 
 @OPEN
@@ -52,7 +54,6 @@ def test_cells_found_and_flagged(slice_rows):
     assert s["detaching_flagged"] >= BARS["detached"] * s["detaching"]
 
 
-@OPEN
 def test_registration_within_the_bar(slice_rows):
     assert (slice_rows["reg_rms_px"] <= BARS["reg_rms_px"]).all(), slice_rows[["stack", "reg_rms_px"]].to_string()
 

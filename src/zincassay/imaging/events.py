@@ -10,7 +10,9 @@ Detection from the signal
 -------------------------
 Each addition is located by fitting, on a window of the population trace, a line (baseline
 drift, photobleaching) plus an exponential change starting at an onset ``t0`` (grid over t0 in
-quarter frames and over time constants, linear least squares for the rest): the onset whose
+quarter frames and over time constants, first a coarse ladder, then steps of 2^(1/8) near the
+best: onset and time constant trade off, so a coarse ladder read slow onsets several frames
+early; linear least squares for the rest): the onset whose
 fit improves most on the line alone, accepted when the improvement is significant (more than
 ``min_significance`` times the residual variance). Pyrithione + ZnCl2 is the rise to the
 recording's maximum; TPEN the fall from it to the level the recording ends on; the stimulus the
@@ -144,31 +146,19 @@ class _Onset:
         return int(np.ceil(self.t0 - 1e-9))
 
 
-def _fit_onset(y: np.ndarray, lo: int, hi: int, sign: int = 0) -> _Onset | None:
-    """Best exponential-onset fit to ``y[lo:hi + 1]`` (see the module docstring); ``sign`` +1/-1
-    keeps rises/falls only. None when the window is too short."""
-    lo, hi = max(lo, 0), min(hi, len(y) - 1)
-    idx = np.arange(lo, hi + 1)
-    idx = idx[np.isfinite(y[idx])]
-    n = len(idx)
-    if n < 5:
-        return None
-    t = idx.astype(np.float64)
-    yy = y[idx]
-    t0s = np.arange(lo + 0.25, hi - 0.5, 0.25)
-    if not len(t0s):
-        return None
-    X0 = np.column_stack([np.ones(n), t - t.mean()])
-    beta0, *_ = np.linalg.lstsq(X0, yy, rcond=None)
-    rss_line = float(np.sum((yy - X0 @ beta0) ** 2))
+def _best_onset(t: np.ndarray, yy: np.ndarray, t0s: np.ndarray, taus: np.ndarray | tuple[float, ...], sign: int
+                ) -> tuple[float, float, float, float] | None:
+    """Least-squares line + exponential onset over the grid ``t0s`` x ``taus`` (frames):
+    ``(rss, t0, amplitude, tau)`` of the best fit, or None."""
+    n = len(t)
+    tc = t - t.mean()
     best = None
-    for tau in _TAUS:
+    for tau in taus:
         if tau > 2 * n:
             continue
         G = 1 - np.exp(-np.clip(t[None, :] - t0s[:, None], 0, None) / tau)  # (K, n)
         A = np.empty((len(t0s), 3, 3))
         b = np.empty((len(t0s), 3))
-        tc = t - t.mean()
         A[:, 0, 0], A[:, 0, 1], A[:, 1, 1] = n, tc.sum(), (tc * tc).sum()
         A[:, 0, 2] = G.sum(axis=1)
         A[:, 1, 2] = G @ tc
@@ -186,10 +176,41 @@ def _fit_onset(y: np.ndarray, lo: int, hi: int, sign: int = 0) -> _Onset | None:
         rss = np.where(good, rss, np.inf)
         k = int(np.argmin(rss))
         if np.isfinite(rss[k]) and (best is None or rss[k] < best[0]):
-            best = (float(rss[k]), float(t0s[k]), float(beta[k, 2]))
+            best = (float(rss[k]), float(t0s[k]), float(beta[k, 2]), float(tau))
+    return best
+
+
+def _fit_onset(y: np.ndarray, lo: int, hi: int, sign: int = 0) -> _Onset | None:
+    """Best exponential-onset fit to ``y[lo:hi + 1]`` (see the module docstring); ``sign`` +1/-1
+    keeps rises/falls only. None when the window is too short.
+
+    The time constant is found on a coarse ladder (``_TAUS``), then on a fine one (steps of
+    2^(1/8)) within a factor 2 of it, with the onset searched again near the first estimate: the
+    onset and the time constant trade off against each other, so a time constant between the
+    coarse steps would move the onset by several frames for a slow rise.
+    """
+    lo, hi = max(lo, 0), min(hi, len(y) - 1)
+    idx = np.arange(lo, hi + 1)
+    idx = idx[np.isfinite(y[idx])]
+    n = len(idx)
+    if n < 5:
+        return None
+    t = idx.astype(np.float64)
+    yy = y[idx]
+    t0s = np.arange(lo + 0.25, hi - 0.5, 0.25)
+    if not len(t0s):
+        return None
+    X0 = np.column_stack([np.ones(n), t - t.mean()])
+    beta0, *_ = np.linalg.lstsq(X0, yy, rcond=None)
+    rss_line = float(np.sum((yy - X0 @ beta0) ** 2))
+    best = _best_onset(t, yy, t0s, _TAUS, sign)
     if best is None:
         return None
-    rss, t0, amp = best
+    near = t0s[np.abs(t0s - best[1]) <= 8 + 2 * best[3]]
+    fine = _best_onset(t, yy, near, best[3] * 2 ** (np.arange(-8, 9) / 8), sign)
+    if fine is not None and fine[0] < best[0]:
+        best = fine
+    rss, t0, amp, _ = best
     var = max(rss, 1e-30) / max(n - 4, 1)
     return _Onset(t0=t0, amplitude=amp, significance=(rss_line - rss) / var)
 
