@@ -141,6 +141,41 @@ def test_precision_profile_at_sigmas_upper_confidence_limit():
                                precision_profile(sc.fit, x) * np.sqrt(df / chi2.ppf(0.05, df)), rtol=1e-12)
 
 
+def test_run_noise_is_a_floor_for_each_curve_of_a_bead_array_run():
+    """Analytes of one run share the wells' pipetting error (4 % CV here): a curve whose standards
+    happen to scatter far less (0.5 %) gets the run's median noise, so its precision profile, and
+    with it its LLOQ, moves up; curves at or above the run's noise are left as they are."""
+    from zincassay.curves.quantify import precision_profile, residual_cv2, run_noise_cv2, with_run_noise
+
+    rng = np.random.default_rng(1818)
+    kw = {**CURVE_KW, "weighting": "1/y2"}
+    well = np.exp(rng.normal(0, 0.04, 2 * len(NOMINAL)))
+    curves = []
+    x, lv = np.repeat(NOMINAL, 2), np.repeat(LEVELS, 2)
+    for k in range(5):
+        true = Logistic("5pl", a=40 + 8 * k, d=3e4, c=2500, b=1.1, g=0.8)
+        shared = well if k < 4 else 1.0
+        y = true.response(x) * shared * np.exp(rng.normal(0, 0.01 if k < 4 else 0.005, x.size))
+        curves.append(fit_standard_curve(x, y, lv, **kw))
+    run = run_noise_cv2(curves)
+    own = [residual_cv2(c) for c in curves]
+    assert run == pytest.approx(np.median(own), rel=1e-12)
+    low = curves[-1]
+    assert own[-1] < run / 4  # the optimistic curve
+    raised = with_run_noise(low, run, max_sample_cv_pct=10.0)
+    assert low.fit.sigma2 == pytest.approx(own[-1], rel=1e-6)  # 1/y2: sigma^2 is the CV^2
+    assert raised.fit.sigma2 == pytest.approx(run, rel=1e-6)
+    assert raised.fit.sigma2 / low.fit.sigma2 == pytest.approx(run / own[-1], rel=1e-9)
+    assert raised.lloq > low.lloq * 1.2
+    assert precision_profile(raised.fit, np.array([low.lloq]))[0] > 10.0
+    assert any("run's median" in n for n in raised.notes)
+    for c, v in zip(curves, own, strict=True):
+        if v >= run:
+            assert with_run_noise(c, run, max_sample_cv_pct=10.0) is c
+    assert np.isnan(run_noise_cv2(curves[:2]))
+    assert with_run_noise(low, np.nan, max_sample_cv_pct=10.0) is low
+
+
 def test_no_quantifiable_range_when_the_precision_profile_never_reaches_its_cv():
     """Both rules must hold: standards that pass recovery by chance do not make a range when the
     precision profile nowhere reaches max_sample_cv_pct; every sample is then 'no_curve'."""

@@ -20,7 +20,8 @@ import pandas as pd
 from zincassay.beadplex.panel import Panel
 from zincassay.beadplex.populations import BeadPopulations, find_bead_populations
 from zincassay.beadplex.settings import BeadplexSettings
-from zincassay.curves.run import AnalyteResult, quantify_analyte, replicate_means
+from zincassay.curves.quantify import run_noise_cv2, with_run_noise
+from zincassay.curves.run import AnalyteResult, fit_analyte_curve, quantify_analyte, replicate_means
 from zincassay.curves.settings import CurveSettings
 from zincassay.curves.standards import parse_dilution
 from zincassay.errors import ZincassayError
@@ -200,7 +201,7 @@ def quantify_run(wells: pd.DataFrame, beads: pd.DataFrame, *, panel: Panel, sett
     if not (w["role"] == "standard").any():
         raise ZincassayError("the batch has no standard wells (role 'standard'); a bead-array run needs its standards")
     merged = w.merge(beads, on="sample_id", how="left")
-    results = []
+    per_bead = []
     for b in panel.beads:
         m = merged[merged["bead_id"] == b.bead_id].copy()
         m["signal"] = m["reporter_median"]
@@ -224,10 +225,15 @@ def quantify_run(wells: pd.DataFrame, beads: pd.DataFrame, *, panel: Panel, sett
             {"missing": "bead_population_missing", "ambiguous": "bead_assignment_ambiguous"}.get(x, x)
             for x in f if x})))
         means["qc_flags"] = flags.reindex(means["sample_id"]).fillna("").to_numpy() if len(means) else []
-        res = quantify_analyte(b.analyte, panel.units, standards, means, settings=settings)
+        per_bead.append((b, st, standards, means, fit_analyte_curve(standards, settings=settings)))
+    # every analyte of a well shares its pipetting error: the run's noise is a floor for each curve's
+    run_cv2 = run_noise_cv2([c for *_, c in per_bead])
+    results = []
+    for b, st, standards, means, curve in per_bead:
+        curve = with_run_noise(curve, run_cv2, max_sample_cv_pct=settings.max_sample_cv_pct)
+        results.append(quantify_analyte(b.analyte, panel.units, standards, means, settings=settings, curve=curve))
         missing_std = st[st["signal"].isna()]
         if len(missing_std):
             notes.append(f"{b.analyte}: {len(missing_std)} standard well(s) without bead {b.bead_id} "
                          f"({', '.join(missing_std['sample_id'])}) left out of its curve")
-        results.append(res)
     return BeadplexRun(results, w, notes)

@@ -25,12 +25,17 @@
      covariance (delta method), is at most ``max_sample_cv_pct`` (longest such interval within the
      standards' span). Two replicate wells at a level pass rule 1 by chance far more often than the
      level's real precision allows; the profile uses every well. sigma^2 enters at its estimate
-     (``PROFILE_CONFIDENCE`` None). From the ~12 residual degrees of freedom of one run's standards
-     it is at times half the truth (all analytes of a bead-array well share the well's pipetting
-     error), and a sample at LLOQ/1.5 can then read above the LLOQ (1 of ~900 clearly out-of-range
-     bead-array samples of the quick sweep). Its upper one-sided 95 % limit,
-     sigma^2 df / chi2(0.05; df) (``precision_profile(..., confidence=0.95)``), flags every one,
-     but leaves most 6 %-CV bead-array and ELISA runs without any range at 10 % CV; not the default.
+     (``PROFILE_CONFIDENCE`` None), from the ~10 residual degrees of freedom of one run's
+     standards. In a bead array every analyte of a well shares the well's pipetting error, so the
+     run's noise is a floor for each analyte's: :func:`with_run_noise` raises a curve's sigma^2
+     (and its parameter covariance) to the run's median residual variance over analytes on the
+     constant-CV scale (:func:`run_noise_cv2`; the median, so one misfit analyte does not raise
+     the rest) where its own estimate is lower. Without it, one curve's sigma came out at 1.3 %
+     CV where the run's median was 2.4 % (truth 3.5 %), its LLOQ fell where the real CV is ~27 %,
+     and a sample at LLOQ/1.7 read above it (1 of ~900 clearly out-of-range samples of the quick
+     sweep). sigma^2 at its upper one-sided 95 % limit, sigma^2 df / chi2(0.05; df)
+     (``precision_profile(..., confidence=0.95)``), also flags every one but leaves most 6 %-CV
+     bead-array and ELISA runs without any range at 10 % CV; not the default.
 
   LLOQ = the larger and ULOQ = the smaller of the two rules' limits, so the LLOQ may fall between
   standard levels.
@@ -45,7 +50,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -54,7 +59,8 @@ from scipy import stats
 from zincassay.curves.fit import CurveFit, FitError, fit_logistic, variance_function
 from zincassay.curves.model import jacobian, log_concentration
 
-__all__ = ["FAILED_LEVEL_ALPHA", "PROFILE_CONFIDENCE", "LevelSummary", "StandardCurve", "back_calculate", "fit_standard_curve", "precision_profile"]
+__all__ = ["FAILED_LEVEL_ALPHA", "PROFILE_CONFIDENCE", "LevelSummary", "StandardCurve", "back_calculate", "fit_standard_curve",
+           "precision_profile", "residual_cv2", "run_noise_cv2", "with_run_noise"]
 
 #: Family-wise false-exclusion rate of the deletion-residual test (Bonferroni over the levels tested).
 #: A spoiled dilution (a 2-fold error or worse) lies 6 to tens of SD off; 0.001 missed such a level on
@@ -67,6 +73,8 @@ MIN_LEVELS_AFTER_EXCLUSION = 5
 #: Share of the standard levels between LLOQ and ULOQ that must pass (ICH M10: 75 % of calibrators).
 MIN_PASSING_SHARE = 0.75
 PROFILE_POINTS = 400
+#: Curves a run needs for its median noise (:func:`run_noise_cv2`).
+MIN_CURVES_FOR_RUN_NOISE = 3
 
 
 @dataclass(frozen=True)
@@ -267,18 +275,73 @@ def fit_standard_curve(
                                       is_used, ok, note))
     lloq_std, uloq_std = _standards_range(summaries)
     lo_prof, hi_prof = _profile_range(fit, x[used & (x > 0)], max_sample_cv_pct)
+    lloq, uloq, range_notes = _limits(lloq_std, uloq_std, lo_prof, hi_prof, max_sample_cv_pct)
+    return StandardCurve(fit, criterion, scores, tuple(summaries), lloq, uloq, tuple(excluded),
+                         (*notes, *range_notes), "", used=used, lloq_standards=float(lloq_std),
+                         uloq_standards=float(uloq_std), lloq_profile=float(lo_prof), uloq_profile=float(hi_prof),
+                         **empty)
+
+
+def _limits(lloq_std: float, uloq_std: float, lo_prof: float, hi_prof: float,
+            max_sample_cv_pct: float) -> tuple[float, float, list[str]]:
+    """LLOQ/ULOQ where both rules hold, and the note when there is no range."""
     # both rules must hold: a rule without a range (NaN) leaves none (Python's max would drop it)
     lloq, uloq = float(np.max([lloq_std, lo_prof])), float(np.min([uloq_std, hi_prof]))
+    notes = []
     if not np.isfinite(lloq_std):
         notes.append("fewer than two standard levels pass recovery and precision; no quantifiable range")
     elif not np.isfinite(lo_prof):
         notes.append(f"the precision profile nowhere reaches {max_sample_cv_pct:g} % CV; no quantifiable range")
     if not (lloq < uloq):
         lloq = uloq = np.nan
-    return StandardCurve(fit, criterion, scores, tuple(summaries), float(lloq), float(uloq), tuple(excluded),
-                         tuple(notes), "", used=used, lloq_standards=float(lloq_std),
-                         uloq_standards=float(uloq_std), lloq_profile=float(lo_prof), uloq_profile=float(hi_prof),
-                         **empty)
+    return lloq, uloq, notes
+
+
+def residual_cv2(curve: StandardCurve) -> float:
+    """Residual variance of the curve's standards on the constant-CV scale, sum(r^2) / df with
+    r = (y - mu) / max(|mu + offset|, floor) (a squared CV); NaN without a fit or residual dof."""
+    fit = curve.fit
+    if fit is None or fit.df < 1:
+        return np.nan
+    x, y = curve.x[curve.used], curve.y[curve.used]
+    mu = fit.curve.response(x)
+    r = (y - mu) / np.sqrt(variance_function(mu, 1.0, fit.offset, fit.floor))
+    return float(np.sum(r**2) / fit.df)
+
+
+def run_noise_cv2(curves: list[StandardCurve]) -> float:
+    """The run's noise on the constant-CV scale: the median of :func:`residual_cv2` over the curves
+    (NaN with fewer than ``MIN_CURVES_FOR_RUN_NOISE``). The median, so that one analyte's misfit
+    does not raise every curve's noise."""
+    v = np.array([residual_cv2(c) for c in curves])
+    v = v[np.isfinite(v)]
+    return float(np.median(v)) if len(v) >= MIN_CURVES_FOR_RUN_NOISE else np.nan
+
+
+def with_run_noise(curve: StandardCurve, run_cv2: float, *, max_sample_cv_pct: float) -> StandardCurve:
+    """The curve with sigma^2 (and the parameter covariance, proportional to it) raised so that its
+    residual variance on the constant-CV scale is at least the run's ``run_cv2``
+    (:func:`run_noise_cv2`), and its precision-profile limits recomputed; unchanged when its own
+    estimate is at least that.
+
+    Every analyte of a bead-array well shares the well's pipetting and incubation error, so the
+    run's well-to-well noise is a floor for each analyte's noise; one analyte's ~10 residual degrees
+    of freedom can put its own sigma well below it (module docstring).
+    """
+    own = residual_cv2(curve)
+    if not (np.isfinite(own) and np.isfinite(run_cv2) and own > 0 and run_cv2 > own):
+        return curve
+    fit = curve.fit
+    assert fit is not None
+    k = run_cv2 / own
+    fit = replace(fit, sigma2=fit.sigma2 * k, cov=fit.cov * k)
+    lo_prof, hi_prof = _profile_range(fit, curve.x[curve.used & (curve.x > 0)], max_sample_cv_pct)
+    lloq, uloq, range_notes = _limits(curve.lloq_standards, curve.uloq_standards, lo_prof, hi_prof, max_sample_cv_pct)
+    notes = [n for n in curve.notes if "no quantifiable range" not in n]
+    notes.append(f"noise raised to the run's median over analytes ({100 * np.sqrt(run_cv2):.2g} % CV; "
+                 f"this curve's standards gave {100 * np.sqrt(own):.2g} %)")
+    return replace(curve, fit=fit, lloq=lloq, uloq=uloq, lloq_profile=float(lo_prof), uloq_profile=float(hi_prof),
+                   notes=(*notes, *range_notes))
 
 
 def _standards_range(summaries: list[LevelSummary]) -> tuple[float, float]:

@@ -14,7 +14,7 @@ import pandas as pd
 from zincassay.curves.quantify import StandardCurve, back_calculate, fit_standard_curve
 from zincassay.curves.settings import CurveSettings
 
-__all__ = ["AnalyteResult", "quantify_analyte", "replicate_means"]
+__all__ = ["AnalyteResult", "fit_analyte_curve", "quantify_analyte", "replicate_means"]
 
 
 @dataclass(frozen=True)
@@ -48,8 +48,19 @@ def replicate_means(wells: pd.DataFrame, key: str) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=[key, "signal", "n_wells", "signal_cv_pct"])
 
 
+def fit_analyte_curve(standards: pd.DataFrame, *, settings: CurveSettings, offset: float = 0.0) -> StandardCurve:
+    """The standard curve of one analyte from its standard wells (``concentration``, ``signal``,
+    ``level``; see :func:`quantify_analyte`)."""
+    return fit_standard_curve(
+        standards["concentration"].to_numpy(dtype=float), standards["signal"].to_numpy(dtype=float),
+        standards["level"].astype(str).to_numpy(), models=settings.models, weighting=settings.weighting,
+        criterion=settings.criterion, recovery_pct=settings.recovery_pct, max_cv_pct=settings.max_cv_pct,
+        max_sample_cv_pct=settings.max_sample_cv_pct, exclude_failed_level=settings.exclude_failed_level,
+        offset=offset)
+
+
 def quantify_analyte(analyte: str, units: str, standards: pd.DataFrame, samples: pd.DataFrame, *,
-                     settings: CurveSettings, offset: float = 0.0) -> AnalyteResult:
+                     settings: CurveSettings, offset: float = 0.0, curve: StandardCurve | None = None) -> AnalyteResult:
     """Fit the standards and back-calculate the samples of one analyte.
 
     Parameters
@@ -62,13 +73,12 @@ def quantify_analyte(analyte: str, units: str, standards: pd.DataFrame, samples:
     settings : CurveSettings
     offset : float
         Blank already subtracted from the signals (variance function only).
+    curve : StandardCurve, optional
+        The curve already fitted from ``standards`` (:func:`fit_analyte_curve`, e.g. with the run's
+        noise, :func:`zincassay.curves.quantify.with_run_noise`); fitted here when None.
     """
-    curve = fit_standard_curve(
-        standards["concentration"].to_numpy(dtype=float), standards["signal"].to_numpy(dtype=float),
-        standards["level"].astype(str).to_numpy(), models=settings.models, weighting=settings.weighting,
-        criterion=settings.criterion, recovery_pct=settings.recovery_pct, max_cv_pct=settings.max_cv_pct,
-        max_sample_cv_pct=settings.max_sample_cv_pct, exclude_failed_level=settings.exclude_failed_level,
-        offset=offset)
+    if curve is None:
+        curve = fit_analyte_curve(standards, settings=settings, offset=offset)
     s = samples.reset_index(drop=True).copy()
     bc = back_calculate(curve, s["signal"].to_numpy(dtype=float), n_replicates=s["n_wells"].to_numpy(dtype=float),
                         dilution=s["dilution"].to_numpy(dtype=float), ci_level=settings.ci_level)
