@@ -24,8 +24,8 @@
      from *one* reading, predicted from the fitted variance function and the curve's parameter
      covariance (delta method), is at most ``max_sample_cv_pct`` (longest such interval within the
      standards' span). Two replicate wells at a level pass rule 1 by chance far more often than the
-     level's real precision allows; the profile uses every well. sigma^2 enters at its estimate
-     (``PROFILE_CONFIDENCE`` None), from the ~10 residual degrees of freedom of one run's
+     level's real precision allows; the profile uses every well. sigma^2 enters at its estimate,
+     from the ~10 residual degrees of freedom of one run's
      standards. In a bead array every analyte of a well shares the well's pipetting error, so the
      run's noise is a floor for each analyte's: :func:`with_run_noise` raises a curve's sigma^2
      (and its parameter covariance) to the run's median residual variance over analytes on the
@@ -59,16 +59,13 @@ from scipy import stats
 from zincassay.curves.fit import CurveFit, FitError, fit_logistic, variance_function
 from zincassay.curves.model import jacobian, log_concentration
 
-__all__ = ["FAILED_LEVEL_ALPHA", "PROFILE_CONFIDENCE", "LevelSummary", "StandardCurve", "back_calculate", "fit_standard_curve",
+__all__ = ["FAILED_LEVEL_ALPHA", "LevelSummary", "StandardCurve", "back_calculate", "fit_standard_curve",
            "precision_profile", "residual_cv2", "run_noise_cv2", "with_run_noise"]
 
 #: Family-wise false-exclusion rate of the deletion-residual test (Bonferroni over the levels tested).
 #: A spoiled dilution (a 2-fold error or worse) lies 6 to tens of SD off; 0.001 missed such a level on
 #: ELISA plates (7 levels, ~8 residual degrees of freedom: threshold 6.8).
 FAILED_LEVEL_ALPHA = 0.01
-#: Confidence of the upper limit of sigma^2 in the precision-profile rule of the LLOQ/ULOQ; None =
-#: the estimate (module docstring: what 0.95 gains and costs).
-PROFILE_CONFIDENCE: float | None = None
 MIN_LEVELS_AFTER_EXCLUSION = 5
 #: Share of the standard levels between LLOQ and ULOQ that must pass (ICH M10: 75 % of calibrators).
 MIN_PASSING_SHARE = 0.75
@@ -380,12 +377,11 @@ def precision_profile(fit: CurveFit, x: np.ndarray, *, confidence: float | None 
 
 
 def _profile_range(fit: CurveFit, x_std: np.ndarray, max_cv_pct: float) -> tuple[float, float]:
-    """Longest interval within the standards' span where the precision profile (sigma^2 as
-    ``PROFILE_CONFIDENCE`` says) is <= max_cv_pct."""
+    """Longest interval within the standards' span where the precision profile is <= max_cv_pct."""
     if len(x_std) == 0:
         return np.nan, np.nan
     grid = np.geomspace(x_std.min(), x_std.max(), PROFILE_POINTS)
-    ok = precision_profile(fit, grid, confidence=PROFILE_CONFIDENCE) <= max_cv_pct
+    ok = precision_profile(fit, grid) <= max_cv_pct
     best, start = (0, -1), None
     for i, flag in enumerate([*ok, False]):
         if flag and start is None:
