@@ -135,13 +135,7 @@ class _Bandpass:
         return sfft.irfft2((sfft.rfft2(a) - edges) * self.band, s=(self.h, self.w))
 
     def spectrum(self, g: np.ndarray) -> np.ndarray:
-        c = g[self.cy, self.cx]
-        sub = _sample(c)
-        med = np.median(sub)
-        scale = 1.4826 * np.median(np.abs(sub - med))
-        if not np.isfinite(scale) or scale <= 0:
-            scale = float(np.std(c)) or 1.0
-        c = np.tanh((c - med) / (3 * scale)) * self.window
+        c = _soft_clipped(g[self.cy, self.cx]) * self.window
         return sfft.fft2(c - c.mean())
 
 
@@ -191,15 +185,20 @@ def _subpixel(cross: np.ndarray, peak: np.ndarray, fy: np.ndarray, fx: np.ndarra
     return peak + (np.array(j) - factor + sub) / factor, float(up[j])
 
 
-def _normalised(c: np.ndarray) -> np.ndarray:
-    """``c`` centred on its median, divided by 3 robust SD and soft-clipped (tanh), mean removed:
-    cells count by where they are, not by how bright they are."""
+def _soft_clipped(c: np.ndarray) -> np.ndarray:
+    """``c`` centred on its median, divided by 3 robust SD and soft-clipped (tanh): cells count by
+    where they are, not by how bright they are."""
     sub = _sample(c)
     med = np.median(sub)
     scale = 1.4826 * np.median(np.abs(sub - med))
     if not np.isfinite(scale) or scale <= 0:
         scale = float(np.std(c)) or 1.0
-    v = np.tanh((c - med) / (3 * scale))
+    return np.tanh((c - med) / (3 * scale))
+
+
+def _normalised(c: np.ndarray) -> np.ndarray:
+    """:func:`_soft_clipped` with its mean removed."""
+    v = _soft_clipped(c)
     return v - v.mean()
 
 
