@@ -209,6 +209,8 @@ def score(result, cells: pd.DataFrame, truth: dict, p: ImagingParams) -> dict:
     row["reg_max_px"] = float(err[ok].max()) if ok.any() else np.nan
     row["unregistered_frames"] = int((~ok).sum())
     t = fr["time_s"].to_numpy()
+    k_est = getattr(getattr(result, "calibration", None), "bleach_rate_per_s", np.nan)
+    row["bleaching_est_pct"] = float(100 * (1 - np.exp(-k_est * t[-1])))
     for k in EVENTS:
         true_frame = int(np.searchsorted(t, getattr(p, k)))
         got = getattr(result.events, k)

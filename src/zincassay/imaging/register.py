@@ -32,8 +32,11 @@ match towards no displacement. Three stages per frame:
    the sub-pixel peak (a window or the frame's edge does when a frame is matched where it lies:
    a shortfall of about a tenth of the drift in fields of a few large cells). The match is then repeated without
    the parts that do not match (normalised difference above 0.3, averaged over a cell), so that a
-   cell that floats off or fades does not pull it. This stage sets the shift of every placed
-   frame; ``source`` says which stage placed it.
+   cell that floats off or fades does not pull it. A peak on the edge of the search (one binned
+   pixel around the placed position) is no peak: the search is repeated from there, up to four
+   times, so a frame that stage 2 misplaced by a few pixels is still measured (cell centres move
+   when over-loaded cells saturate in a tilted illumination or round up). This stage sets the
+   shift of every placed frame; ``source`` says which stage placed it.
 
 Sub-pixel correlation peaks come from an upsampled DFT of the cross-power spectrum around the
 integer peak (Guizar-Sicairos, Thurman & Fienup, Opt. Lett. 2008) with a parabolic refinement.
@@ -135,13 +138,7 @@ class _Bandpass:
         return sfft.irfft2((sfft.rfft2(a) - edges) * self.band, s=(self.h, self.w))
 
     def spectrum(self, g: np.ndarray) -> np.ndarray:
-        c = g[self.cy, self.cx]
-        sub = _sample(c)
-        med = np.median(sub)
-        scale = 1.4826 * np.median(np.abs(sub - med))
-        if not np.isfinite(scale) or scale <= 0:
-            scale = float(np.std(c)) or 1.0
-        c = np.tanh((c - med) / (3 * scale)) * self.window
+        c = _soft_clipped(g[self.cy, self.cx]) * self.window
         return sfft.fft2(c - c.mean())
 
 
@@ -191,15 +188,20 @@ def _subpixel(cross: np.ndarray, peak: np.ndarray, fy: np.ndarray, fx: np.ndarra
     return peak + (np.array(j) - factor + sub) / factor, float(up[j])
 
 
-def _normalised(c: np.ndarray) -> np.ndarray:
-    """``c`` centred on its median, divided by 3 robust SD and soft-clipped (tanh), mean removed:
-    cells count by where they are, not by how bright they are."""
+def _soft_clipped(c: np.ndarray) -> np.ndarray:
+    """``c`` centred on its median, divided by 3 robust SD and soft-clipped (tanh): cells count by
+    where they are, not by how bright they are."""
     sub = _sample(c)
     med = np.median(sub)
     scale = 1.4826 * np.median(np.abs(sub - med))
     if not np.isfinite(scale) or scale <= 0:
         scale = float(np.std(c)) or 1.0
-    v = np.tanh((c - med) / (3 * scale))
+    return np.tanh((c - med) / (3 * scale))
+
+
+def _normalised(c: np.ndarray) -> np.ndarray:
+    """:func:`_soft_clipped` with its mean removed."""
+    v = _soft_clipped(c)
     return v - v.mean()
 
 
@@ -455,7 +457,12 @@ def register_stack(data: np.ndarray, *, cell_radius_px: float | None = None, n_r
             continue
         # measured against the reference itself, where the frame stands (no error accumulates)
         gf = g if band_fine is band else band_fine(data[t])
-        better, c_ref = _refine(g_ref_fine, gf, shifts[t] * ratio, radius * ratio, radius_px=ratio)
+        start = shifts[t] * ratio
+        for _ in range(4):  # a peak on the edge of the search: search again from there
+            better, c_ref = _refine(g_ref_fine, gf, start, radius * ratio, radius_px=ratio)
+            if better is None or np.abs(better - np.rint(start)).max() < ratio - 0.05:
+                break
+            start = better
         if better is not None and c_ref >= min_ncc:
             shifts[t] = better / ratio
         accepted.append(c_track)
