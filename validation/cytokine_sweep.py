@@ -14,7 +14,8 @@ Parameter space (every corner x seeds):
 - ELISA: OD CV {3 %, 6 %} x export {CSV grid, CSV list, xlsx} x failed level {none, one} x edge
   effect {0, 5 %};
 - dose response: noise CV {5 %, 10 %} x replicates {2, 3} x curve {full (IC50 6 uM, 85 %
-  suppression), partial (IC50 10 uM, 50 %), late (IC50 25 uM, 85 %)}, 6 donors.
+  suppression), partial (IC50 10 uM, 50 %), late (IC50 25 uM, 85 %)}, 6 donors differing in level,
+  IC50, Hill slope and depth of suppression (the simulator's defaults).
 
 Criteria (issue #18): back-calculated concentrations within 15 % of truth for >= 95 % of samples whose
 truth lies between the curve's LLOQ and ULOQ (a sample flagged out of range there counts as a miss);

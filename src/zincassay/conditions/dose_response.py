@@ -31,29 +31,35 @@ Untreated rows (dose 0) whose source is none of them (blank, or e.g. ``replete``
 column is the condition) belong to every source's curve of their donor; a dose-0 row of a dosed
 source (its vehicle control) belongs to that source's curve only (:func:`source_rows`). A readout
 whose values are all >= 0 keeps its fitted asymptotes >= 0.
+Donors share a Hill slope where the F test allows it (:func:`with_shared_slope`): a late or partial
+curve's EC50 is then pinned by its own points once the slope is known from every donor's.
 Sources are compared paired over donors (:func:`dose_response_table`): the ratio of EC50s (paired
 t on log EC50) and the difference of the response at the highest dose as % of untreated.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 
+from zincassay.conditions.shared_slope import fit_shared_slope
 from zincassay.conditions.stats import holm
 from zincassay.curves.fit import CurveFit, FitError, fit_logistic, profile_interval_lnc, variance_function
 
-__all__ = ["CI_LEVEL", "COMPARISON_COLUMNS", "FIT_COLUMNS", "NO_EFFECT_P", "DoseResponseFit", "dose_response_table",
-           "dose_sources", "fit_dose_response", "source_rows"]
+__all__ = ["CI_LEVEL", "COMPARISON_COLUMNS", "FIT_COLUMNS", "NO_EFFECT_P", "SLOPES_DIFFER_P", "DoseResponseFit",
+           "dose_response_table", "dose_sources", "fit_dose_response", "source_rows", "with_shared_slope"]
 
 #: Coverage of the workflow's dose-response intervals (as of ``conditions.tsv``'s).
 CI_LEVEL = 0.95
 
 #: A curve whose F test against a flat line gives p >= this has no dose effect (and no EC50).
 NO_EFFECT_P = 0.05
+
+#: Donors' curves keep their own slopes when the F test of one shared slope gives p below this.
+SLOPES_DIFFER_P = 0.05
 
 FIT_COLUMNS = ("readout", "source", "donor", "dose_column", "n_points", "n_doses", "max_dose", "model", "direction",
                "ec50", "ec50_estimate", "ec50_ci_low", "ec50_ci_high", "hill_slope", "hill_ci_low", "hill_ci_high",
@@ -86,6 +92,7 @@ class DoseResponseFit:
     response_at_max_dose_pct: float
     p_dose_effect: float
     flags: tuple[str, ...]
+    shared: bool = False
 
 
 def _dose_effect_p(x: np.ndarray, y: np.ndarray, fit: CurveFit) -> float:
@@ -160,13 +167,74 @@ def fit_dose_response(dose: np.ndarray, response: np.ndarray, *, weighting: str,
     with np.errstate(over="ignore"):
         hill_ci = tuple(sorted((sign * c.b * np.exp(-t * se_b), sign * c.b * np.exp(t * se_b))))
     lo, hi = profile_interval_lnc(x, y, fit, ci_level)
-    flags = (("ec50_beyond_doses",) if (c.c > pos.max() or c.c < pos.min()) else ()) + \
-        (("ec50_not_bounded",) if not (np.log(pos.min()) <= lo and hi <= np.log(pos.max())) else ())
+    flags = _ec50_flags(c.c, lo, hi, pos)
     return DoseResponseFit(fit, False, ec50=np.nan if flags else c.c, ec50_estimate=c.c,
                            ec50_ci=(float(np.exp(lo)), float(np.exp(hi))),
                            hill_slope=sign * c.b, hill_ci=(float(hill_ci[0]), float(hill_ci[1])),
                            response_untreated=at0, response_saturating=c.d, response_at_max_dose_pct=pct,
                            p_dose_effect=p_effect, flags=flags, **base)
+
+
+def _ec50_flags(c: float, ln_lo: float, ln_hi: float, pos: np.ndarray) -> tuple[str, ...]:
+    """``ec50_beyond_doses`` / ``ec50_not_bounded`` for an EC50 ``c`` with interval (ln_lo, ln_hi)
+    of ln c against the positive doses ``pos``."""
+    return (("ec50_beyond_doses",) if (c > pos.max() or c < pos.min()) else ()) + \
+        (("ec50_not_bounded",) if not (np.log(pos.min()) <= ln_lo and ln_hi <= np.log(pos.max())) else ())
+
+
+def with_shared_slope(data: list[tuple[np.ndarray, np.ndarray]], fits: list[DoseResponseFit], *, ci_level: float,
+                      nonnegative: bool) -> list[DoseResponseFit]:
+    """Donors' curves of one readout and source, refitted with one Hill slope where the data allow it.
+
+    The donors with a dose effect in the majority direction are fitted together with a common
+    Hill slope, each keeping its own asymptotes and EC50
+    (:func:`zincassay.conditions.shared_slope.fit_shared_slope`); when the F test does not reject
+    the shared slope (p >= :data:`SLOPES_DIFFER_P`), their EC50 with its profile interval, Hill
+    slope and asymptotes come from it (model ``4pl_shared``, flag ``slope_shared``) and the EC50 is
+    reported under the same rules as a donor's own (``ec50_beyond_doses``, ``ec50_not_bounded``).
+    Other donors, and every donor when the slopes differ, keep their own fits.
+
+    Parameters
+    ----------
+    data : list of (dose, response) arrays, one per donor (as given to :func:`fit_dose_response`).
+    fits : list of DoseResponseFit, the donors' own fits in the same order.
+    ci_level : float
+    nonnegative : bool
+    """
+    members = [j for j, f in enumerate(fits) if f.fit is not None and not f.flat]
+    increasing = sum(fits[j].hill_slope > 0 for j in members) * 2 > len(members)
+    members = [j for j in members if (fits[j].hill_slope > 0) == increasing]
+    if len(members) < 2:
+        return fits
+    xs, ys, ws, rss_separate = [], [], [], 0.0
+    for j in members:
+        x, y = (np.asarray(v, dtype=np.float64) for v in data[j])
+        ok = np.isfinite(x) & np.isfinite(y) & (x >= 0)
+        x, y = x[ok], y[ok]
+        f = fits[j].fit
+        mu = f.curve.response(x)
+        w = 1.0 / variance_function(mu, f.variance_power, f.offset, f.floor)
+        rss_separate += float(np.sum(w * (y - mu) ** 2))
+        xs.append(x)
+        ys.append(y)
+        ws.append(w)
+    sh = fit_shared_slope(xs, ys, ws, rss_separate=rss_separate, nonnegative=nonnegative, ci_level=ci_level)
+    if sh is None or not sh.p_shared >= SLOPES_DIFFER_P:
+        return fits
+    out = list(fits)
+    for k, j in enumerate(members):
+        a, d, c, x = float(sh.a[k]), float(sh.d[k]), float(sh.c[k]), xs[k]
+        sign = 1.0 if d > a else -1.0
+        pos = np.unique(x[x > 0])
+        lo, hi = (float(v) for v in sh.c_ci[k])
+        flags = _ec50_flags(c, np.log(lo), np.log(hi), pos)
+        at_max = d + (a - d) / (1 + (x.max() / c) ** sh.b)
+        out[j] = replace(fits[j], ec50=np.nan if flags else c, ec50_estimate=c, ec50_ci=(lo, hi),
+                         hill_slope=sign * sh.b, hill_ci=tuple(sorted((sign * sh.b_ci[0], sign * sh.b_ci[1]))),
+                         response_untreated=a, response_saturating=d,
+                         response_at_max_dose_pct=100.0 * at_max / a if a else np.nan,
+                         flags=(*flags, "slope_shared"), shared=True)
+    return out
 
 
 def _t_ci(v: np.ndarray, level: float) -> tuple[float, float, float]:
@@ -255,16 +323,20 @@ def dose_response_table(
         nonneg = bool((values.dropna() >= 0).all())
         for source in sources:
             sub = t[source_rows(t, source, dose_column=dose_column, source_column=source_column, sources=sources)]
-            for donor, grp in sub.groupby(donor_column, sort=True):
-                r = fit_dose_response(grp[dose_column].to_numpy(float), pd.to_numeric(grp[readout], errors="coerce").to_numpy(float),
-                                      weighting=weighting, ci_level=ci_level, nonnegative=nonneg)
+            donors = [(donor, grp, grp[dose_column].to_numpy(float),
+                       pd.to_numeric(grp[readout], errors="coerce").to_numpy(float))
+                      for donor, grp in sub.groupby(donor_column, sort=True)]
+            fitted = [fit_dose_response(x, y, weighting=weighting, ci_level=ci_level, nonnegative=nonneg)
+                      for _, _, x, y in donors]
+            fitted = with_shared_slope([(x, y) for _, _, x, y in donors], fitted, ci_level=ci_level, nonnegative=nonneg)
+            for (donor, grp, _, _), r in zip(donors, fitted, strict=True):
                 n_cens = int(grp[censored_col].astype(str).str.lower().eq("true").sum()) if censored_col in grp else 0
                 flags = list(r.flags) + (["censored_points"] if n_cens else [])
                 direction = "" if (r.fit is None or r.flat) else ("increasing" if r.hill_slope > 0 else "decreasing")
                 rows.append({
                     "readout": readout, "source": source, "donor": donor, "dose_column": dose_column,
                     "n_points": r.n_points, "n_doses": r.n_doses, "max_dose": r.max_dose,
-                    "model": "" if r.fit is None and not r.flat else ("flat" if r.flat else "4pl"),
+                    "model": "" if r.fit is None and not r.flat else ("flat" if r.flat else ("4pl_shared" if r.shared else "4pl")),
                     "direction": direction, "ec50": r.ec50, "ec50_estimate": r.ec50_estimate, "ec50_ci_low": r.ec50_ci[0], "ec50_ci_high": r.ec50_ci[1],
                     "hill_slope": r.hill_slope, "hill_ci_low": r.hill_ci[0], "hill_ci_high": r.hill_ci[1],
                     "response_untreated": r.response_untreated, "response_saturating": r.response_saturating,

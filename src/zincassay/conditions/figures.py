@@ -131,7 +131,7 @@ def dose_response_figure(table: pd.DataFrame, fits: pd.DataFrame, readouts: list
                 ax.scatter(xs[m], pd.to_numeric(t.loc[sel, readout], errors="coerce")[m], s=12, marker=mk,
                            color=colours[source], alpha=0.7)
             for _, f in fits[(fits["readout"] == readout) & (fits["source"] == source)].iterrows():
-                if f["model"] == "4pl" and np.isfinite(f["ec50_estimate"]):
+                if f["model"] in ("4pl", "4pl_shared") and np.isfinite(f["ec50_estimate"]):
                     b = abs(f["hill_slope"])
                     curve = Logistic("4pl", a=f["response_untreated"], d=f["response_saturating"], c=f["ec50_estimate"], b=b)
                     ax.plot(grid, curve.response(grid), color=colours[source], lw=0.8, alpha=0.8)

@@ -3,8 +3,10 @@
 Cytokines from stimulated T cells fall with the zinc dose, more with zinc aspartate than with zinc
 oxide (a lower IC50 and a deeper maximal suppression; Guttek et al., J Trace Elem Med Biol 2018,
 PMID 29895377, for aspartate on pre-activated T cells). Each donor has its own untreated level
-(lognormal, ``donor_sd_log10_level``) and IC50 (lognormal, ``donor_sd_log10_ec50``); every sample
-carries a multiplicative measurement error (``noise_cv``). Truth: the 4PL parameters of every donor
+(lognormal, ``donor_sd_log10_level``), IC50 (lognormal, ``donor_sd_log10_ec50``), steepness
+(lognormal, ``donor_sd_log10_hill``) and maximal suppression (normal, ``donor_sd_suppression``,
+kept within 0-1): donors share a curve's shape only roughly. Every sample carries a
+multiplicative measurement error (``noise_cv``). Truth: the 4PL parameters of every donor
 x source x readout.
 """
 
@@ -39,6 +41,8 @@ class DoseSeriesParams:
     })
     donor_sd_log10_level: float = 0.2
     donor_sd_log10_ec50: float = 0.08
+    donor_sd_log10_hill: float = 0.05
+    donor_sd_suppression: float = 0.04
     noise_cv: float = 0.08
 
 
@@ -59,12 +63,14 @@ def simulate_dose_series(rng: np.random.Generator, params: DoseSeriesParams) -> 
         curves: dict[tuple[str, str], Logistic] = {}
         for source, sv in params.sources.items():
             shift = 10 ** rng.normal(0, params.donor_sd_log10_ec50)
+            hill = sv["hill"] * 10 ** rng.normal(0, params.donor_sd_log10_hill)
+            depth = rng.normal(0, params.donor_sd_suppression)
             for r, rv in params.readouts.items():
                 a = level[r]
-                d = a * (1 - sv["max_suppression"] * rv["sensitivity"])
-                curves[(source, r)] = Logistic("4pl", a=a, d=d, c=sv["ec50_uM"] * shift, b=sv["hill"])
+                d = a * (1 - float(np.clip(sv["max_suppression"] * rv["sensitivity"] + depth, 0.0, 1.0)))
+                curves[(source, r)] = Logistic("4pl", a=a, d=d, c=sv["ec50_uM"] * shift, b=hill)
                 truth.append({"donor": donor, "source": source, "readout": r, "ec50": sv["ec50_uM"] * shift,
-                              "hill_slope": -sv["hill"], "response_untreated": a, "response_saturating": d})
+                              "hill_slope": -hill, "response_untreated": a, "response_saturating": d})
         for rep in range(params.replicates):
             rows.append({"sample_id": f"{donor}_untreated_r{rep + 1}", "donor": donor, "zn_uM": 0.0, "zn_source": "",
                          **{r: level[r] * np.exp(rng.normal(0, params.noise_cv)) for r in params.readouts}})
