@@ -362,6 +362,7 @@ def extract_traces(data: np.ndarray, labels: np.ndarray, shifts: np.ndarray, sat
                               np.clip(bys + dy, 0, h - 1) * w + np.clip(bxs + dx, 0, w - 1)])
               for dy, dx in offsets.tolist()]
     runs = np.concatenate([starts, len(py) + bg_starts])
+    frame = np.empty(h * w, stack.dtype)
     pixels = np.empty((FRAME_CHUNK, len(py) + len(bg_idx)), stack.dtype)
     weighted = np.empty(pixels.shape, dtype)
     weight = np.ones(pixels.shape[1], dtype)  # the pairs' weights for a phase, then 1 for the sample
@@ -374,7 +375,11 @@ def extract_traces(data: np.ndarray, labels: np.ndarray, shifts: np.ndarray, sat
             fr = done[same[i:i + FRAME_CHUNK]]
             x, prod = pixels[:len(fr)], weighted[:len(fr)]
             for t, o, row in zip(fr, offset_of[same[i:i + FRAME_CHUNK]], x, strict=True):
-                np.take(stack[t], gather[o], out=row, mode="clip")  # indices are in range: no check
+                # the frame copied whole first (one streaming pass into cache), then gathered from
+                # the copy: gathering straight from the stack in cell order misses the cache on
+                # every row of every cell (2.7x slower on a 2-core AMD EPYC)
+                np.copyto(frame, stack[t])
+                np.take(frame, gather[o], out=row, mode="clip")  # indices are in range: no check
             cells = x[:, :len(py)]
             if n and cells.max() >= saturation_value:  # pixels with at least half their weight in the cell
                 saturated[fr] = _segment_sums((cells >= saturation_value) & (weight[:len(py)] >= 0.5), starts,
