@@ -81,6 +81,17 @@ def test_plateaus_skip_the_rise_and_the_slow_chelation():
     assert np.all(trace[fmin] / (5 * 0.2) < 1.02) and len(fmin) >= 3
 
 
+def test_fmin_plateau_is_not_cut_short_by_a_noise_excursion():
+    """A long Fmin tail with a bump of a few frames (noise in the median trace) keeps the whole
+    tail; the fall before it stays out."""
+    t = np.arange(150) * 2.0
+    trace = 0.3 + 0.7 * np.exp(-np.maximum(t - 20, 0) / 8)  # TPEN at 20 s: floor reached by ~80 s
+    trace[120:123] += 0.015  # a 5 % bump for 3 frames, 60 frames before the end
+    fmin = find_plateau(trace, t, np.arange(150), 0.06, "last")
+    assert fmin[-1] == 149 and fmin[0] < 100  # not cut at the bump
+    assert np.all(trace[fmin] < 0.3 * 1.06)  # nor into the fall
+
+
 # ---------------------------------------------------------------- traces
 
 

@@ -88,8 +88,8 @@ def find_plateau(trace: np.ndarray, time_s: np.ndarray, frames: np.ndarray, max_
     break a plateau into pieces). ``which='first'`` gives the first plateau after the trace has
     reached 90 % of its maximum in the window (Fmax, before any decline from leakage or cell
     death); ``'last'`` gives the plateau that runs to the end of the window (Fmin, once TPEN has
-    fully acted). Returns at least the 2 frames nearest to where the plateau should be when no
-    frame qualifies.
+    fully acted), through runs of steep frames shorter than the smoothing window (noise).
+    Returns at least the 2 frames nearest to where the plateau should be when no frame qualifies.
     """
     frames = np.asarray(frames, dtype=int)
     t = time_s[frames]
@@ -123,9 +123,18 @@ def find_plateau(trace: np.ndarray, time_s: np.ndarray, frames: np.ndarray, max_
     k1 = len(seg) - 1
     while k1 > 0 and not np.isfinite(seg[k1]):
         k1 -= 1
-    k0 = k1
-    while k0 - 1 >= 0 and flat[k0 - 1] and flat[k0]:
-        k0 -= 1
+    # back from the end, through flat frames and through fewer than a smoothing window of steep
+    # ones in a row (a noise excursion of the smoothed slope), until a window's worth of steep
+    # frames (the approach to Fmin): one excursion must not cut a long plateau short
+    k0, steep, k = (k1 if flat[k1] else None), 0, k1
+    while k - 1 >= 0 and steep < w:
+        k -= 1
+        if flat[k]:
+            k0, steep = k, 0
+        else:
+            steep += 1
+    if k0 is None:
+        k0 = k1
     return frames[k0:k1 + 1] if k1 - k0 >= 1 else frames[max(k1 - 1, 0):k1 + 1]
 
 
