@@ -48,6 +48,7 @@ from scipy import stats
 from zincassay.conditions.shared_slope import fit_shared_slope
 from zincassay.conditions.stats import holm
 from zincassay.curves.fit import CurveFit, FitError, fit_logistic, profile_interval_lnc, variance_function
+from zincassay.curves.model import Logistic
 
 __all__ = ["CI_LEVEL", "COMPARISON_COLUMNS", "FIT_COLUMNS", "NO_EFFECT_P", "SLOPES_DIFFER_P", "DoseResponseFit",
            "dose_response_table", "dose_sources", "fit_dose_response", "source_rows", "with_shared_slope"]
@@ -228,7 +229,7 @@ def with_shared_slope(data: list[tuple[np.ndarray, np.ndarray]], fits: list[Dose
         pos = np.unique(x[x > 0])
         lo, hi = (float(v) for v in sh.c_ci[k])
         flags = _ec50_flags(c, np.log(lo), np.log(hi), pos)
-        at_max = d + (a - d) / (1 + (x.max() / c) ** sh.b)
+        at_max = float(Logistic("4pl", a=a, d=d, c=c, b=sh.b).response(np.array([x.max()]))[0])
         out[j] = replace(fits[j], ec50=np.nan if flags else c, ec50_estimate=c, ec50_ci=(lo, hi),
                          hill_slope=sign * sh.b, hill_ci=tuple(sorted((sign * sh.b_ci[0], sign * sh.b_ci[1]))),
                          response_untreated=a, response_saturating=d,

@@ -50,12 +50,12 @@ class SharedSlopeFit:
         Shared steepness (> 0).
     a, d, c : ndarray (m,)
         Untreated and saturating response, and EC50 (dose units), per donor.
-    c_ci, b_ci : ndarray (m, 2), tuple
-        Wald intervals at the requested level.
+    c_ci : ndarray (m, 2)
+        Profile-likelihood interval of each donor's EC50 at the requested level (dose units).
+    b_ci : tuple
+        Wald interval of the slope (on ln b) at the requested level.
     p_shared : float
         p of the F test of the shared slope against one 4PL per donor (small = slopes differ).
-    rss, df : float, int
-        Weighted residual sum of squares and its degrees of freedom (N - 3m - 1).
     """
 
     b: float
@@ -65,8 +65,6 @@ class SharedSlopeFit:
     c_ci: np.ndarray
     b_ci: tuple[float, float]
     p_shared: float
-    rss: float
-    df: int
 
 
 def _sigmoid(x: np.ndarray, lnc: np.ndarray, b: float) -> np.ndarray:
@@ -205,11 +203,10 @@ def fit_shared_slope(xs: list[np.ndarray], ys: list[np.ndarray], ws: list[np.nda
     f = ((rss - rss_separate) / (m - 1)) / (rss_separate / df_sep) if rss_separate > 0 else np.inf
     p_shared = float(stats.f.sf(max(f, 0.0), m - 1, df_sep))
     jac = np.asarray(sol.jac)
-    cov = np.linalg.pinv(jac.T @ jac) * rss / df
-    se = np.sqrt(np.maximum(np.diag(cov), 0.0))
+    se_lnb = float(np.sqrt(max(np.linalg.pinv(jac.T @ jac)[0, 0] * rss / df, 0.0)))
     t = stats.t.ppf(0.5 + ci_level / 2, df)
     lnc = sol.x[1:1 + m]
     c_ci = np.exp(_profile_intervals(xs, ys, ws, lnc, float(sol.x[0]), df, ci_level, nonnegative))
-    b_ci = (float(np.exp(sol.x[0] - t * se[0])), float(np.exp(sol.x[0] + t * se[0])))
+    b_ci = (float(np.exp(sol.x[0] - t * se_lnb)), float(np.exp(sol.x[0] + t * se_lnb)))
     return SharedSlopeFit(b=float(np.exp(sol.x[0])), a=sol.x[1 + m:1 + 2 * m].copy(), d=sol.x[1 + 2 * m:].copy(),
-                          c=np.exp(lnc), c_ci=c_ci, b_ci=b_ci, p_shared=p_shared, rss=rss, df=df)
+                          c=np.exp(lnc), c_ci=c_ci, b_ci=b_ci, p_shared=p_shared)
