@@ -172,6 +172,15 @@ def test_trace_extraction_at_subpixel_shifts_matches_the_definition_for_touching
             assert tr.mean[t, c - 1] == pytest.approx(total / len(ys), rel=1e-6)
 
 
+def test_trace_extraction_without_cells_still_measures_the_background():
+    rng = np.random.default_rng(2)
+    level = np.array([100.0, 150.0, 200.0])
+    stack = rng.poisson(level[:, None, None], size=(3, 64, 64)).astype(np.uint16)
+    tr = extract_traces(stack, np.zeros((64, 64), dtype=np.int32), np.zeros((3, 2)), saturation_value=65535)
+    assert tr.mean.shape == (3, 0) and tr.saturated.shape == (3, 0) and tr.local_background.shape == (3, 0)
+    assert np.abs(tr.background - level).max() < 2
+
+
 def test_background_follows_the_level_and_ignores_a_speck():
     rng = np.random.default_rng(1)
     T, h, w = 8, 96, 96
