@@ -61,3 +61,31 @@ def test_registration_within_the_bar(slice_rows):
 def test_blank_events_within_two_frames(slice_rows):
     for k in ("stimulus", "pyrithione"):
         assert (slice_rows[f"{k}_frames"].abs() <= BARS["event_frames"]).all(), slice_rows[f"{k}_frames"].tolist()
+
+
+def test_ablation_neutralises_effects_on_the_same_stack_and_detects_a_changed_stream():
+    """``validation/imaging_ablation.py`` compares a stack with itself with one effect neutralised:
+    that holds only if the variant draws the same random numbers (up to the camera noise)."""
+    import dataclasses
+
+    import numpy as np
+    from validation.imaging_ablation import EFFECTS, StreamRecorder, run
+
+    from zincassay.simulate.imaging import ImagingParams, simulate_stack
+
+    rows = run(SEED, 1, ["no_rounding", "even_light+dim_overloaded"], max_side=96, max_frames=40)
+    assert [r["variant"] for r in rows] == ["as_drawn", "no_rounding", "even_light+dim_overloaded"]
+    assert all(r["same_stream"] for r in rows)
+    assert all(np.isfinite(r["rms_px"]) and set(r["phases"]) == {"baseline", "stimulus", "pyrithione", "tpen"}
+               for r in rows)
+
+    def calls(p: ImagingParams) -> list:
+        recorder = StreamRecorder(np.random.default_rng(5))
+        simulate_stack(recorder, p)
+        return recorder.calls
+
+    p = ImagingParams(shape=(48, 48), n_frames=20, n_cells=3, rounding=0.1, illumination_falloff=0.2)
+    drawn = calls(p)
+    assert calls(dataclasses.replace(p, **EFFECTS["no_rounding"][0])) == drawn
+    assert calls(dataclasses.replace(p, **EFFECTS["even_light"][0])) == drawn
+    assert calls(dataclasses.replace(p, rounding=0.0)) != drawn  # switched off: other cells follow
