@@ -79,13 +79,20 @@ def test_ablation_neutralises_effects_on_the_same_stack_and_detects_a_changed_st
     assert all(np.isfinite(r["rms_px"]) and set(r["phases"]) == {"baseline", "stimulus", "pyrithione", "tpen"}
                for r in rows)
 
-    def calls(p: ImagingParams) -> list:
+    def simulated(p: ImagingParams) -> tuple[list, np.ndarray]:
         recorder = StreamRecorder(np.random.default_rng(5))
-        simulate_stack(recorder, p)
-        return recorder.calls
+        stack = simulate_stack(recorder, p)[0]
+        return recorder.states, stack
 
-    p = ImagingParams(shape=(48, 48), n_frames=20, n_cells=3, rounding=0.1, illumination_falloff=0.2)
-    drawn = calls(p)
-    assert calls(dataclasses.replace(p, **EFFECTS["no_rounding"][0])) == drawn
-    assert calls(dataclasses.replace(p, **EFFECTS["even_light"][0])) == drawn
-    assert calls(dataclasses.replace(p, rounding=0.0)) != drawn  # switched off: other cells follow
+    # a stack with every effect on: each neutralised one draws the same numbers
+    p = ImagingParams(shape=(48, 48), n_cells=3, rounding=0.1, shape_change=0.05, texture=0.1,
+                      illumination_falloff=0.2, illumination_tilt=0.1, nucleus_ratio=0.8, n_detaching=1)
+    drawn, stack = simulated(p)
+    for name, (neutral, _) in EFFECTS.items():
+        assert simulated(dataclasses.replace(p, **neutral(p)))[0] == drawn, name
+    # rounding neutralised leaves the cells as they were; switched off, the draws after it change
+    assert not np.array_equal(simulated(dataclasses.replace(p, rounding_applied=False))[1], stack)
+    assert simulated(dataclasses.replace(p, rounding=0.0))[0] != drawn
+    # an effect that is off stays off (a tiny value would switch it on and change the draws)
+    off = dataclasses.replace(p, texture=0.0)
+    assert simulated(dataclasses.replace(off, **EFFECTS["no_texture"][0](off)))[0] == simulated(off)[0]

@@ -73,6 +73,7 @@ class ImagingParams:
     min_separation: float = 0.85  # closest centre distance / (r1 + r2); below 1 cells touch or overlap
     shape_change: float = 0.0  # at the stimulus each radius changes by up to +-this fraction
     rounding: float = 0.0  # at pyrithione radii shrink by up to this fraction, axis ratio -> 1, dome -> 0.5
+    rounding_applied: bool = True  # False: rounding's random numbers are drawn, the cells left as they are (ablation)
     # probe and zinc
     kd_nM: float = 15.0
     fmin_per_load: float = 40.0
@@ -246,10 +247,11 @@ def _cell_shapes(rng: np.random.Generator, p: ImagingParams, radius: np.ndarray,
             a, b = a * (1 + (ca - 1) * step), b * (1 + (cb - 1) * step)
         if p.rounding > 0:
             shrink = 1 - rng.uniform(0, p.rounding)
-            step = _smoothstep(t, p.pyrithione_s + 20.0, 8.0)
-            target = np.sqrt(a * b) * shrink
-            a, b = a + (target - a) * step, b + (target - b) * step
-            dome = dome + (max(p.dome, 0.5) - dome) * step
+            if p.rounding_applied:
+                step = _smoothstep(t, p.pyrithione_s + 20.0, 8.0)
+                target = np.sqrt(a * b) * shrink
+                a, b = a + (target - a) * step, b + (target - b) * step
+                dome = dome + (max(p.dome, 0.5) - dome) * step
         nucleus = (rng.uniform(-0.15, 0.15), rng.uniform(-0.15, 0.15), rng.uniform(0.35, 0.55))
         n_blobs = 5 if p.texture > 0 else 0
         blobs = np.column_stack([rng.uniform(-0.8, 0.8, n_blobs), rng.uniform(-0.8, 0.8, n_blobs),
