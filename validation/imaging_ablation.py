@@ -40,7 +40,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from validation.imaging_sweep import draw_params
+from validation.imaging_sweep import draw_params, registration_error
 
 from zincassay.imaging.register import register_stack
 from zincassay.simulate.imaging import ImagingParams, simulate_stack
@@ -73,7 +73,6 @@ class StreamRecorder:
 
     def __init__(self, rng: np.random.Generator):
         self._rng = rng
-        self.bit_generator = rng.bit_generator
         self.states: list[tuple[str, dict]] = []
         self._noise = False
 
@@ -94,10 +93,9 @@ class StreamRecorder:
 def phase_errors(shifts: np.ndarray, registered: np.ndarray, frames: pd.DataFrame) -> tuple[float, dict[str, np.ndarray]]:
     """Registration RMS error (px) and the mean ``(dy, dx)`` error (px) per protocol phase (NaN for
     a phase with no registered frame)."""
-    diff = shifts - frames[["shift_y_px", "shift_x_px"]].to_numpy()
     if not registered.any():
         return float("nan"), {}
-    diff = diff - np.median(diff[registered], axis=0)
+    diff = registration_error(shifts, frames[["shift_y_px", "shift_x_px"]].to_numpy(), registered)
     rms = float(np.sqrt(np.mean(np.sum(diff[registered] ** 2, axis=1))))
     phase = frames["phase"].to_numpy()
     per = {}
@@ -118,9 +116,8 @@ def run(seed: int, stack: int, variants: list[str], max_side: int = 512, max_fra
             p = dataclasses.replace(p, **EFFECTS[effect][0](p))
         recorder = StreamRecorder(rng)
         data, cells, _, frames = simulate_stack(recorder, p)
-        record = recorder.states
-        base = record if base is None else base
-        same = record == base
+        base = recorder.states if base is None else base
+        same = recorder.states == base
         reg = register_stack(data)
         rms, per = phase_errors(reg.shifts, reg.registered, frames)
         n_sat = int(cells["saturates"].sum())

@@ -202,9 +202,7 @@ def score(result, cells: pd.DataFrame, truth: dict, p: ImagingParams) -> dict:
     true_shift = fr[["shift_y_px", "shift_x_px"]].to_numpy()
     est = np.asarray(result.shifts, dtype=float)
     ok = np.asarray(getattr(result, "registered", np.ones(len(est), bool)), dtype=bool)
-    diff = est - true_shift
-    diff = diff - np.median(diff[ok], axis=0)
-    err = np.hypot(*diff.T)
+    err = np.hypot(*registration_error(est, true_shift, ok).T)
     row["reg_rms_px"] = float(np.sqrt(np.mean(err[ok] ** 2))) if ok.any() else np.nan
     row["reg_max_px"] = float(err[ok].max()) if ok.any() else np.nan
     row["unregistered_frames"] = int((~ok).sum())
@@ -217,6 +215,16 @@ def score(result, cells: pd.DataFrame, truth: dict, p: ImagingParams) -> dict:
         row[f"{k[:-2]}_frames"] = (int(np.searchsorted(t, got - 1e-9)) - true_frame) if np.isfinite(got) else np.nan
         row[f"{k[:-2]}_source"] = result.events.source.get(k, "")
     return row
+
+
+def registration_error(shifts: np.ndarray, true_shifts: np.ndarray, registered: np.ndarray) -> np.ndarray:
+    """Error (px, (T, 2)) of each frame's estimated shift against the truth once the constant offset
+    of the reference (the median error over the registered frames) is removed; NaN when no frame
+    was registered."""
+    diff = np.asarray(shifts, dtype=float) - true_shifts
+    if not registered.any():
+        return np.full_like(diff, np.nan)
+    return diff - np.median(diff[registered], axis=0)
 
 
 def run_one(i: int, seed: int, workdir: str, max_side: int = 512, max_frames: int = 400) -> dict:
