@@ -139,13 +139,17 @@ def test_trace_extraction_matches_a_per_cell_loop_and_counts_saturation():
     assert tr.saturated[2, 1] >= 1
 
 
-@pytest.mark.parametrize("kernel", ["scipy_private", "public_product"])
+@pytest.mark.parametrize("kernel", ["numba", "scipy_private", "public_product"])
 def test_trace_extraction_at_subpixel_shifts_matches_the_definition_for_touching_cells(kernel, monkeypatch):
     """Each cell's mean is the frame resampled onto the reference grid (4 x 4 taps at the frame's
     phase) averaged over the cell: checked pixel by pixel against that definition, with touching
-    cells (pixels that two cells' taps reach) and both ways of computing the product."""
+    cells (pixels that two cells' taps reach) and every way of computing the product."""
     from zincassay.imaging import traces
 
+    if kernel == "numba":
+        pytest.importorskip("numba")
+    else:
+        monkeypatch.setattr(traces, "USE_NUMBA", False)
     if kernel == "public_product":
         monkeypatch.setattr(traces, "_csr_matvec", None)
     rng = np.random.default_rng(3)
@@ -170,6 +174,52 @@ def test_trace_extraction_at_subpixel_shifts_matches_the_definition_for_touching
                     xx = np.clip(xs + n[1] + ox, 0, 55)
                     total += wy[i] * wx[j] * stack[t][yy, xx].astype(float).sum()
             assert tr.mean[t, c - 1] == pytest.approx(total / len(ys), rel=1e-6)
+
+
+@pytest.mark.parametrize(("dtype", "saturation"), [("uint16", 4095), ("uint8", 250), ("int32", 4095),
+                                                  ("float32", 4095.0001)])
+def test_compiled_trace_kernel_gives_the_same_traces_as_scipy(dtype, saturation, monkeypatch):
+    """numba's frame loop and scipy's product give bit-identical traces: drift with sub-pixel and
+    whole-pixel steps, a cell at the edge (clamped positions), touching cells, saturated pixels,
+    an unmeasured frame, and pixel types summed in float32 and (int32) float64. For float32 pixels
+    the threshold 4095.0001 is 4095 in float32, so pixels of 4095 are saturated, as numpy compares."""
+    pytest.importorskip("numba")
+    from zincassay.imaging import traces
+
+    assert traces._numba_kernel() is not None
+    rng = np.random.default_rng(5)
+    h, w, T = 64, 72, 9
+    yy, xx = np.mgrid[0:h, 0:w]
+    labels = np.zeros((h, w), dtype=np.int32)
+    labels[0:6, 20:28] = 1  # at the top edge
+    labels[20:30, 10:18] = 2
+    labels[20:30, 18:25] = 3  # touches cell 2
+    labels[np.hypot(yy - 45, xx - 50) <= 6] = 4
+    labels[np.hypot(yy - 12, xx - 60) <= 4] = 5
+    top = 200 if dtype == "uint8" else 3000
+    stack = rng.integers(10, top, size=(T, h, w)).astype(dtype)
+    stack += (labels > 0).astype(dtype) * (top // 10)
+    stack[2, 22:25, 12:15] = saturation if dtype != "float32" else 4095  # saturated patches
+    stack[5, 44:47, 49:53] = 255 if dtype == "uint8" else 4095
+    stack[6, 0:3, 21:24] = 255 if dtype == "uint8" else 4095
+    shifts = np.array([[0, 0], [0.35, -0.6], [1.25, 2.05], [-2.4, 0.8], [0.95, -1.15], [3.1, -3.3],
+                       [-0.45, 0.05], [0.35, -0.6], [-1.0, 1.0]])
+    frames = np.ones(T, bool)
+    frames[4] = False
+
+    def run():
+        return traces.extract_traces(stack, labels, shifts, saturation_value=saturation, frames=frames,
+                                     background_margin_px=3)
+
+    compiled = run()
+    monkeypatch.setattr(traces, "USE_NUMBA", False)
+    reference = run()
+    assert compiled.saturated.sum() > 0 and compiled.saturated[[2, 5, 6]].min(axis=1).max() == 0  # not all cells
+    assert compiled.saturated[2, 1] > 0 and compiled.saturated[6, 0] > 0
+    assert np.isnan(compiled.mean[4]).all() and np.isfinite(compiled.mean[frames]).all()
+    for field in ("mean", "saturated", "background", "local_background", "background_coef"):
+        assert np.array_equal(getattr(compiled, field), getattr(reference, field), equal_nan=True), field
+    assert compiled.mean.dtype == reference.mean.dtype
 
 
 def test_trace_extraction_without_cells_still_measures_the_background():
