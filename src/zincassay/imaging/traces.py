@@ -35,10 +35,11 @@ _NUMBA_DTYPES = frozenset(np.dtype(t) for t in ("u1", "u2", "u4", "u8", "i1", "i
 
 @functools.cache
 def _numba_kernel():
-    """The compiled frame kernel, or None when numba cannot be imported (it lags new Pythons)."""
+    """The compiled frame kernel, or None when numba cannot be imported (it lags new Pythons) or
+    cannot set up its cache (scipy's product then gives the same traces)."""
     try:
         from zincassay.imaging._trace_kernel import measure_frames
-    except ImportError:
+    except Exception:  # no numba, or numba unusable here (e.g. no writable cache directory)
         return None
     return measure_frames
 
