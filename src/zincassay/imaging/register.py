@@ -468,6 +468,7 @@ class _Extents:
 
 
 EXTENT_PRIOR_PX = 0.3
+EXTENT_FRAMES = 3
 
 
 def register_stack(data: np.ndarray, *, cell_radius_px: float | None = None, n_reference: int = 3,
@@ -525,6 +526,7 @@ def register_stack(data: np.ndarray, *, cell_radius_px: float | None = None, n_r
     ref = band.spectrum(g_ref)
     ref_energy = _energy(ref)
     shifts = np.zeros((T, 2))
+    change, change_var = np.zeros((T, 2)), np.full(T, np.inf)  # stage 4 (px, px²)
     conf = np.zeros(T)
     ok = np.ones(T, dtype=bool)
     source = np.full(T, "cells", dtype=object)
@@ -574,14 +576,9 @@ def register_stack(data: np.ndarray, *, cell_radius_px: float | None = None, n_r
             start = better
         if better is not None and c_ref >= min_ncc:
             shifts[t] = better / ratio
-        # the cells' extents against the reference: the change weighted by its precision (variance
-        # of the cells' mean against a prior SD of EXTENT_PRIOR_PX for the correlation's bias)
         got = extents.shift(a_fine, shifts[t] * ratio, 0.3 / bin_fine)
-        if got is not None:
-            change = got[0] / ratio - shifts[t]
-            var = max(got[1] * bin_fine**2, 0.02**2)
-            if np.hypot(*change) * bin_px <= 0.5 * cell_radius_px:
-                shifts[t] += change * EXTENT_PRIOR_PX**2 / (EXTENT_PRIOR_PX**2 + var)
+        if got is not None and np.hypot(*(got[0] / ratio - shifts[t])) * bin_px <= 0.5 * cell_radius_px:
+            change[t], change_var[t] = got[0] / ratio - shifts[t], max(got[1] * bin_fine**2, 0.02**2)
         accepted.append(c_track)
         if len(key_typical) < 2 * n_reference:
             key_typical.append(c_key)
@@ -589,6 +586,17 @@ def register_stack(data: np.ndarray, *, cell_radius_px: float | None = None, n_r
             key, key_energy, key_shift, key_typical = cur, cur_energy, shifts[t].copy(), []
             n_key += 1
         prev, prev_energy = cur, cur_energy
+    # the cells' extents against the reference: the change from stage 3 averaged over the frames
+    # within EXTENT_FRAMES (the correlation's bias changes slowly; a jolt is in stage 3's shifts),
+    # weighted by precision and shrunk towards 0 by a prior SD of EXTENT_PRIOR_PX for that bias
+    weight = np.where(np.isfinite(change_var), 1.0 / change_var, 0.0)
+    change = np.nan_to_num(change)
+    for t in np.flatnonzero(ok):
+        near = slice(max(0, t - EXTENT_FRAMES), t + EXTENT_FRAMES + 1)
+        total = weight[near].sum()
+        if total > 0:
+            mean = (weight[near, None] * change[near]).sum(axis=0) / total
+            shifts[t] += mean * EXTENT_PRIOR_PX**2 / (EXTENT_PRIOR_PX**2 + 1.0 / total)
     return Registration(shifts=shifts * bin_px, confidence=conf, registered=ok, source=source.astype(str),
                         cell_radius_px=float(cell_radius_px), n_cells=len(cells.ref), n_keyframes=n_key)
 
