@@ -11,7 +11,7 @@ from zincassay.imaging.calibrate import Calibration, calibrate_cells, population
 from zincassay.imaging.events import Events, Phases, detect_events
 from zincassay.imaging.register import Registration, register_stack
 from zincassay.imaging.saturation import frame_statistics, saturation_level
-from zincassay.imaging.segment import Segmentation, reference_image, segment_cells
+from zincassay.imaging.segment import Segmentation, grow_cells, reference_image, segment_cells
 from zincassay.imaging.settings import ImagingSettings
 from zincassay.imaging.traces import Traces, extract_traces, interior
 from zincassay.io.stacks import ImagingError, Stack, read_stack
@@ -72,11 +72,14 @@ def _leaves_field(labels: np.ndarray, shifts: np.ndarray, registered: np.ndarray
     return out[1:]
 
 
-def measurement_labels(seg: Segmentation, erode_px: int = 0) -> np.ndarray:
-    """The pixels each cell is measured over (Y, X) int: its extent, eroded by ``erode_px``, plus
-    a margin of a quarter radius (not into other cells), so that a cell that rounds up or shrinks
-    after pyrithione (its dye conserved) keeps all its light in the measurement."""
-    return expand_labels(interior(seg.labels, erode_px), distance=max(1.0, 0.25 * seg.radius_px))
+def measurement_labels(seg: Segmentation, erode_px: int = 0, before: np.ndarray | None = None) -> np.ndarray:
+    """The pixels each cell is measured over (Y, X) int: its extent, grown over where it also extends
+    in ``before`` (the mean of the baseline frames, see :func:`~zincassay.imaging.segment.grow_cells`),
+    eroded by ``erode_px``, plus a margin of a quarter radius (not into other cells), so that a cell
+    that rounds up or shrinks after pyrithione (its dye conserved) keeps all its light in the
+    measurement in every phase."""
+    labels = seg.labels if before is None else grow_cells(before, seg.labels, seg.radius_px)
+    return expand_labels(interior(labels, erode_px), distance=max(1.0, 0.25 * seg.radius_px))
 
 
 def analyse_stack(path: str, settings: ImagingSettings, sample: Sample) -> ImagingResult:
@@ -149,7 +152,10 @@ def analyse_stack(path: str, settings: ImagingSettings, sample: Sample) -> Imagi
     if seg.n == 0:
         raise ImagingError(f"{path}: no cells found on the Fmax reference image; check the channel and that the "
                            "stack contains the pyrithione + ZnCl2 step")
-    measured = measurement_labels(seg, settings.erode_px)
+    base_frames = phases.baseline[registered[phases.baseline]]
+    base_frames = base_frames[:: max(1, len(base_frames) // 60)]  # the mean of up to ~60 frames
+    before = reference_image(data, shifts, base_frames) if len(base_frames) else None
+    measured = measurement_labels(seg, settings.erode_px, before)
     leaving = _leaves_field(measured, shifts, registered, seg.n)
     seg.reason = [r or ("touches_border" if leaving[i] else "") for i, r in enumerate(seg.reason)]
     # cell-free pixels at least half a radius (6 px or more) from any cell: a large, blurred cell's

@@ -184,6 +184,37 @@ def _split_large(cores: np.ndarray, dist: np.ndarray) -> np.ndarray:
     return out
 
 
+def _grown(img0: np.ndarray, cores: np.ndarray, radius: float, extent_fraction: float, flat: np.ndarray,
+           base: float, background: np.ndarray) -> np.ndarray:
+    """``cores`` grown over each cell's extent in ``img0``: signal above ``extent_fraction`` of the
+    core's own peak (or 3 noise SD), within half a radius of the core, by watershed on the
+    intensity (``flat``, ``base`` and ``background`` from :func:`_foreground`)."""
+    core_peak = ndi.maximum(flat, cores, np.arange(cores.max() + 1)) if cores.max() else np.zeros(1)
+    near = ndi.distance_transform_edt(cores == 0) <= max(0.5 * radius, 1.5)
+    nearest = ndi.distance_transform_edt(cores == 0, return_distances=False, return_indices=True)
+    owner = cores[nearest[0], nearest[1]]
+    # on a lightly smoothed copy, so that the extent is not widened by the smoothing of the cores
+    fine = gaussian(img0, sigma=0.7, preserve_range=True) - background
+    fine_base = float(np.median(fine))
+    fine_noise = 1.4826 * float(np.median(np.abs(fine - fine_base)))
+    floor = np.maximum(3 * fine_noise, extent_fraction * (core_peak[owner] - base)) + fine_base
+    extent = (cores > 0) | (near & (fine > floor) & (owner > 0))
+    return watershed(-flat, cores, mask=extent)
+
+
+def grow_cells(image: np.ndarray, labels: np.ndarray, radius_px: float, extent_fraction: float = 0.15) -> np.ndarray:
+    """Cells ``labels`` (Y, X) int grown over where each also extends in another ``image`` (Y, X),
+    e.g. the mean of the baseline frames when ``labels`` come from the Fmax reference: a cell that
+    rounds up after pyrithione covered more of the dish before it (its dye conserved, the light
+    outside its Fmax extent is its own). Each cell keeps its pixels and takes those within half a
+    radius (``radius_px``, px) where ``image`` stands above ``extent_fraction`` of the cell's own peak
+    in it (or 3 noise SD), as :func:`segment_cells` grows its cores."""
+    img0 = np.asarray(image, dtype=np.float32)
+    radius = max(float(radius_px), 1.5)
+    flat, base, _noise, _mask, background = _foreground(img0, radius)
+    return _grown(img0, np.asarray(labels), radius, extent_fraction, flat, base, background).astype(np.int32)
+
+
 def segment_cells(image: np.ndarray, area_limits_px: tuple[float, float], *, radius_px: float | None = None,
                   border_px: int = 4, extent_fraction: float = 0.15) -> Segmentation:
     """Segment bright cells in ``image`` (Y, X), each over its whole extent.
@@ -244,19 +275,7 @@ def segment_cells(image: np.ndarray, area_limits_px: tuple[float, float], *, rad
     markers, _ = ndi.label(h_maxima(dist, max(0.4, 0.1 * radius)) & body)
     cores = watershed(-dist, markers, mask=body)
     cores = _split_large(cores, dist)
-    # grow each core over the cell's extent: signal above a fraction of its own peak (or 3 noise
-    # SD), within half a radius of the core, by watershed on the intensity
-    core_peak = ndi.maximum(flat, cores, np.arange(cores.max() + 1)) if cores.max() else np.zeros(1)
-    near = ndi.distance_transform_edt(cores == 0) <= max(0.5 * radius, 1.5)
-    nearest = ndi.distance_transform_edt(cores == 0, return_distances=False, return_indices=True)
-    owner = cores[nearest[0], nearest[1]]
-    # on a lightly smoothed copy, so that the extent is not widened by the smoothing of the cores
-    fine = gaussian(img0, sigma=0.7, preserve_range=True) - background
-    fine_base = float(np.median(fine))
-    fine_noise = 1.4826 * float(np.median(np.abs(fine - fine_base)))
-    floor = np.maximum(3 * fine_noise, extent_fraction * (core_peak[owner] - base)) + fine_base
-    extent = (cores > 0) | (near & (fine > floor) & (owner > 0))
-    labels = watershed(-flat, cores, mask=extent)
+    labels = _grown(img0, cores, radius, extent_fraction, flat, base, background)
     # drop specks (< 1/8 of a typical cell): noise, not cells
     idx = np.arange(1, labels.max() + 1)
     area = ndi.sum_labels(np.ones_like(labels), labels, idx)
