@@ -467,6 +467,16 @@ class _Extents:
         return m, float(np.sum((d - m) ** 2) / (len(d) - 1) / 2 / len(d))
 
 
+def _steadier(a: np.ndarray, b: np.ndarray) -> float:
+    """Weight (0-1) of series ``a`` (T, 2) against ``b`` measuring the same positions: the inverse of
+    each one's frame-to-frame variance, from the median of its squared second differences (white
+    noise of variance v gives 6 v; smooth drift none; a jolt moves three of them)."""
+    if len(a) < 5:
+        return 0.5
+    va, vb = (float(np.median(np.diff(x, n=2, axis=0) ** 2)) / 0.455 / 6 + 1e-8 for x in (a, b))
+    return vb / (va + vb)
+
+
 EXTENT_PRIOR_PX = 0.3
 EXTENT_FRAMES = 3
 
@@ -586,17 +596,26 @@ def register_stack(data: np.ndarray, *, cell_radius_px: float | None = None, n_r
             key, key_energy, key_shift, key_typical = cur, cur_energy, shifts[t].copy(), []
             n_key += 1
         prev, prev_energy = cur, cur_energy
-    # the cells' extents against the reference: the change from stage 3 averaged over the frames
-    # within EXTENT_FRAMES (the correlation's bias changes slowly; a jolt is in stage 3's shifts),
-    # weighted by precision and shrunk towards 0 by a prior SD of EXTENT_PRIOR_PX for that bias
-    weight = np.where(np.isfinite(change_var), 1.0 / change_var, 0.0)
+    # the cells' extents against the reference. Their difference from stage 3 is stage 3's bias (it
+    # follows the cells' change of shape) plus both measurements' frame-to-frame scatter: the bias
+    # is its precision-weighted mean over the frames within EXTENT_FRAMES, and each frame takes the
+    # extents' own difference in proportion to how little they scatter from frame to frame against
+    # stage 3 (each measurement's scatter from its second differences, robustly: drift is smooth,
+    # a jolt is one outlier), so neither measurement's scatter is kept where the other is steadier
+    # and a jolt is not blurred; the whole is shrunk towards stage 3 by a prior SD of
+    # EXTENT_PRIOR_PX for its bias (few or dim cells)
+    valid = np.isfinite(change_var)
+    weight = np.where(valid, 1.0 / change_var, 0.0)
     change = np.nan_to_num(change)
+    bias, precision = np.zeros_like(change), np.zeros(T)
     for t in np.flatnonzero(ok):
         near = slice(max(0, t - EXTENT_FRAMES), t + EXTENT_FRAMES + 1)
-        total = weight[near].sum()
-        if total > 0:
-            mean = (weight[near, None] * change[near]).sum(axis=0) / total
-            shifts[t] += mean * EXTENT_PRIOR_PX**2 / (EXTENT_PRIOR_PX**2 + 1.0 / total)
+        precision[t] = weight[near].sum()
+        if precision[t] > 0:
+            bias[t] = (weight[near, None] * change[near]).sum(axis=0) / precision[t]
+    own = _steadier(shifts[valid] + change[valid], shifts[valid])
+    for t in np.flatnonzero(ok & (precision > 0)):
+        shifts[t] += (own * change[t] + (1 - own) * bias[t]) * EXTENT_PRIOR_PX**2 / (EXTENT_PRIOR_PX**2 + 1.0 / precision[t])
     return Registration(shifts=shifts * bin_px, confidence=conf, registered=ok, source=source.astype(str),
                         cell_radius_px=float(cell_radius_px), n_cells=len(cells.ref), n_keyframes=n_key)
 
