@@ -19,7 +19,7 @@ from zincassay.imaging.calibrate import estimate_bleaching, find_plateau, zinc_f
 from zincassay.imaging.pipeline import analyse_stack as _analyse_stack
 from zincassay.imaging.register import estimate_shifts, register_stack
 from zincassay.imaging.saturation import frame_statistics, saturation_level
-from zincassay.imaging.segment import segment_cells
+from zincassay.imaging.segment import grow_cells, segment_cells
 from zincassay.imaging.settings import ImagingSettings
 from zincassay.imaging.tables import cell_table, summary_row
 from zincassay.imaging.traces import extract_traces, resampling_weights
@@ -618,6 +618,26 @@ def test_registration_survives_drift_jolts_saturation_and_detachment():
     err = np.hypot(*(diff - np.median(diff, axis=0)).T)  # the reference (first frames) vs frame 0
     assert np.sqrt(np.mean(err**2)) <= 0.5
     assert reg.confidence[ok].min() > 0 and reg.confidence[60] == 0
+
+
+def test_cells_grow_over_where_they_extended_at_baseline_and_no_further():
+    """A cell that rounded up (radius 9 px at Fmax, 12 px at baseline) takes the ring it covered at
+    baseline; its neighbour keeps its own pixels; an empty field beyond half a radius and a cell
+    absent at baseline take nothing."""
+    yy, xx = np.mgrid[0:80, 0:120]
+    labels = np.zeros((80, 120), np.int32)
+    labels[np.hypot(yy - 40, xx - 35) <= 9] = 1
+    labels[np.hypot(yy - 40, xx - 62) <= 9] = 2  # 27 px away: the baseline cell 1 reaches 3 px short
+    labels[np.hypot(yy - 40, xx - 100) <= 9] = 3  # not loaded at baseline
+    rng = np.random.default_rng(0)
+    before = 100 + 400 * (np.hypot(yy - 40, xx - 35) <= 12) + 400 * (np.hypot(yy - 40, xx - 62) <= 9)
+    before = before + rng.normal(0, 5, before.shape)
+    grown = grow_cells(before, labels, radius_px=9.0)
+    ring = (np.hypot(yy - 40, xx - 35) <= 11) & (labels == 0)
+    assert (grown[ring] == 1).mean() > 0.95
+    assert (grown[labels > 0] == labels[labels > 0]).all()
+    assert (grown == 1).sum() <= np.pi * 13.5**2 and not (grown[np.hypot(yy - 40, xx - 35) > 14] == 1).any()
+    assert (grown == 3).sum() == (labels == 3).sum() and (grown == 2).sum() <= (labels == 2).sum() * 1.3
 
 
 def test_registration_follows_cells_extents_not_their_light():

@@ -44,10 +44,12 @@ match towards no displacement. Three stages per frame:
    round up by different amounts move their joint outline) is located by the centre of its extent
    (above 0.4 of the way from its window's background to its brightest pixel, with a ramp), which
    rounding up about the centre does not move. When at least two cells agree, the difference from
-   stage 3 is applied weighted by its precision: ``var / (var + 0.3²)`` of it is dropped, where
-   ``var`` is the variance of the cells' mean (px²) and 0.3 px the prior SD of stage 3's bias, so
-   a field of dim, noisy cells keeps the correlation and a field of clear cells takes their
-   outlines.
+   stage 3 is applied: per frame in proportion to how steady the extents are from frame to frame
+   against stage 3 (second differences), the rest as the difference's precision-weighted mean over
+   ±3 frames (a jolt is not blurred; neither measurement's scatter is kept where the other is
+   steadier); ``var / (var + 0.3²)`` of it is dropped, where ``var`` is the variance of that mean
+   (px²) and 0.3 px the prior SD of stage 3's bias, so a field of dim, noisy cells keeps the
+   correlation and a field of clear cells takes their outlines.
 
 Sub-pixel correlation peaks come from an upsampled DFT of the cross-power spectrum around the
 integer peak (Guizar-Sicairos, Thurman & Fienup, Opt. Lett. 2008) with a parabolic refinement.
@@ -616,6 +618,8 @@ def register_stack(data: np.ndarray, *, cell_radius_px: float | None = None, n_r
     own = _steadier(shifts[valid] + change[valid], shifts[valid])
     for t in np.flatnonzero(ok & (precision > 0)):
         shifts[t] += (own * change[t] + (1 - own) * bias[t]) * EXTENT_PRIOR_PX**2 / (EXTENT_PRIOR_PX**2 + 1.0 / precision[t])
+    for t in np.flatnonzero(~ok):  # frames nothing placed hold the previous frame's final shift
+        shifts[t] = shifts[t - 1] if t else 0.0
     return Registration(shifts=shifts * bin_px, confidence=conf, registered=ok, source=source.astype(str),
                         cell_radius_px=float(cell_radius_px), n_cells=len(cells.ref), n_keyframes=n_key)
 
