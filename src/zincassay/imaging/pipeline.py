@@ -153,7 +153,7 @@ def analyse_stack(path: str, settings: ImagingSettings, sample: Sample) -> Imagi
         raise ImagingError(f"{path}: no cells found on the Fmax reference image; check the channel and that the "
                            "stack contains the pyrithione + ZnCl2 step")
     base_frames = phases.baseline[registered[phases.baseline]]
-    base_frames = base_frames[:: max(1, len(base_frames) // 60)]  # the mean of up to ~60 frames
+    base_frames = base_frames[:: max(1, -(-len(base_frames) // 60))]  # the mean of at most 60 frames
     before = reference_image(data, shifts, base_frames) if len(base_frames) else None
     measured = measurement_labels(seg, settings.erode_px, before)
     leaving = _leaves_field(measured, shifts, registered, seg.n)

@@ -40,7 +40,7 @@ match towards no displacement. Three stages per frame:
 4. **Cells' extents** (corrects the measurement's bias). The three stages above measure the cells'
    light, which moves with respect to the dish when cells round up at pyrithione (their nucleus
    and granules move with the profile) or an over-loaded cell's share of the light changes. Each
-   isolated cell of the reference (its extent 2 px inside its territory: two touching cells that
+   isolated cell of the reference (its extent 2 binned px inside its territory: two touching cells that
    round up by different amounts move their joint outline) is located by the centre of its extent
    (above 0.4 of the way from its window's background to its brightest pixel, with a ramp), which
    rounding up about the centre does not move. When at least two cells agree, the difference from
@@ -393,7 +393,7 @@ class _Extents:
     its window's background (5th percentile) to its brightest pixel, with a linear ramp of
     ``ramp`` around it so that it moves by fractions of a pixel. Its centre follows the cell's
     outline, not its light: a cell that rounds up about its centre, whose nucleus or granules
-    change with its profile, or that saturates keeps it. Only cells whose extent stays 2 px inside
+    change with its profile, or that saturates keeps it. Only cells whose extent stays 2 px (of the binned frame) inside
     their own territory (the window pixels nearer to them than to any other cell) and window are
     used: two touching cells that round up by different amounts move the centre of their joint
     extent.
@@ -413,13 +413,13 @@ class _Extents:
         N = len(centres)
         if N:
             _, nearest = cKDTree(centres).query((self.base[:, None, :] + self.offsets[None]).reshape(-1, 2))
-            self.own = nearest.reshape(N, -1) == np.arange(N)[:, None]
+            self.own = nearest.reshape(N, len(self.offsets)) == np.arange(N)[:, None]
         else:
             self.own = np.zeros((0, len(self.offsets)), dtype=bool)
         ref, wgt = self._locate(self.smoothed(a), np.zeros(2, np.intp))
-        # isolated: the extent (weight > 1/4) at least 2 px inside the territory and the window
+        # isolated: the extent (weight > 1/4) at least 2 (binned) px inside the territory and the window
         inner = ndi.binary_erosion(self.own.reshape(N, 2 * R + 1, 2 * R + 1), np.ones((1, 3, 3), bool),
-                                   iterations=2, border_value=0).reshape(N, -1)
+                                   iterations=2, border_value=0).reshape(N, len(self.offsets))
         isolated = np.isfinite(ref).all(axis=1) & ~((wgt > 0.25) & ~inner).any(axis=1)
         self.base, self.own, self.ref = self.base[isolated], self.own[isolated], ref[isolated]
 
@@ -538,7 +538,7 @@ def register_stack(data: np.ndarray, *, cell_radius_px: float | None = None, n_r
     ref = band.spectrum(g_ref)
     ref_energy = _energy(ref)
     shifts = np.zeros((T, 2))
-    change, change_var = np.zeros((T, 2)), np.full(T, np.inf)  # stage 4 (px, px²)
+    change, change_var = np.zeros((T, 2)), np.full(T, np.inf)  # stage 4 (binned px, px²)
     conf = np.zeros(T)
     ok = np.ones(T, dtype=bool)
     source = np.full(T, "cells", dtype=object)
@@ -617,7 +617,8 @@ def register_stack(data: np.ndarray, *, cell_radius_px: float | None = None, n_r
             bias[t] = (weight[near, None] * change[near]).sum(axis=0) / precision[t]
     own = _steadier(shifts[valid] + change[valid], shifts[valid])
     for t in np.flatnonzero(ok & (precision > 0)):
-        shifts[t] += (own * change[t] + (1 - own) * bias[t]) * EXTENT_PRIOR_PX**2 / (EXTENT_PRIOR_PX**2 + 1.0 / precision[t])
+        mine = change[t] if valid[t] else bias[t]  # a frame without its own measurement takes the mean
+        shifts[t] += (own * mine + (1 - own) * bias[t]) * EXTENT_PRIOR_PX**2 / (EXTENT_PRIOR_PX**2 + 1.0 / precision[t])
     for t in np.flatnonzero(~ok):  # frames nothing placed hold the previous frame's final shift
         shifts[t] = shifts[t - 1] if t else 0.0
     return Registration(shifts=shifts * bin_px, confidence=conf, registered=ok, source=source.astype(str),

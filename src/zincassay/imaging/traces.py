@@ -488,7 +488,8 @@ def extract_traces(data: np.ndarray, labels: np.ndarray, shifts: np.ndarray, sat
             matrix.indices = position[o]
             # the frame's maximum first: a streaming read of the stack, which leaves the frame in
             # cache for the cast (so the check costs little)
-            if n and stack[t].max() >= saturation_value:  # pixels with at least half their weight in the cell
+            # (a frame with NaN: its maximum is NaN and its pixels are compared one by one, as the kernel does)
+            if n and not stack[t].max() < saturation_value:  # pixels with at least half their weight in the cell
                 over = (stack[t][position[o][:n_pairs]] >= saturation_value) & (weight[:n_pairs] >= 0.5)
                 saturated[t] = _segment_sums(over[None], starts, np.int64)[0]
             np.copyto(frame, stack[t])
