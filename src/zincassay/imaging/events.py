@@ -17,7 +17,8 @@ fit improves most on the line alone, accepted when the improvement is significan
 ``min_significance`` times the residual variance). Pyrithione + ZnCl2 is the rise to the
 recording's maximum; TPEN the fall from it to the level the recording ends on; the stimulus the
 onset of the population response before pyrithione. A jolt (a jump in the registration shifts
-well above the frame-to-frame drift) at or just before an onset pins the addition to its frame;
+well above the frame-to-frame drift) near an onset (from 2 frames before it to 1 after, 3 after for
+the stimulus, whose fitted onset can read early on a noisy response) pins the addition to its frame;
 for TPEN the jolt is looked for over the chelation delay (the probe stays saturated until TPEN
 brings [Zn2+] near Kd, so the fall lags the addition by up to minutes; without a jolt TPEN reads
 late, never early). A stimulus with neither a response nor a jolt is reported as not found and
@@ -342,7 +343,9 @@ def detect_events(population: np.ndarray, time_s: np.ndarray, shifts: np.ndarray
         # the last frames before a detected pyrithione may already hold its first rise
         o = _fit_onset(r, 0, k_pyr - 2) if k_pyr >= 7 else None
         if significant(o) and 1 <= o.frame <= k_pyr - 3:
-            out["stimulus_s"], src["stimulus_s"] = pin(o.frame, 2)
+            # a slow or noisy response's fitted onset may read a few frames early: its jolt up to 3
+            # frames after it is still the addition (sweep stack 15, SNR 3.8: onset 3 frames early)
+            out["stimulus_s"], src["stimulus_s"] = pin(o.frame, 2, ahead=3)
         else:
             js = _jolts(jump, 1, k_pyr - 2)
             if len(js):
