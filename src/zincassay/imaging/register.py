@@ -40,9 +40,9 @@ match towards no displacement. Three stages per frame:
 4. **Cells' extents** (corrects the measurement's bias). The three stages above measure the cells'
    light, which moves with respect to the dish when cells round up at pyrithione (their nucleus
    and granules move with the profile) or an over-loaded cell's share of the light changes. Each
-   isolated cell of the reference (its extent 2 binned px inside its territory: two touching cells that
-   round up by different amounts move their joint outline) is located by the centre of its extent
-   (above 0.4 of the way from its window's background to its brightest pixel, with a ramp), which
+   isolated cell of the reference (its extent 2 binned px inside its territory: two touching
+   cells that round up by different amounts move their joint outline) is located by the centre of
+   its extent (above 0.4 of the way from its window's background to its brightest pixel, with a ramp), which
    rounding up about the centre does not move. When at least two cells agree, the difference from
    stage 3 is applied: per frame in proportion to how steady the extents are from frame to frame
    against stage 3 (second differences), the rest as the difference's precision-weighted mean over
@@ -287,6 +287,19 @@ def _refine(g_ref: np.ndarray, g: np.ndarray, shift: np.ndarray, blob_px: float,
     return np.array([ky, kx], dtype=np.float64) + d, ncc
 
 
+def _territories(centres: np.ndarray, base: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """(N, P): which pixels ``base + offsets`` of each cell's window are closer to its centre than to
+    any other cell's (``centres``, ``base`` (N, 2), ``offsets`` (P, 2), px), so that a neighbour
+    that brightens, fades or rounds up does not pull a cell's centre."""
+    from scipy.spatial import cKDTree
+
+    N, P = len(centres), len(offsets)
+    if N < 2:
+        return np.ones((N, P), dtype=bool)
+    _, nearest = cKDTree(centres).query((base[:, None, :] + offsets[None]).reshape(-1, 2))
+    return nearest.reshape(N, P) == np.arange(N)[:, None]
+
+
 class _Cells:
     """Cells of the reference, located in a frame by an iterated Gaussian-windowed centroid."""
 
@@ -308,19 +321,7 @@ class _Cells:
         self.own = np.ones((len(centres), len(self.offsets)), dtype=bool)
         self.ref = self.locate(g, centres, iterations=6) if len(centres) else centres
         self.ref = self.ref[np.isfinite(self.ref).all(axis=1)]
-        self.own = self._territories()
-
-    def _territories(self) -> np.ndarray:
-        """(N, P): the window pixels closer to the cell's centre than to any other tracked cell's,
-        so that a neighbour that brightens, fades or rounds up does not pull the centre."""
-        from scipy.spatial import cKDTree
-
-        N, P = len(self.ref), len(self.offsets)
-        if N < 2:
-            return np.ones((N, P), dtype=bool)
-        pts = np.floor(self.ref)[:, None, :] + self.offsets[None]
-        _, nearest = cKDTree(self.ref).query(pts.reshape(-1, 2))
-        return nearest.reshape(N, P) == np.arange(N)[:, None]
+        self.own = _territories(self.ref, np.floor(self.ref), self.offsets)
 
     def locate(self, g: np.ndarray, centres: np.ndarray, iterations: int = 3, base: np.ndarray | None = None
                ) -> np.ndarray:
@@ -393,16 +394,14 @@ class _Extents:
     its window's background (5th percentile) to its brightest pixel, with a linear ramp of
     ``ramp`` around it so that it moves by fractions of a pixel. Its centre follows the cell's
     outline, not its light: a cell that rounds up about its centre, whose nucleus or granules
-    change with its profile, or that saturates keeps it. Only cells whose extent stays 2 px (of the binned frame) inside
-    their own territory (the window pixels nearer to them than to any other cell) and window are
-    used: two touching cells that round up by different amounts move the centre of their joint
-    extent.
+    change with its profile, or that saturates keeps it. Only cells whose extent stays 2 px (of the
+    binned frame) inside their own territory (the window pixels nearer to them than to any other
+    cell) and window are used: two touching cells that round up by different amounts move the
+    centre of their joint extent.
     """
 
     def __init__(self, a: np.ndarray, centres: np.ndarray, radius: float, threshold: float = 0.4,
                  ramp: float = 0.2):
-        from scipy.spatial import cKDTree
-
         self.sigma = max(0.7, 0.08 * radius)
         self.threshold, self.ramp = threshold, ramp
         R = int(np.ceil(1.6 * radius))
@@ -411,11 +410,7 @@ class _Extents:
         centres = centres[np.isfinite(centres).all(axis=1)]
         self.base = np.rint(centres).astype(np.intp)
         N = len(centres)
-        if N:
-            _, nearest = cKDTree(centres).query((self.base[:, None, :] + self.offsets[None]).reshape(-1, 2))
-            self.own = nearest.reshape(N, len(self.offsets)) == np.arange(N)[:, None]
-        else:
-            self.own = np.zeros((0, len(self.offsets)), dtype=bool)
+        self.own = _territories(centres, self.base, self.offsets)
         ref, wgt = self._locate(self.smoothed(a), np.zeros(2, np.intp))
         # isolated: the extent (weight > 1/4) at least 2 (binned) px inside the territory and the window
         inner = ndi.binary_erosion(self.own.reshape(N, 2 * R + 1, 2 * R + 1), np.ones((1, 3, 3), bool),
@@ -608,7 +603,6 @@ def register_stack(data: np.ndarray, *, cell_radius_px: float | None = None, n_r
     # EXTENT_PRIOR_PX for its bias (few or dim cells)
     valid = np.isfinite(change_var)
     weight = np.where(valid, 1.0 / change_var, 0.0)
-    change = np.nan_to_num(change)
     bias, precision = np.zeros_like(change), np.zeros(T)
     for t in np.flatnonzero(ok):
         near = slice(max(0, t - EXTENT_FRAMES), t + EXTENT_FRAMES + 1)
