@@ -9,6 +9,7 @@ from matplotlib.patches import Ellipse
 
 from zincassay.beadplex.panel import Panel
 from zincassay.beadplex.pipeline import BeadplexRun, WellMeasurement
+from zincassay.beadplex.populations import GROUP_GATE_CHI2
 from zincassay.curves.figures import standard_curve_figure
 from zincassay.figures import new_figure
 from zincassay.flow.transforms import safe_log10
@@ -31,7 +32,7 @@ def well_figure(well: WellMeasurement, panel: Panel, title: str) -> Figure:
     for g in pops.groups:
         cov = np.array(g.cov_log10)
         vals, vecs = np.linalg.eigh(cov)
-        r = np.sqrt(13.8 * np.maximum(vals, 0))  # chi2(0.999, 2)
+        r = np.sqrt(GROUP_GATE_CHI2 * np.maximum(vals, 0))  # the groups' gate
         angle = np.degrees(np.arctan2(vecs[1, 1], vecs[0, 1]))
         ax.add_patch(Ellipse(g.center_log10, 2 * r[1], 2 * r[0], angle=angle, fill=False, color="red", lw=1.2))
         ax.annotate(g.name, g.center_log10, color="white", fontsize=9, ha="center")
