@@ -162,10 +162,49 @@ def elisa_case(tmp: Path, rng: np.random.Generator, settings: ElisaSettings, *, 
     return {"samples": s, "failed_level": failed_level, "excluded": [r.curve.excluded_levels]}
 
 
+def ic50_sd_bound(doses: np.ndarray, *, untreated: float, saturating: float, ec50: float, hill: float,
+                  noise_cv: float, known_slope: bool = False) -> float:
+    """Cramer-Rao bound on the SD of ln(IC50) for one 4PL curve measured at ``doses``.
+
+    The smallest SD any unbiased estimator of ln c can have when each reading is the curve times
+    exp(N(0, ``noise_cv``)) (the simulator's noise) and a, d, c (and b unless ``known_slope``) are
+    unknown: sqrt of the ln c element of the inverse Fisher information, (J^T J / sigma^2)^-1, with J
+    the derivatives of ln y with respect to (a, d, ln c, b) at each dose (repeated doses = replicates).
+    """
+    theta = np.array([untreated, saturating, np.log(ec50), hill])
+
+    def ln_y(t: np.ndarray) -> np.ndarray:
+        with np.errstate(divide="ignore"):
+            return np.log(t[1] + (t[0] - t[1]) / (1 + (doses / np.exp(t[2])) ** t[3]))
+
+    jac = np.empty((doses.size, 4))
+    for i in range(4):
+        h = 1e-5 * max(1.0, abs(theta[i]))
+        up, dn = theta.copy(), theta.copy()
+        up[i] += h
+        dn[i] -= h
+        jac[:, i] = (ln_y(up) - ln_y(dn)) / (2 * h)
+    if known_slope:
+        jac = jac[:, :3]
+    return float(np.sqrt(np.linalg.inv(jac.T @ jac / noise_cv**2)[2, 2]))
+
+
+def within20_bound(sd_ln: float) -> float:
+    """P(|estimate/truth - 1| <= 0.2) for an unbiased normal estimate of ln IC50 with SD ``sd_ln``."""
+    from scipy.stats import norm
+
+    return float(norm.cdf(np.log(1.2) / sd_ln) - norm.cdf(np.log(0.8) / sd_ln))
+
+
 def dose_case(rng: np.random.Generator, *, noise: float, replicates: int, curve: str, n_donors: int = 6) -> pd.DataFrame:
     p = DoseSeriesParams(noise_cv=noise, replicates=replicates, n_donors=n_donors,
                          sources={f"zinc_{curve}": CURVES[curve]})
     samples, truth = simulate_dose_series(rng, p)
+    design = np.repeat(np.asarray(p.doses_uM, dtype=np.float64), replicates)
+    bounds = {known: [within20_bound(ic50_sd_bound(design, untreated=t.response_untreated,
+                                                   saturating=t.response_saturating, ec50=t.ec50,
+                                                   hill=-t.hill_slope, noise_cv=noise, known_slope=known))
+                      for t in truth.itertuples()] for known in (False, True)}
     fits, _ = dose_response_table(samples, readouts=list(p.readouts), dose_column="zn_uM", source_column="zn_source",
                                   weighting="1/y2", ci_level=0.95, source_reference=None)
     m = fits.merge(truth, on=["donor", "source", "readout"], suffixes=("", "_true"))
@@ -180,7 +219,9 @@ def dose_case(rng: np.random.Generator, *, noise: float, replicates: int, curve:
                          "within20": [rep["within20_estimate"].mean() if len(rep) else np.nan],
                          "within20_estimate": [m["within20_estimate"].mean()], "coverage": [m["covered"].mean()],
                          "median_abs_err": [(m["ratio"] - 1).abs().median()],
-                         "gmean_within20": [float(np.mean(np.abs(gm - 1) <= 0.2)) if len(gm) else np.nan], "n": [len(m)]})
+                         "gmean_within20": [float(np.mean(np.abs(gm - 1) <= 0.2)) if len(gm) else np.nan], "n": [len(m)],
+                         "bound_free_slope": [float(np.mean(bounds[False]))],
+                         "bound_known_slope": [float(np.mean(bounds[True]))]})
 
 
 def summarise(s: pd.DataFrame) -> dict:
@@ -284,14 +325,18 @@ def main(argv: list[str] | None = None) -> int:
         table = d.groupby(keys).agg(n=("n", "sum"), reported=("n_reported", "sum"), within20=("n_within20", "sum"),
                                     within20_estimate=("within20_estimate", "mean"), coverage=("coverage", "mean"),
                                     median_abs_err=("median_abs_err", "median"),
-                                    gmean_within20=("gmean_within20", "mean")).reset_index()
+                                    gmean_within20=("gmean_within20", "mean"),
+                                    bound_free_slope=("bound_free_slope", "mean"),
+                                    bound_known_slope=("bound_known_slope", "mean")).reset_index()
         table["within20"] = table["within20"] / table["reported"].where(table["reported"] > 0)
         table["reported"] = table["reported"] / table["n"]
         print("\nDose response (per-donor relative IC50 = the 4PL's c: reported = share of curves with an IC50 "
               "(estimate and its 95 % profile interval within the doses); within20 = share of the reported within "
               "20 % of truth; within20_estimate = the same over every fitted estimate, reported or not; coverage of "
               "the 95 % profile interval; gmean_within20 = share of readouts whose geometric mean reported IC50 over "
-              "6 donors is within 20 %)")
+              "6 donors is within 20 %; bound_free_slope / bound_known_slope = the most any unbiased estimator "
+              "can have within 20 % (Cramer-Rao bound on ln IC50 for each true curve and this design, with the "
+              "Hill slope unknown / known exactly)")
         print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
         i = table["within20"].idxmin()
         worst.append(("dose-response per-donor IC50 within20", ", ".join(f"{k}={table.at[i, k]}" for k in keys),
