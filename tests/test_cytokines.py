@@ -20,6 +20,7 @@ from zincassay.beadplex.panel import load_panel
 from zincassay.beadplex.pipeline import measure_well, quantify_run
 from zincassay.beadplex.settings import BeadplexSettings
 from zincassay.beadplex.tables import bead_rows, run_tables
+from zincassay.conditions.dose_design import design_table, ic50_sd_bound, within_probability
 from zincassay.conditions.dose_response import dose_response_table, fit_dose_response
 from zincassay.config import resolve_config
 from zincassay.curves.fit import fit_logistic
@@ -437,7 +438,7 @@ def test_ic50_precision_reaches_the_cramer_rao_bound_the_sweep_scores_against():
     and the bound grows when the doses stop short of the curve's lower plateau."""
     dose = np.repeat([0, 0.78125, 1.5625, 3.125, 6.25, 12.5, 25, 50.0], 2)
     truth = {"untreated": 1000.0, "saturating": 150.0, "ec50": 6.0, "hill": 1.4}
-    bound = sweep.ic50_sd_bound(dose, **truth, noise_cv=0.05)
+    bound = ic50_sd_bound(dose, **truth, noise_cv=0.05)
     curve = Logistic("4pl", a=1000, d=150, c=6.0, b=1.4)
     rng = np.random.default_rng(7)
     est = [fit_dose_response(dose, curve.response(dose) * np.exp(rng.normal(0, 0.05, dose.size)), weighting="1/y2",
@@ -445,10 +446,38 @@ def test_ic50_precision_reaches_the_cramer_rao_bound_the_sweep_scores_against():
     ln_err = np.log(np.array(est) / 6.0)
     assert 0.8 <= np.std(ln_err, ddof=1) / bound <= 1.25
     assert abs(np.mean(ln_err)) <= 0.3 * bound
-    late = sweep.ic50_sd_bound(dose, **{**truth, "ec50": 25.0}, noise_cv=0.05)
+    late = ic50_sd_bound(dose, **{**truth, "ec50": 25.0}, noise_cv=0.05)
     assert late > 3 * bound
-    assert sweep.ic50_sd_bound(dose, **{**truth, "ec50": 25.0}, noise_cv=0.05, known_slope=True) < late
-    assert sweep.within20_bound(bound) > 0.95 and sweep.within20_bound(late) < 0.6
+    assert ic50_sd_bound(dose, **{**truth, "ec50": 25.0}, noise_cv=0.05, known_slope=True) < late
+    assert within_probability(bound) > 0.95 and within_probability(late) < 0.6
+
+
+def test_plan_dose_tabulates_what_a_design_can_resolve(capsys):
+    """The planner: more replicates, a slope shared across donors and averaging donors each make an
+    EC50 more precise; an EC50 at half the top dose is far less precise than one mid-series; the
+    command prints one row per replicate count and refuses a bad dose list with one line."""
+    doses = np.array([0, 0.78125, 1.5625, 3.125, 6.25, 12.5, 25, 50.0])
+    mid = design_table(doses, ec50=6.0, suppression=0.85, hill=1.4, noise_cv=0.1)
+    late = design_table(doses, ec50=25.0, suppression=0.85, hill=1.4, noise_cv=0.1)
+    for t in (mid, late):
+        assert t["p_within"].is_monotonic_increasing and (t["sd_ln_ec50"].diff().dropna() < 0).all()
+        assert (t["p_within_shared_slope"] >= t["p_within"]).all()
+        assert (t["p_within_donor_mean"] > t["p_within_shared_slope"]).all()
+    assert (late["sd_ln_ec50"] > 2.5 * mid["sd_ln_ec50"]).all()
+    # the table's bound for 2 replicates is the curve's own (untreated level does not matter)
+    two = np.repeat(doses, 2)
+    assert mid.set_index("replicates").at[2, "sd_ln_ec50"] == pytest.approx(
+        ic50_sd_bound(two, untreated=800.0, saturating=120.0, ec50=6.0, hill=1.4, noise_cv=0.1), rel=1e-4)
+    rising = design_table(doses, ec50=6.0, suppression=-1.0, hill=1.4, noise_cv=0.1)
+    assert np.isfinite(rising["sd_ln_ec50"]).all()
+    from zincassay.cli import main
+
+    assert main(["plan-dose", "--ec50", "25", "--replicates", "2", "3"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert len(out) == 5 and out[-2].split()[0] == "2" and out[-1].split()[0] == "3"
+    assert main(["plan-dose", "--ec50", "25", "--doses", "0,1,x"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--doses" in err[0] and "'x'" in err[0]
 
 
 def test_ic50_is_the_relative_one_and_withheld_where_the_doses_cannot_bound_it():

@@ -47,6 +47,7 @@ from zincassay.beadplex.panel import Panel, load_panel
 from zincassay.beadplex.pipeline import measure_well, quantify_run
 from zincassay.beadplex.settings import BeadplexSettings
 from zincassay.beadplex.tables import bead_rows
+from zincassay.conditions.dose_design import ic50_sd_bound, within_probability
 from zincassay.conditions.dose_response import dose_response_table
 from zincassay.config import resolve_config
 from zincassay.elisa.kit import load_kit
@@ -162,46 +163,12 @@ def elisa_case(tmp: Path, rng: np.random.Generator, settings: ElisaSettings, *, 
     return {"samples": s, "failed_level": failed_level, "excluded": [r.curve.excluded_levels]}
 
 
-def ic50_sd_bound(doses: np.ndarray, *, untreated: float, saturating: float, ec50: float, hill: float,
-                  noise_cv: float, known_slope: bool = False) -> float:
-    """Cramer-Rao bound on the SD of ln(IC50) for one 4PL curve measured at ``doses``.
-
-    The smallest SD any unbiased estimator of ln c can have when each reading is the curve times
-    exp(N(0, ``noise_cv``)) (the simulator's noise) and a, d, c (and b unless ``known_slope``) are
-    unknown: sqrt of the ln c element of the inverse Fisher information, (J^T J / sigma^2)^-1, with J
-    the derivatives of ln y with respect to (a, d, ln c, b) at each dose (repeated doses = replicates).
-    """
-    theta = np.array([untreated, saturating, np.log(ec50), hill])
-
-    def ln_y(t: np.ndarray) -> np.ndarray:
-        with np.errstate(divide="ignore"):
-            return np.log(t[1] + (t[0] - t[1]) / (1 + (doses / np.exp(t[2])) ** t[3]))
-
-    jac = np.empty((doses.size, 4))
-    for i in range(4):
-        h = 1e-5 * max(1.0, abs(theta[i]))
-        up, dn = theta.copy(), theta.copy()
-        up[i] += h
-        dn[i] -= h
-        jac[:, i] = (ln_y(up) - ln_y(dn)) / (2 * h)
-    if known_slope:
-        jac = jac[:, :3]
-    return float(np.sqrt(np.linalg.inv(jac.T @ jac / noise_cv**2)[2, 2]))
-
-
-def within20_bound(sd_ln: float) -> float:
-    """P(|estimate/truth - 1| <= 0.2) for an unbiased normal estimate of ln IC50 with SD ``sd_ln``."""
-    from scipy.stats import norm
-
-    return float(norm.cdf(np.log(1.2) / sd_ln) - norm.cdf(np.log(0.8) / sd_ln))
-
-
 def dose_case(rng: np.random.Generator, *, noise: float, replicates: int, curve: str, n_donors: int = 6) -> pd.DataFrame:
     p = DoseSeriesParams(noise_cv=noise, replicates=replicates, n_donors=n_donors,
                          sources={f"zinc_{curve}": CURVES[curve]})
     samples, truth = simulate_dose_series(rng, p)
     design = np.repeat(np.asarray(p.doses_uM, dtype=np.float64), replicates)
-    bounds = {known: [within20_bound(ic50_sd_bound(design, untreated=t.response_untreated,
+    bounds = {known: [within_probability(ic50_sd_bound(design, untreated=t.response_untreated,
                                                    saturating=t.response_saturating, ec50=t.ec50,
                                                    hill=-t.hill_slope, noise_cv=noise, known_slope=known))
                       for t in truth.itertuples()] for known in (False, True)}

@@ -65,6 +65,36 @@ def _cmd_init(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_plan_dose(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from zincassay.conditions.dose_design import design_table
+
+    try:
+        doses = sorted({float(v) for v in args.doses.split(",") if v.strip()})
+    except ValueError as exc:
+        raise ZincassayError(f"--doses: {exc}; give the doses as numbers separated by commas, e.g. 0,1,2,4,8") from exc
+    if len([d for d in doses if d > 0]) < 3 or min(doses) < 0:
+        raise ZincassayError("--doses: need at least 3 positive doses (and 0 for untreated), none negative")
+    try:
+        t = design_table(np.array(doses), ec50=args.ec50, suppression=args.suppression, hill=args.hill,
+                         noise_cv=args.noise_cv, replicates=tuple(args.replicates), donors=args.donors,
+                         tolerance=args.tolerance)
+    except ValueError as exc:
+        raise ZincassayError(f"{exc}; e.g. --suppression 0.85 for a fall to 15 % of untreated") from exc
+    pct = f"{args.tolerance:.0%}"
+    print(f"doses {', '.join(f'{d:g}' for d in doses)}; expected EC50 {args.ec50:g}, effect {args.suppression:.0%} "
+          f"of untreated, Hill {args.hill:g}, CV {args.noise_cv:.0%} per reading")
+    print(f"best possible precision of the EC50 (Cramer-Rao bound; a fit reaches it only on average): share of "
+          f"estimates within {pct} of the truth")
+    print(f"{'replicates':>10} {'readings':>8} {'95% CI x/÷':>10} {'one donor':>10} {'shared slope':>12} "
+          f"{f'mean of {args.donors}':>11}")
+    for r in t.itertuples():
+        print(f"{r.replicates:>10} {r.n_readings:>8} {r.ci95_fold:>10.2f} {r.p_within:>10.2f} "
+              f"{r.p_within_shared_slope:>12.2f} {r.p_within_donor_mean:>11.2f}")
+    return 0
+
+
 def _cmd_serve(args: argparse.Namespace) -> int:
     from zincassay.server import serve
 
@@ -101,6 +131,19 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("-o", "--output", default="config/samples.tsv")
     i.add_argument("--force", action="store_true")
     i.set_defaults(func=_cmd_init)
+
+    d = sub.add_parser("plan-dose", help="how precisely a planned dose series can determine an IC50/EC50")
+    d.add_argument("--doses", default="0,0.78125,1.5625,3.125,6.25,12.5,25,50",
+                   help="distinct doses, 0 = untreated, comma-separated (default: %(default)s)")
+    d.add_argument("--ec50", type=float, required=True, help="expected EC50/IC50, in the doses' unit")
+    d.add_argument("--suppression", type=float, default=0.85,
+                   help="expected effect as a fraction of untreated; negative for a rising readout (default: %(default)s)")
+    d.add_argument("--hill", type=float, default=1.4, help="expected steepness (default: %(default)s)")
+    d.add_argument("--noise-cv", type=float, default=0.1, help="each reading's CV (default: %(default)s)")
+    d.add_argument("--replicates", type=int, nargs="+", default=[1, 2, 3, 4, 6])
+    d.add_argument("--donors", type=int, default=6, help="donors averaged per source (default: %(default)s)")
+    d.add_argument("--tolerance", type=float, default=0.2, help="within this fraction of the truth (default: %(default)s)")
+    d.set_defaults(func=_cmd_plan_dose)
 
     # the workflow's steps, one per rule: grouped under 'run', out of the user's way
     r = sub.add_parser("run", help="a workflow step, as the Snakemake rules call it (not needed by hand)")
