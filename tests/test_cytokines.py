@@ -455,7 +455,10 @@ def test_ic50_precision_reaches_the_cramer_rao_bound_the_sweep_scores_against():
 def test_plan_dose_tabulates_what_a_design_can_resolve(capsys):
     """The planner: more replicates, a slope shared across donors and averaging donors each make an
     EC50 more precise; an EC50 at half the top dose is far less precise than one mid-series; the
-    command prints one row per replicate count and refuses a bad dose list with one line."""
+    shared-slope bounds come from the donors' joint information (between one donor alone and a
+    slope known exactly; for alike donors the mean's variance is one donor's own-slope variance / n,
+    since the slope's error is common to all); the command prints one row per replicate count and
+    refuses a bad value with one line naming the option."""
     doses = np.array([0, 0.78125, 1.5625, 3.125, 6.25, 12.5, 25, 50.0])
     mid = design_table(doses, ec50=6.0, suppression=0.85, hill=1.4, noise_cv=0.1)
     late = design_table(doses, ec50=25.0, suppression=0.85, hill=1.4, noise_cv=0.1)
@@ -463,21 +466,31 @@ def test_plan_dose_tabulates_what_a_design_can_resolve(capsys):
         assert t["p_within"].is_monotonic_increasing and (t["sd_ln_ec50"].diff().dropna() < 0).all()
         assert (t["p_within_shared_slope"] >= t["p_within"]).all()
         assert (t["p_within_donor_mean"] > t["p_within_shared_slope"]).all()
+        assert np.allclose(t["p_within_donor_mean"], [within_probability(v / np.sqrt(6)) for v in t["sd_ln_ec50"]])
     assert (late["sd_ln_ec50"] > 2.5 * mid["sd_ln_ec50"]).all()
-    # the table's bound for 2 replicates is the curve's own (untreated level does not matter)
     two = np.repeat(doses, 2)
-    assert mid.set_index("replicates").at[2, "sd_ln_ec50"] == pytest.approx(
-        ic50_sd_bound(two, untreated=800.0, saturating=120.0, ec50=6.0, hill=1.4, noise_cv=0.1), rel=1e-4)
-    rising = design_table(doses, ec50=6.0, suppression=-1.0, hill=1.4, noise_cv=0.1)
-    assert np.isfinite(rising["sd_ln_ec50"]).all()
+    kw = dict(untreated=800.0, saturating=120.0, ec50=25.0, hill=1.4, noise_cv=0.1)
+    own, known = ic50_sd_bound(two, **kw), ic50_sd_bound(two, **kw, known_slope=True)
+    row = late.set_index("replicates").loc[2]
+    assert row["sd_ln_ec50"] == pytest.approx(own, rel=1e-9)  # the untreated level does not matter
+    assert known < row["sd_ln_ec50_shared_slope"] < own
+    assert row["sd_ln_ec50_shared_slope"] == pytest.approx(np.sqrt(known**2 + (own**2 - known**2) / 6), rel=1e-6)
+    # any scale of the readout, and a rising readout is its own curve (d = 2a), not the falling one
+    assert ic50_sd_bound(two, **{**kw, "untreated": 8e-6, "saturating": 1.2e-6}) == pytest.approx(own, rel=1e-9)
+    rising = design_table(doses, ec50=25.0, suppression=-1.0, hill=1.4, noise_cv=0.1).set_index("replicates").loc[2]
+    assert rising["sd_ln_ec50"] == pytest.approx(ic50_sd_bound(two, **{**kw, "saturating": 1600.0}), rel=1e-9)
+    assert rising["sd_ln_ec50"] != pytest.approx(own, rel=1e-3)
     from zincassay.cli import main
 
     assert main(["plan-dose", "--ec50", "25", "--replicates", "2", "3"]) == 0
     out = capsys.readouterr().out.splitlines()
     assert len(out) == 5 and out[-2].split()[0] == "2" and out[-1].split()[0] == "3"
-    assert main(["plan-dose", "--ec50", "25", "--doses", "0,1,x"]) == 1
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "--doses" in err[0] and "'x'" in err[0]
+    assert float(out[-2].split()[3]) == pytest.approx(within_probability(own), abs=0.006)
+    for bad, option in ((["--doses", "0,1,x"], "--doses"), (["--replicates", "0"], "--replicates"),
+                        (["--tolerance", "1.5"], "--tolerance"), (["--suppression", "1.2"], "--suppression")):
+        assert main(["plan-dose", "--ec50", "25", *bad]) == 1
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and option in err[0], err
 
 
 def test_ic50_is_the_relative_one_and_withheld_where_the_doses_cannot_bound_it():

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import errno
+import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -81,13 +82,15 @@ def _cmd_plan_dose(args: argparse.Namespace) -> int:
                          noise_cv=args.noise_cv, replicates=tuple(args.replicates), donors=args.donors,
                          tolerance=args.tolerance)
     except ValueError as exc:
-        raise ZincassayError(f"{exc}; e.g. --suppression 0.85 for a fall to 15 % of untreated") from exc
+        option = re.compile(r"\b(suppression|ec50|hill|noise_cv|replicates|donors|tolerance)\b")
+        raise ZincassayError(option.sub(lambda m: "--" + m.group(1).replace("_", "-"), str(exc))) from exc
     pct = f"{args.tolerance:.0%}"
-    print(f"doses {', '.join(f'{d:g}' for d in doses)}; expected EC50 {args.ec50:g}, effect {args.suppression:.0%} "
-          f"of untreated, Hill {args.hill:g}, CV {args.noise_cv:.0%} per reading")
-    print(f"best possible precision of the EC50 (Cramer-Rao bound; a fit reaches it only on average): share of "
-          f"estimates within {pct} of the truth")
-    print(f"{'replicates':>10} {'readings':>8} {'95% CI x/÷':>10} {'one donor':>10} {'shared slope':>12} "
+    effect = f"falls by {args.suppression:.0%}" if args.suppression > 0 else f"rises by {-args.suppression:.0%}"
+    print(f"doses {', '.join(f'{d:g}' for d in doses)}; expected EC50 {args.ec50:g}, response {effect} at saturating "
+          f"dose, Hill {args.hill:g}, CV {args.noise_cv:.0%} per reading, {args.donors} donor(s)")
+    print(f"best possible precision of the EC50 (Cramer-Rao bound, for unbiased estimates; fits approach it with "
+          f"enough readings): share of estimates within {pct} of the truth")
+    print(f"{'replicates':>10} {'readings':>8} {'95% CI x/÷':>10} {'own slope':>10} {'shared slope':>12} "
           f"{f'mean of {args.donors}':>11}")
     for r in t.itertuples():
         print(f"{r.replicates:>10} {r.n_readings:>8} {r.ci95_fold:>10.2f} {r.p_within:>10.2f} "
@@ -140,8 +143,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="expected effect as a fraction of untreated; negative for a rising readout (default: %(default)s)")
     d.add_argument("--hill", type=float, default=1.4, help="expected steepness (default: %(default)s)")
     d.add_argument("--noise-cv", type=float, default=0.1, help="each reading's CV (default: %(default)s)")
-    d.add_argument("--replicates", type=int, nargs="+", default=[1, 2, 3, 4, 6])
-    d.add_argument("--donors", type=int, default=6, help="donors averaged per source (default: %(default)s)")
+    d.add_argument("--replicates", type=int, nargs="+", default=[1, 2, 3, 4, 6],
+                   help="replicate counts per dose to tabulate (default: 1 2 3 4 6)")
+    d.add_argument("--donors", type=int, default=6,
+                   help="donors per source, fitted with one Hill slope and averaged (default: %(default)s)")
     d.add_argument("--tolerance", type=float, default=0.2, help="within this fraction of the truth (default: %(default)s)")
     d.set_defaults(func=_cmd_plan_dose)
 
