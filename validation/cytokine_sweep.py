@@ -27,7 +27,10 @@ of the true singlet beads; IC50 within 20 % of truth (the relative IC50, the 4PL
 simulator and the method; scored over the IC50s the method reports, i.e. estimate within the doses
 and its 95 % profile interval within the doses, with the share reported and the accuracy of every estimate
 shown next to it). Also reported: coverage of the 95 % intervals,
-failed-level detection and false exclusions, missing-population detection.
+failed-level detection and false exclusions, missing-population detection, and what the data allow:
+the Bayes limit of bead assignment, the share within 15 % when each reading is read off the true
+curve (``oracle_within15``), and the Cramer-Rao bounds on the IC50 (``bound_own_slope``,
+``bound_shared_slope``, ``bound_gmean``; :mod:`zincassay.conditions.dose_design`).
 """
 
 from __future__ import annotations
