@@ -316,9 +316,10 @@ def main(argv: list[str] | None = None) -> int:
               "(estimate and its 95 % profile interval within the doses); within20 = share of the reported within "
               "20 % of truth; within20_estimate = the same over every fitted estimate, reported or not; coverage of "
               "the 95 % profile interval; gmean_within20 = share of readouts whose geometric mean reported IC50 over "
-              "6 donors is within 20 %; bound_own_slope / bound_shared_slope = the most any unbiased estimator "
+              "6 donors is within 20 %; bound_own_slope / bound_shared_slope = a reference, the most an unbiased estimator "
               "can have within 20 % (Cramer-Rao bound on ln IC50 for each true curve and this design, each donor "
-              "with its own Hill slope / the readout's 6 donors with one slope); bound_gmean = the same for the "
+              "with its own Hill slope / the readout's 6 donors with one slope, as if their slopes were equal); "
+              "bound_gmean = the same for the "
               "mean ln IC50 of all 6 donors)")
         print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
         i = table["within20"].idxmin()
