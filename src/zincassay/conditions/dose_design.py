@@ -21,17 +21,16 @@ import numpy as np
 import pandas as pd
 from scipy.stats import norm
 
+from zincassay.curves.model import jacobian, response
+
 __all__ = ["design_table", "ic50_sd_bound", "shared_slope_covariance", "within_probability"]
 
 
 def _jacobian(x: np.ndarray, a: float, d: float, c: float, b: float) -> np.ndarray:
-    """d ln y / d(a, d, ln c, b) at doses x, shape (n, 4); analytic, so free of the readout's scale."""
-    with np.errstate(divide="ignore"):
-        log_ratio = np.where(x > 0, np.log(np.where(x > 0, x, 1.0) / c), 0.0)
-    u = np.where(x > 0, np.exp(b * log_ratio), 0.0)
-    s = 1.0 / (1.0 + u)
-    y = d + (a - d) * s
-    return np.column_stack([s / y, (1.0 - s) / y, (a - d) * b * u * s**2 / y, -(a - d) * u * log_ratio * s**2 / y])
+    """d ln y / d(a, d, ln c, ln b) at doses x, shape (n, 4): the standard curves' analytic Jacobian
+    over the response (ln b instead of b leaves the bound on ln c unchanged)."""
+    theta = np.array([a, d, np.log(c), np.log(b)])
+    return jacobian(x, theta) / response(x, theta)[:, None]
 
 
 def _sd(cov: np.ndarray) -> float:
